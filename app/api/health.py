@@ -1,0 +1,41 @@
+"""Liveness and readiness probes; open, and free of patient data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.script import ScriptDirectory
+from flask import current_app
+from flask_smorest import Blueprint
+
+from app import queries
+from app.errors import APIError
+from app.extensions import db
+
+bp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators.")
+
+
+@bp.route("/healthz", methods=["GET"])
+def healthz() -> dict[str, Any]:
+    """Report that the process is running."""
+    return {"status": "ok"}
+
+
+@bp.route("/readyz", methods=["GET"])
+def readyz() -> dict[str, Any]:
+    """Report ready when the database answers and its schema is at the latest migration."""
+    expected = _migration_heads()
+    try:
+        current = queries.schema_revisions(db.session)
+    except Exception:
+        db.session.rollback()
+        raise APIError(503, "not_ready", "The database is not reachable.") from None
+    if current != expected:
+        raise APIError(503, "not_ready", "The database schema is not at the latest migration.",
+                       {"current": sorted(current), "expected": sorted(expected)})
+    return {"status": "ready", "revision": sorted(current)}
+
+
+def _migration_heads() -> set[str]:
+    config = current_app.extensions["migrate"].migrate.get_config()
+    return set(ScriptDirectory.from_config(config).get_heads())

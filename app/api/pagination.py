@@ -1,0 +1,125 @@
+"""Keyset pagination as one decorator: opaque cursor in, Link: rel="next" out.
+
+A view decorated with ``paginated`` returns ``(select, sort_key)``; the
+decorator orders by the sort key (which always ends with a unique column),
+fetches ``limit + 1`` rows to learn whether another page exists, and puts the
+absolute URL of that page in the Link header. No count(*), no OFFSET: every
+page costs the same, however deep.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlencode
+
+import sqlalchemy as sa
+from flask import request
+
+from app.errors import APIError
+from app.extensions import db
+
+
+@dataclass(frozen=True)
+class KeyColumn:
+    """One column of a sort key: the row key it is read from and its direction."""
+
+    name: str
+    column: sa.ColumnElement[Any]
+    kind: type = int
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class SortKey:
+    """An ordering whose last column is unique, so the cursor names one position."""
+
+    name: str
+    columns: tuple[KeyColumn, ...]
+
+    def order_by(self) -> list[sa.ColumnElement[Any]]:
+        """ORDER BY clauses for this key."""
+        return [key.column.desc() if key.descending else key.column.asc() for key in self.columns]
+
+    def after(self, values: list[Any]) -> sa.ColumnElement[bool]:
+        """Rows strictly after ``values`` in this order.
+
+        Written as ``a >= x AND (a > x OR rest)`` rather than a plain OR, so the
+        leading bound is an index range condition.
+        """
+        condition: sa.ColumnElement[bool] | None = None
+        for key, value in reversed(list(zip(self.columns, values, strict=True))):
+            strictly = key.column < value if key.descending else key.column > value
+            if condition is None:
+                condition = strictly
+            else:
+                bound = key.column <= value if key.descending else key.column >= value
+                condition = sa.and_(bound, sa.or_(strictly, condition))
+        assert condition is not None
+        return condition
+
+    def encode(self, row: dict[str, Any]) -> str:
+        """The opaque cursor pointing just after ``row``."""
+        values = [str(row[key.name]) if key.kind is Decimal else row[key.name]
+                  for key in self.columns]
+        raw = json.dumps([self.name, *values], separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def decode(self, cursor: str) -> list[Any]:
+        """The position a cursor points after; 422 invalid_parameter if it is not ours."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            name, *values = json.loads(raw)
+            if name != self.name or len(values) != len(self.columns):
+                raise ValueError("cursor belongs to another ordering")
+            return [_typed(key.kind, value) for key, value in zip(self.columns, values,
+                                                                  strict=True)]
+        except (ValueError, TypeError, binascii.Error, InvalidOperation):
+            raise APIError.invalid_parameter(
+                "cursor", "Malformed cursor; use the Link header of the previous page.") from None
+
+
+def _typed(kind: type, value: Any) -> Any:
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("expected an integer")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a decimal string")
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError("expected a finite decimal")
+    return number
+
+
+def paginated(item: Callable[[dict[str, Any]], Any] = lambda row: row) -> Callable[..., Any]:
+    """Decorate a view returning ``(select, SortKey)``; it then takes ``limit`` and ``cursor``."""
+
+    def decorator(view: Callable[..., tuple[sa.Select[Any], SortKey]]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, limit: int, cursor: str | None, **kwargs: Any) -> Any:
+            query, key = view(*args, **kwargs)
+            if cursor is not None:
+                query = query.where(key.after(key.decode(cursor)))
+            rows = [row._asdict() for row in
+                    db.session.execute(query.order_by(*key.order_by()).limit(limit + 1))]
+            headers = {}
+            if len(rows) > limit:
+                rows = rows[:limit]
+                headers["Link"] = f'<{_next_url(key.encode(rows[-1]))}>; rel="next"'
+            return [item(row) for row in rows], 200, headers
+
+        return wrapper
+
+    return decorator
+
+
+def _next_url(cursor: str) -> str:
+    args = [(name, value) for name, value in request.args.items(multi=True) if name != "cursor"]
+    return f"{request.base_url}?{urlencode([*args, ('cursor', cursor)])}"

@@ -1,0 +1,56 @@
+"""Patients: the snapshot upload and the analytics reads."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from flask_smorest import Blueprint
+
+from app import queries
+from app.api.pagination import KeyColumn, SortKey, paginated
+from app.api.snapshots import sync_from_request
+from app.errors import APIError
+from app.extensions import db
+from app.models import Patient
+from app.schemas import PatientListArgsSchema, PatientSchema, SyncArgsSchema, SyncReportSchema
+
+bp = Blueprint("patients", __name__, description="Patients and their live payment totals.")
+
+_ID = KeyColumn("id", Patient.id)
+PATIENT_SORTS = {
+    "id": SortKey("id", (_ID,)),
+    "paymentsTotal": SortKey("paymentsTotal", (
+        KeyColumn("payments_total", Patient.payments_total, Decimal), _ID)),
+    "-paymentsTotal": SortKey("-paymentsTotal", (
+        KeyColumn("payments_total", Patient.payments_total, Decimal, descending=True), _ID)),
+}
+
+
+@bp.route("/patients", methods=["GET"])
+@bp.arguments(PatientListArgsSchema, location="query", as_kwargs=True)
+@bp.response(200, PatientSchema(many=True))
+@paginated()
+def list_patients(payment_min: Decimal | None, payment_max: Decimal | None,
+                  sort: str) -> tuple[sa.Select[Any], SortKey]:
+    """List live patients, filtered by the total of their live payments."""
+    return queries.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
+
+
+@bp.route("/patients/<path:external_id>", methods=["GET"])
+@bp.response(200, PatientSchema)
+def get_patient(external_id: str) -> dict[str, Any]:
+    """Get one live patient by its externalId."""
+    patient = queries.live_patient(db.session, external_id)
+    if patient is None:
+        raise APIError.not_found(f"Patient '{external_id}'")
+    return patient
+
+
+@bp.route("/patients", methods=["POST"])
+@bp.arguments(SyncArgsSchema, location="query", as_kwargs=True)
+@bp.alt_response(200, schema=SyncReportSchema, description="The sync report.")
+def sync_patients(dry_run: bool, force: bool) -> dict[str, Any]:
+    """Replace the replica's patients with the complete snapshot in the body."""
+    return sync_from_request("patients", dry_run=dry_run, force=force)

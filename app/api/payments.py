@@ -1,0 +1,35 @@
+"""Payments: the snapshot upload and the list of a patient's payments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask_smorest import Blueprint
+
+from app import queries
+from app.api.pagination import KeyColumn, SortKey, paginated
+from app.api.snapshots import sync_from_request
+from app.models import Payment
+from app.schemas import PaymentListArgsSchema, PaymentSchema, SyncArgsSchema, SyncReportSchema
+
+bp = Blueprint("payments", __name__, description="Live payments.")
+
+BY_ID = SortKey("id", (KeyColumn("id", Payment.id),))
+
+
+@bp.route("/payments", methods=["GET"])
+@bp.arguments(PaymentListArgsSchema, location="query", as_kwargs=True)
+@bp.response(200, PaymentSchema(many=True))
+@paginated()
+def list_payments(external_id: str | None) -> tuple[sa.Select[Any], SortKey]:
+    """List live payments in id order, optionally of one patient (by its externalId)."""
+    return queries.live_payments(external_id), BY_ID
+
+
+@bp.route("/payments", methods=["POST"])
+@bp.arguments(SyncArgsSchema, location="query", as_kwargs=True)
+@bp.alt_response(200, schema=SyncReportSchema, description="The sync report.")
+def sync_payments(dry_run: bool, force: bool) -> dict[str, Any]:
+    """Replace the replica's payments with the complete snapshot in the body."""
+    return sync_from_request("payments", dry_run=dry_run, force=force)

@@ -1,0 +1,38 @@
+"""The history of syncs and their stored reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask_smorest import Blueprint
+
+from app import queries
+from app.api.pagination import KeyColumn, SortKey, paginated
+from app.errors import APIError
+from app.extensions import db
+from app.models import SyncRun
+from app.schemas import PageArgsSchema, SyncReportSchema
+
+bp = Blueprint("syncs", __name__, description="Recorded syncs, newest first.")
+
+NEWEST_FIRST = SortKey("-id", (KeyColumn("id", SyncRun.id, descending=True),))
+
+
+@bp.route("/syncs", methods=["GET"])
+@bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
+@bp.alt_response(200, schema=SyncReportSchema(many=True), description="Sync reports.")
+@paginated(item=lambda row: row["report"])
+def list_syncs() -> tuple[sa.Select[Any], SortKey]:
+    """List recorded syncs, newest first."""
+    return queries.sync_runs(), NEWEST_FIRST
+
+
+@bp.route("/syncs/<int:sync_id>", methods=["GET"])
+@bp.alt_response(200, schema=SyncReportSchema, description="The stored sync report.")
+def get_sync(sync_id: int) -> dict[str, Any]:
+    """Get the stored report of one sync."""
+    report = queries.sync_report(db.session, sync_id)
+    if report is None:
+        raise APIError.not_found(f"Sync {sync_id}")
+    return report

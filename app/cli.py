@@ -1,0 +1,52 @@
+"""`flask sync patients|payments FILE` — the same engine as the POST endpoints."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.errors import APIError
+from app.extensions import db
+from app.snapshot import parse_snapshot
+from app.sync import SyncRefused, SyncSettings, run_sync
+
+sync_cli = AppGroup("sync", help="Apply a full snapshot file to the replica.")
+
+EXIT_OK, EXIT_REJECTED, EXIT_REFUSED = 0, 1, 2
+
+
+def _sync_command(entity: str) -> click.Command:
+    @click.argument("file", type=click.File("rb"))
+    @click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+    @click.option("--force", is_flag=True, help="Apply even if the mass-delete guard trips.")
+    def command(file: click.utils.LazyFile, dry_run: bool, force: bool) -> None:
+        def progress(message: str) -> None:
+            click.echo(message, err=True)
+
+        progress(f"reading {file.name}")
+        try:
+            records = parse_snapshot(file.read())
+            report = run_sync(db.session, entity, records, dry_run=dry_run, force=force,
+                              settings=SyncSettings.from_config(current_app.config),
+                              progress=progress)
+        except APIError as error:
+            click.echo(f"error: {error.code}: {error.message}", err=True)
+            sys.exit(EXIT_REFUSED)
+        except SyncRefused as error:
+            click.echo(f"refused: {error.code}: {error.message}", err=True)
+            sys.exit(EXIT_REFUSED)
+        click.echo(json.dumps(report.to_json(), indent=2))
+        sys.exit(EXIT_REJECTED if report.rejected else EXIT_OK)
+
+    command.__doc__ = (f"Sync {entity} from FILE, a JSON array of the complete current set "
+                       f"('-' reads stdin). Prints the report as JSON; exits 0 if nothing was "
+                       f"rejected, 1 if some records were, 2 if the sync was refused or failed.")
+    return sync_cli.command(entity)(command)
+
+
+sync_patients = _sync_command("patients")
+sync_payments = _sync_command("payments")

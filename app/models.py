@@ -1,0 +1,99 @@
+"""The replica's tables: patients, payments and the history of syncs."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from app.types import Money, UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+EXTERNAL_ID_LENGTH = 255
+NAME_LENGTH = 255
+
+
+class Base(orm.DeclarativeBase):
+    """Declarative base with named constraints, so migrations are reviewable."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TimestampedMixin:
+    """created/updated/deleted as SPEC §1 defines them (deleted NULL = live)."""
+
+    created: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime(), default=utcnow)
+    updated: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime(), default=utcnow)
+    deleted: orm.Mapped[datetime | None] = orm.mapped_column(UTCDateTime())
+
+
+class Patient(TimestampedMixin, Base):
+    """A patient as the external system knows it, plus its live payment totals."""
+
+    __tablename__ = "patients"
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    external_id: orm.Mapped[str] = orm.mapped_column(
+        sa.String(EXTERNAL_ID_LENGTH), unique=True)
+    first_name: orm.Mapped[str] = orm.mapped_column(sa.String(NAME_LENGTH))
+    last_name: orm.Mapped[str] = orm.mapped_column(sa.String(NAME_LENGTH))
+    middle_name: orm.Mapped[str | None] = orm.mapped_column(sa.String(NAME_LENGTH))
+    date_of_birth: orm.Mapped[date | None] = orm.mapped_column(sa.Date())
+    # Derived from live payments and kept current by the payments sync, so the
+    # range filter and the sort never aggregate the payments table per request.
+    payments_total: orm.Mapped[Decimal] = orm.mapped_column(
+        Money(None, 2), default=Decimal("0.00"), server_default="0")
+    payments_count: orm.Mapped[int] = orm.mapped_column(default=0, server_default="0")
+
+    __table_args__ = (
+        sa.Index("ix_patients_live_total_id", "payments_total", "id",
+                 postgresql_where=sa.text("deleted IS NULL"),
+                 sqlite_where=sa.text("deleted IS NULL")),
+        sa.Index("ix_patients_live_total_desc_id", sa.text("payments_total DESC"), "id",
+                 postgresql_where=sa.text("deleted IS NULL"),
+                 sqlite_where=sa.text("deleted IS NULL")),
+    )
+
+
+class Payment(TimestampedMixin, Base):
+    """A payment as the external system knows it; amount is exact to the cent."""
+
+    __tablename__ = "payments"
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    external_id: orm.Mapped[str] = orm.mapped_column(
+        sa.String(EXTERNAL_ID_LENGTH), unique=True)
+    amount: orm.Mapped[Decimal] = orm.mapped_column(Money(12, 2))
+    patient_id: orm.Mapped[int] = orm.mapped_column(sa.ForeignKey("patients.id"))
+
+    patient: orm.Mapped[Patient] = orm.relationship(lazy="raise")
+
+    __table_args__ = (
+        sa.Index("ix_payments_live_patient_id_id", "patient_id", "id",
+                 postgresql_where=sa.text("deleted IS NULL"),
+                 sqlite_where=sa.text("deleted IS NULL")),
+    )
+
+
+class SyncRun(Base):
+    """One applied or dry-run sync and the report it produced."""
+
+    __tablename__ = "sync_runs"
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    entity: orm.Mapped[str] = orm.mapped_column(sa.String(16))
+    dry_run: orm.Mapped[bool]
+    started_at: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime())
+    finished_at: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime())
+    report: orm.Mapped[dict[str, Any]] = orm.mapped_column(
+        sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"))

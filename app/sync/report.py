@@ -1,0 +1,91 @@
+"""The outcome of one sync, serialized the same way for HTTP, the CLI and sync_runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """Why the element at ``index`` of the upload was rejected."""
+
+    index: int
+    external_id: str | None
+    messages: dict[str, list[str]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The camelCase form used in reports."""
+        return {"index": self.index, "externalId": self.external_id, "messages": self.messages}
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """The SYNC_* knobs of SPEC §2."""
+
+    lock_timeout: float = 30.0
+    max_delete_ratio: float = 0.5
+    guard_min_rows: int = 100
+    max_errors: int = 1000
+
+    @classmethod
+    def from_config(cls, config: Any) -> SyncSettings:
+        """Read the knobs from a Flask config mapping."""
+        return cls(lock_timeout=config["SYNC_LOCK_TIMEOUT"],
+                   max_delete_ratio=config["SYNC_MAX_DELETE_RATIO"],
+                   guard_min_rows=config["SYNC_GUARD_MIN_ROWS"],
+                   max_errors=config["SYNC_MAX_ERRORS"])
+
+
+@dataclass(frozen=True)
+class MergeCounts:
+    """Rows written by the merge, per rule."""
+
+    created: int = 0
+    updated: int = 0
+    restored: int = 0
+    deleted: int = 0
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """Counts per outcome plus the first errors, in upload order (SPEC §2)."""
+
+    sync_id: int
+    entity: str
+    dry_run: bool
+    received: int
+    created: int
+    updated: int
+    restored: int
+    unchanged: int
+    rejected: int
+    deleted: int
+    errors: list[RecordError] = field(default_factory=list)
+    errors_truncated: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as SPEC §2 prints it."""
+        return {
+            "syncId": self.sync_id,
+            "entity": self.entity,
+            "dryRun": self.dry_run,
+            "received": self.received,
+            "created": self.created,
+            "updated": self.updated,
+            "restored": self.restored,
+            "unchanged": self.unchanged,
+            "rejected": self.rejected,
+            "deleted": self.deleted,
+            "errors": [error.to_json() for error in self.errors],
+            "errorsTruncated": self.errors_truncated,
+            "startedAt": _iso(self.started_at),
+            "finishedAt": _iso(self.finished_at),
+        }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="microseconds")
