@@ -66,7 +66,7 @@ def create_stage(connection: sa.Connection, entity: str, rows: list[tuple[Any, .
     else:
         _insert_rows(connection, stage, columns, staged)
         # SQLite has no hash joins: the anti-join of the soft delete needs this.
-        sa.Index(f"ix_{stage.name}_external_id", stage.c.external_id).create(connection)
+        connection.execute(sa.text(f"CREATE INDEX ix_{stage.name} ON {stage.name} (external_id)"))
     return stage
 
 
