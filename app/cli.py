@@ -27,7 +27,7 @@ def _sync_command(entity: str) -> click.Command:
         def progress(message: str) -> None:
             click.echo(message, err=True)
 
-        progress(f"reading {file.name}")
+        progress(f"reading {getattr(file, 'name', '-')}")
         try:
             records = parse_snapshot(file.read())
             report = run_sync(db.session, entity, records, dry_run=dry_run, force=force,

@@ -17,8 +17,8 @@ from app.models import EXTERNAL_ID_LENGTH, NAME_LENGTH
 from app.types import CENT
 
 MAX_ABS_AMOUNT = Decimal(10) ** 10
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_NUMBER_RE = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_NUMBER_RE = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?", re.ASCII)
 
 
 def storable(value: str) -> str | None:
