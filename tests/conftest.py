@@ -57,6 +57,7 @@ def postgres_url() -> Iterator[str]:
     name = f"pp_test_{os.getpid()}"
     try:
         with admin.connect() as connection:
+            _drop_abandoned_databases(connection)
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as error:
@@ -71,6 +72,16 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+def _drop_abandoned_databases(connection: sa.Connection) -> None:
+    """Drop test databases left by killed runs: theirs is a PID that no longer exists."""
+    names = connection.scalars(sa.text(
+        "SELECT datname FROM pg_database WHERE datname ~ '^pp_test_[0-9]+(_[a-z]+)?$'"))
+    for name in list(names):
+        pid = int(name.split("_")[2])
+        if not os.path.exists(f"/proc/{pid}"):
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,88 @@
+"""Probes and the JSON error envelope (SPEC §4)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from app import create_app
+from app.extensions import db
+
+
+def assert_envelope(response: TestResponse, status: int, code: str) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.content_type == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
+    assert isinstance(body["error"]["details"], dict)
+
+
+def test_healthz_returns_200(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_returns_200_on_migrated_database(client: FlaskClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "ready"
+    assert len(body["revision"]) == 1
+
+
+def test_readyz_returns_503_when_schema_is_not_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    assert not path.exists()
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
+    try:
+        response = app.test_client().get("/readyz")
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    assert_envelope(response, 503, "not_ready")
+    assert response.get_json()["error"]["details"]["current"] == []
+    assert len(response.get_json()["error"]["details"]["expected"]) == 1
+
+
+def test_unknown_route_gives_404_json_envelope(client: FlaskClient) -> None:
+    response = client.get("/no/such/route")
+    assert_envelope(response, 404, "not_found")
+
+
+def test_delete_patients_gives_405_json_envelope_with_allow_header(client: FlaskClient) -> None:
+    response = client.delete("/patients")
+    assert_envelope(response, 405, "method_not_allowed")
+    allowed = {method.strip() for method in response.headers["Allow"].split(",")}
+    assert {"GET", "POST"} <= allowed
+    assert "DELETE" not in allowed
+
+
+ERROR_REQUESTS: dict[str, tuple[Callable[[FlaskClient], TestResponse], int, str]] = {
+    "unknown-route": (lambda c: c.get("/nope"), 404, "not_found"),
+    "unknown-patient": (lambda c: c.get("/patients/nobody"), 404, "not_found"),
+    "unknown-sync": (lambda c: c.get("/syncs/424242"), 404, "not_found"),
+    "method-not-allowed": (lambda c: c.put("/payments"), 405, "method_not_allowed"),
+    "bad-query": (lambda c: c.get("/patients?limit=0"), 422, "invalid_parameter"),
+    "bad-cursor": (lambda c: c.get("/payments?cursor=%%%"), 422, "invalid_parameter"),
+    "bad-json": (lambda c: c.post("/patients", data=b"{not json",
+                                  content_type="application/json"), 400, "invalid_json"),
+    "not-an-array": (lambda c: c.post("/patients", data=b"{}",
+                                      content_type="application/json"), 422, "invalid_payload"),
+    "wrong-media-type": (lambda c: c.post("/patients", data=b"[]", content_type="text/plain"),
+                         415, "unsupported_media_type"),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_REQUESTS))
+def test_every_error_response_is_json_envelope(client: FlaskClient, case: str) -> None:
+    send, status, code = ERROR_REQUESTS[case]
+    assert_envelope(send(client), status, code)
