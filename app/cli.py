@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import click
@@ -14,6 +15,7 @@ from app.extensions import db
 from app.snapshot import parse_snapshot
 from app.sync import SyncRefused, SyncSettings, run_sync
 
+log = logging.getLogger(__name__)
 sync_cli = AppGroup("sync", help="Apply a full snapshot file to the replica.")
 
 EXIT_OK, EXIT_REJECTED, EXIT_REFUSED = 0, 1, 2
@@ -38,6 +40,9 @@ def _sync_command(entity: str) -> click.Command:
             sys.exit(EXIT_REFUSED)
         except SyncRefused as error:
             click.echo(f"refused: {error.code}: {error.message}", err=True)
+            sys.exit(EXIT_REFUSED)
+        except Exception:
+            log.exception("sync of %s failed; nothing was changed", entity)
             sys.exit(EXIT_REFUSED)
         click.echo(json.dumps(report.to_json(), indent=2))
         sys.exit(EXIT_REJECTED if report.rejected else EXIT_OK)

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+import sqlalchemy as sa
 from click.testing import Result
 from flask.testing import FlaskClient, FlaskCliRunner
 
+from app.sync import merge
 from tests.helpers import REPORT_OUTCOMES, patient_record, payment_record, sync, to_json
 
 PATIENTS = [patient_record("p1"), patient_record("p2", firstName="Grace")]
@@ -194,3 +196,17 @@ def test_cli_sync_and_http_sync_give_same_counts_for_same_snapshot(
     assert {key: cli[key] for key in COUNTS} == {key: http[key] for key in COUNTS}
     assert (cli["created"], cli["updated"], cli["restored"], cli["unchanged"],
             cli["rejected"], cli["deleted"]) == (1, 1, 1, 1, 2, 1)
+
+
+def test_cli_sync_exits_2_and_changes_nothing_when_the_database_fails(
+        runner: FlaskCliRunner, client: FlaskClient, three_patients: dict[str, Any],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(*args: Any) -> int:
+        raise sa.exc.OperationalError("UPDATE", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(merge, "update_changed", explode)
+    records = [patient_record(f"p{n}", lastName="Changed") for n in (1, 2, 3)]
+    result = run(runner, "patients", write_snapshot(tmp_path, records))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert live_state(client) == three_patients

@@ -24,6 +24,7 @@ from flask import request
 
 from app.errors import APIError
 from app.extensions import db
+from app.types import CENT
 
 
 @dataclass(frozen=True)
@@ -85,16 +86,21 @@ class SortKey:
                 "cursor", "Malformed cursor; use the Link header of the previous page.") from None
 
 
+_MAX_ID = 2**63
+_MAX_TOTAL = Decimal(10) ** 16
+
+
 def _typed(kind: type, value: Any) -> Any:
+    """A cursor value of the expected type, within what the columns can hold."""
     if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("expected an integer")
+        if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= _MAX_ID:
+            raise ValueError("expected a 64-bit integer")
         return value
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 40:
         raise ValueError("expected a decimal string")
     number = Decimal(value)
-    if not number.is_finite():
-        raise ValueError("expected a finite decimal")
+    if not number.is_finite() or abs(number) >= _MAX_TOTAL or number != number.quantize(CENT):
+        raise ValueError("expected an amount in cents")
     return number
 
 
