@@ -314,3 +314,14 @@ def test_sync_refused_sync_is_not_recorded(client: FlaskClient, guarded) -> None
     sync(client, "patients", [patient_record(f"p{i}") for i in range(4)])
     post_snapshot(client, "patients", [])
     assert len(client.get("/syncs").get_json()) == 1
+
+
+def test_sync_rejects_only_the_record_with_a_gigantic_integer_external_id(
+        client: FlaskClient) -> None:
+    body = ('[{"externalId": ' + "9" * 5000 + ', "firstName": "A", "lastName": "B"},'
+            ' {"externalId": "ok", "firstName": "A", "lastName": "B"}]').encode()
+    response = post_snapshot(client, "patients", body)
+    assert response.status_code == 200
+    report = response.get_json()
+    assert (report["created"], report["rejected"]) == (1, 1)
+    assert "externalId" in report["errors"][0]["messages"]
