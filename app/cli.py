@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 
 from app.errors import APIError
 from app.extensions import db
-from app.snapshot import parse_snapshot
+from app.snapshot import iter_snapshot
 from app.sync import SyncRefused, SyncSettings, run_sync
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def _sync_command(entity: str) -> click.Command:
 
         progress(f"reading {getattr(file, 'name', '-')}")
         try:
-            records = parse_snapshot(file.read())
+            records = iter_snapshot(file)
             report = run_sync(db.session, entity, records, dry_run=dry_run, force=force,
                               settings=SyncSettings.from_config(current_app.config),
                               progress=progress)

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, BinaryIO
 
 from flask import current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import APIError
 from app.extensions import db
-from app.snapshot import gunzip_bounded, parse_snapshot
+from app.snapshot import GunzipReader, iter_snapshot
 from app.sync import SyncSettings, run_sync
 
 
 def sync_from_request(entity: str, *, dry_run: bool, force: bool) -> dict[str, Any]:
-    """Read the request's snapshot, run the sync engine and return the report JSON."""
-    records = parse_snapshot(_request_body())
+    """Stream the request's snapshot through the sync engine and return the report JSON."""
+    records = iter_snapshot(_request_stream())
     report = run_sync(db.session, entity, records, dry_run=dry_run, force=force,
                       settings=SyncSettings.from_config(current_app.config))
     return report.to_json()
 
 
-def _request_body() -> bytes:
+def _request_stream() -> BinaryIO:
+    """The body as a stream; werkzeug enforces MAX_CONTENT_LENGTH on the raw bytes."""
     if request.mimetype != "application/json":
         raise APIError.unsupported_media_type(
             f"Expected Content-Type application/json, got {request.mimetype or 'none'}.")
@@ -29,9 +29,6 @@ def _request_body() -> bytes:
     if encoding not in ("identity", "gzip"):
         raise APIError.unsupported_media_type(
             f"Unsupported Content-Encoding {encoding!r}; send identity or gzip.")
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    try:
-        raw = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        raise APIError.payload_too_large(limit) from None
-    return gunzip_bounded(raw, limit) if encoding == "gzip" else raw
+    if encoding == "gzip":
+        return GunzipReader(request.stream, current_app.config["MAX_CONTENT_LENGTH"])  # type: ignore[return-value]
+    return request.stream

@@ -8,10 +8,10 @@ or a refusal (the dry run's report is then recorded on its own).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from heapq import merge as merge_sorted
 from itertools import islice
 from typing import Any
 
@@ -22,9 +22,9 @@ from app.models import SyncRun
 from app.sync import merge
 from app.sync.errors import MassDeleteRefused
 from app.sync.lock import sync_lock
-from app.sync.records import ENTITIES, ValidatedSnapshot, validate_snapshot
+from app.sync.records import ENTITIES, ValidationSummary, validate_snapshot
 from app.sync.report import MergeCounts, RecordError, SyncReport, SyncSettings
-from app.sync.staging import create_stage, drop_stages
+from app.sync.staging import drop_stages, stage_sink
 from app.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -37,31 +37,34 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
              settings: SyncSettings | None = None, progress: Progress | None = None) -> SyncReport:
     """Make the replica of ``entity`` equal to the snapshot ``records``; return the report.
 
-    Raises SyncInProgress when the lock is not free within the timeout and
-    MassDeleteRefused when the guard trips; in both cases nothing changed.
+    ``records`` may be a lazy iterator (a streaming upload): it is consumed
+    once, before the lock is taken. Raises SyncInProgress when the lock is not
+    free within the timeout and MassDeleteRefused when the guard trips; in both
+    cases, and on any error, nothing changed.
     """
     if entity not in ENTITIES:
         raise ValueError(f"unknown entity {entity!r}")
     settings = settings or SyncSettings()
-    say = progress or (lambda message: None)
-    validated = validate_snapshot(entity, records, settings.max_errors)
-    say(f"{entity}: {validated.received} records read, {validated.rejected} invalid")
-    connection = session.connection()
-    try:
-        with sync_lock(connection, settings.lock_timeout):
-            now = utcnow()
-            counts, unknown, unknown_errors = _apply(connection, entity, validated, now,
-                                                     settings, force)
-            say(f"{entity}: merged")
-            report = _report(entity, dry_run, validated, counts, unknown, unknown_errors,
-                             settings.max_errors, now)
-            if dry_run:
-                session.rollback()
-            report = _record(session, report)
-            session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+    say = _timed(progress)
+    with stage_sink(session.get_bind().dialect.name, entity) as sink:
+        summary = validate_snapshot(entity, records, sink, settings.max_errors)
+        say(f"{entity}: {summary.received} records read, {summary.rejected} invalid")
+        try:
+            connection = session.connection()
+            with sync_lock(connection, settings.lock_timeout):
+                now = utcnow()
+                stage = sink.load(connection)
+                say(f"{entity}: staged")
+                outcome = _apply(connection, entity, stage, now, settings, force)
+                say(f"{entity}: merged")
+                report = _report(entity, dry_run, summary, outcome, settings.max_errors, now)
+                if dry_run:
+                    session.rollback()
+                report = _record(session, report)
+                session.commit()
+        except BaseException:
+            session.rollback()
+            raise
     log.info("sync %(syncId)s %(entity)s dry_run=%(dryRun)s received=%(received)s "
              "created=%(created)s updated=%(updated)s restored=%(restored)s "
              "unchanged=%(unchanged)s rejected=%(rejected)s deleted=%(deleted)s",
@@ -69,16 +72,37 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
     return report
 
 
-def _apply(connection: sa.Connection, entity: str, validated: ValidatedSnapshot, now: datetime,
-           settings: SyncSettings, force: bool) -> tuple[MergeCounts, int, list[RecordError]]:
-    """Stage the snapshot and run the merge statements; returns counts and rule 7 rejections."""
+def _timed(progress: Progress | None) -> Progress:
+    """Prefix progress messages with the seconds since the sync began."""
+    began = time.monotonic()
+
+    def say(message: str) -> None:
+        if progress is not None:
+            progress(f"[{time.monotonic() - began:7.2f}s] {message}")
+
+    return say
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    """What the database side decided: rows written, and the rejections it found."""
+
+    counts: MergeCounts
+    accepted: int
+    rejected: int
+    errors: list[RecordError]
+
+
+def _apply(connection: sa.Connection, entity: str, stage: sa.Table, now: datetime,
+           settings: SyncSettings, force: bool) -> MergeOutcome:
+    """Settle the cross-record rules, then run the merge statements (rules 1-7)."""
     target = merge.TARGETS[entity]
     fields = merge.MERGED_FIELDS[entity]
-    stage = create_stage(connection, entity, validated.rows, validated.protected)
-    unknown, unknown_errors = 0, []
+    rejected, errors = merge.reject_duplicates(connection, stage, settings.max_errors)
     if entity == "payments":
         unknown, unknown_errors = merge.reject_unknown_patients(
             connection, stage, settings.max_errors)
+        rejected, errors = rejected + unknown, errors + unknown_errors
     _guard_mass_delete(connection, target, stage, settings, force)
     if entity == "payments":
         merge.remember_moved_payments(connection, stage)
@@ -90,8 +114,9 @@ def _apply(connection: sa.Connection, entity: str, validated: ValidatedSnapshot,
     )
     if entity == "payments":
         merge.refresh_payment_totals(connection, now)
+    accepted = connection.scalar(sa.select(sa.func.count()).where(stage.c.valid)) or 0
     drop_stages(connection)
-    return counts, unknown, unknown_errors
+    return MergeOutcome(counts, accepted, rejected, errors)
 
 
 def _guard_mass_delete(connection: sa.Connection, target: sa.Table, stage: sa.Table,
@@ -110,20 +135,37 @@ def _guard_mass_delete(connection: sa.Connection, target: sa.Table, stage: sa.Ta
             {"live": live, "wouldDelete": doomed, "maxDeleteRatio": settings.max_delete_ratio})
 
 
-def _report(entity: str, dry_run: bool, validated: ValidatedSnapshot, counts: MergeCounts,
-            unknown: int, unknown_errors: list[RecordError], max_errors: int,
-            now: datetime) -> SyncReport:
-    rejected = validated.rejected + unknown
-    errors = list(islice(merge_sorted(validated.errors, unknown_errors,
-                                      key=lambda error: error.index), max_errors))
-    accepted = len(validated.rows) - unknown
+def _report(entity: str, dry_run: bool, summary: ValidationSummary, outcome: MergeOutcome,
+            max_errors: int, now: datetime) -> SyncReport:
+    counts = outcome.counts
+    rejected = summary.rejected + outcome.rejected
+    errors = _first_errors([summary.errors, outcome.errors], max_errors)
     return SyncReport(
-        sync_id=0, entity=entity, dry_run=dry_run, received=validated.received,
+        sync_id=0, entity=entity, dry_run=dry_run, received=summary.received,
         created=counts.created, updated=counts.updated, restored=counts.restored,
-        unchanged=accepted - counts.created - counts.updated - counts.restored,
+        unchanged=outcome.accepted - counts.created - counts.updated - counts.restored,
         rejected=rejected, deleted=counts.deleted,
         errors=errors, errors_truncated=rejected > len(errors),
         started_at=now, finished_at=now)
+
+
+def _first_errors(sources: list[list[RecordError]], max_errors: int) -> list[RecordError]:
+    """The first ``max_errors`` rejected elements, one entry each, messages combined.
+
+    Each source lists its own first ``max_errors`` in upload order, so the
+    union's first ``max_errors`` are all present.
+    """
+    by_index: dict[int, RecordError] = {}
+    for error in sorted((e for source in sources for e in source), key=lambda e: e.index):
+        known = by_index.get(error.index)
+        if known is None:
+            by_index[error.index] = error
+            continue
+        messages = {key: list(value) for key, value in known.messages.items()}
+        for key, value in error.messages.items():
+            messages.setdefault(key, []).extend(value)
+        by_index[error.index] = RecordError(error.index, known.external_id, messages)
+    return list(islice(by_index.values(), max_errors))
 
 
 def _record(session: orm.Session, report: SyncReport) -> SyncReport:

@@ -91,6 +91,33 @@ def insert_new(connection: sa.Connection, target: sa.Table, stage: sa.Table,
     return connection.execute(statement).rowcount
 
 
+def reject_duplicates(connection: sa.Connection, stage: sa.Table,
+                      max_errors: int) -> tuple[int, list[RecordError]]:
+    """Rule 6: an externalId that occurs more than once rejects every occurrence.
+
+    Counts every staged element, the already rejected ones included. Returns
+    how many valid rows this rejected and the first ``max_errors`` occurrences
+    in upload order (already rejected ones too, so their messages combine).
+    """
+    occurrences = (sa.select(stage.c.external_id, sa.func.count().label("n"))
+                   .group_by(stage.c.external_id).having(sa.func.count() > 1))
+    if connection.execute(occurrences.limit(1)).first() is None:
+        return 0, []
+    duplicated = occurrences.subquery()
+    first = connection.execute(
+        sa.select(stage.c.idx, stage.c.external_id, duplicated.c.n)
+        .join(duplicated, duplicated.c.external_id == stage.c.external_id)
+        .order_by(stage.c.idx).limit(max_errors)).all()
+    errors = [RecordError(index, external_id, {"externalId": [
+        f"Duplicate externalId '{external_id}': it occurs {n} times in this upload."]})
+        for index, external_id, n in first]
+    rejected = connection.execute(
+        sa.update(stage)
+        .where(stage.c.valid, stage.c.external_id.in_(sa.select(duplicated.c.external_id)))
+        .values(valid=False)).rowcount
+    return rejected, errors
+
+
 def reject_unknown_patients(connection: sa.Connection, stage: sa.Table,
                             max_errors: int) -> tuple[int, list[RecordError]]:
     """Rule 7: resolve each payment's patient; reject those with no live patient.
@@ -129,13 +156,23 @@ def remember_moved_payments(connection: sa.Connection, stage: sa.Table) -> None:
 
 
 def refresh_payment_totals(connection: sa.Connection, now: datetime) -> int:
-    """Recompute paymentsTotal/paymentsCount for every patient a payments sync touched."""
+    """Recompute paymentsTotal/paymentsCount for every patient a payments sync touched.
+
+    One aggregate over the touched patients' live payments, written only where
+    it differs, so a sync that changes little costs little.
+    """
     written = sa.select(PAYMENTS.c.patient_id).where(PAYMENTS.c.updated == now)
     connection.execute(sa.insert(TOUCHED_PATIENTS).from_select(["patient_id"], written))
-    live = sa.and_(PAYMENTS.c.patient_id == PATIENTS.c.id, PAYMENTS.c.deleted.is_(None))
-    total = sa.select(sa.func.sum(PAYMENTS.c.amount)).where(live).scalar_subquery()
-    count = sa.select(sa.func.count()).select_from(PAYMENTS).where(live).scalar_subquery()
+    touched = sa.select(TOUCHED_PATIENTS.c.patient_id).distinct().subquery()
+    sums = (sa.select(touched.c.patient_id,
+                      sa.func.coalesce(sa.func.sum(PAYMENTS.c.amount), 0).label("total"),
+                      sa.func.count(PAYMENTS.c.id).label("n"))
+            .select_from(touched.outerjoin(PAYMENTS, sa.and_(
+                PAYMENTS.c.patient_id == touched.c.patient_id, PAYMENTS.c.deleted.is_(None))))
+            .group_by(touched.c.patient_id).subquery())
     statement = (sa.update(PATIENTS)
-                 .where(PATIENTS.c.id.in_(sa.select(TOUCHED_PATIENTS.c.patient_id)))
-                 .values(payments_total=sa.func.coalesce(total, 0), payments_count=count))
+                 .where(PATIENTS.c.id == sums.c.patient_id,
+                        sa.or_(PATIENTS.c.payments_total != sums.c.total,
+                               PATIENTS.c.payments_count != sums.c.n))
+                 .values(payments_total=sums.c.total, payments_count=sums.c.n))
     return connection.execute(statement).rowcount

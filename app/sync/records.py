@@ -1,25 +1,41 @@
 """Per-record validation of a snapshot (SPEC §2), with no database access.
 
-Turns the uploaded array into the rows to stage and the rejections to report.
-Duplicated externalIds (rule 6) are cross-record but need no database, so
-they are settled here too.
+Records stream in one at a time and go straight to a stage sink, so a
+snapshot of millions of records is never held in memory. Each record first
+meets a fast path that recognises the common, certainly valid shape with a
+few type checks; anything else goes through the marshmallow schema, which is
+the reference and produces the error messages. The fast path only ever
+accepts what the schema accepts, with the same values (tests run both over
+the same hostile inputs).
+
+Cross-record rules (duplicates, unknown patients) need the whole upload and
+are settled in SQL by ``merge``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import date
+from decimal import Decimal
+from typing import Any, Protocol
 
 import marshmallow as ma
 
-from app.schemas import ExternalIdField, PatientRecordSchema, PaymentRecordSchema
+from app.models import EXTERNAL_ID_LENGTH, NAME_LENGTH
+from app.schemas import (
+    MAX_ABS_AMOUNT,
+    ExternalIdField,
+    PatientRecordSchema,
+    PaymentRecordSchema,
+)
 from app.sync.report import RecordError
+from app.types import CENT
 
 ENTITIES = ("patients", "payments")
 
-# The order of the staged columns after (index, external_id).
+# The order of the staged columns after (index, external_id, valid).
 STAGED_FIELDS: dict[str, tuple[str, ...]] = {
     "patients": ("first_name", "last_name", "middle_name", "date_of_birth"),
     "payments": ("patient_external_id", "amount"),
@@ -30,59 +46,53 @@ _SCHEMAS: dict[str, ma.Schema] = {
     "payments": PaymentRecordSchema(),
 }
 _EXTERNAL_ID = ExternalIdField()
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+
+Fields = tuple[Any, ...]
+
+
+class StageSink(Protocol):
+    """Where validated records go: one row per element whose externalId is readable."""
+
+    def add(self, index: int, external_id: str, valid: bool, fields: Fields | None) -> None:
+        """Stage one element; ``fields`` is None for a rejected one."""
 
 
 @dataclass
-class ValidatedSnapshot:
-    """The upload split into valid rows and rejections.
-
-    ``rows`` are ``(index, external_id, *STAGED_FIELDS)`` tuples. ``protected``
-    holds the externalIds of rejected records that could be read: rule 5 keeps
-    their stored rows exactly as they are. ``errors`` holds the first
-    ``max_errors`` rejections in upload order; ``rejected`` counts them all.
-    """
+class ValidationSummary:
+    """What per-record validation found; ``errors`` holds the first ``max_errors``."""
 
     received: int = 0
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
-    protected: list[tuple[int, str]] = field(default_factory=list)
-    errors: list[RecordError] = field(default_factory=list)
     rejected: int = 0
+    errors: list[RecordError] = field(default_factory=list)
 
 
-def validate_snapshot(entity: str, records: Iterable[Any], max_errors: int) -> ValidatedSnapshot:
-    """Validate every element of a snapshot; duplicates reject every occurrence (rule 6)."""
+def validate_snapshot(entity: str, records: Iterable[Any], sink: StageSink, max_errors: int,
+                      *, fast: bool = True) -> ValidationSummary:
+    """Validate every element of ``records`` into ``sink`` (``fast=False`` forces marshmallow)."""
     schema = _SCHEMAS[entity]
     columns = STAGED_FIELDS[entity]
-    loaded: list[tuple[str | None, dict[str, Any] | None, dict[str, list[str]] | None]] = []
-    occurrences: Counter[str] = Counter()
-    for record in records:
+    fast_path = _FAST_PATHS[entity] if fast else _never
+    summary = ValidationSummary()
+    index = -1
+    for index, record in enumerate(records):
+        accepted = fast_path(record)
+        if accepted is not None:
+            sink.add(index, accepted[0], True, accepted[1:])
+            continue
         try:
             data = schema.load(record)
         except ma.ValidationError as error:
             external_id = readable_external_id(record)
-            loaded.append((external_id, None, _as_messages(error.messages)))
+            summary.rejected += 1
+            if external_id is not None:
+                sink.add(index, external_id, False, None)
+            if len(summary.errors) < max_errors:
+                summary.errors.append(RecordError(index, external_id, _as_messages(error.messages)))
         else:
-            external_id = data["external_id"]
-            loaded.append((external_id, data, None))
-        if external_id is not None:
-            occurrences[external_id] += 1
-
-    result = ValidatedSnapshot(received=len(loaded))
-    for index, (external_id, data, messages) in enumerate(loaded):
-        if external_id is not None and occurrences[external_id] > 1:
-            messages = dict(messages or {})
-            messages["externalId"] = [*messages.get("externalId", []),
-                                      f"Duplicate externalId '{external_id}': it occurs "
-                                      f"{occurrences[external_id]} times in this upload."]
-        if messages is None and data is not None:
-            result.rows.append((index, external_id, *(data[name] for name in columns)))
-            continue
-        result.rejected += 1
-        if external_id is not None:
-            result.protected.append((index, external_id))
-        if len(result.errors) < max_errors:
-            result.errors.append(RecordError(index, external_id, messages or {}))
-    return result
+            sink.add(index, data["external_id"], True, tuple(data[name] for name in columns))
+    summary.received = index + 1
+    return summary
 
 
 def readable_external_id(record: Any) -> str | None:
@@ -100,3 +110,69 @@ def _as_messages(messages: Any) -> dict[str, list[str]]:
         return {str(key): list(value) if isinstance(value, list) else [str(value)]
                 for key, value in messages.items()}
     return {"_schema": [str(message) for message in messages]}
+
+
+# --------------------------------------------------------------------------- fast path
+# Each returns (external_id, *fields) for a record that is certainly valid, or
+# None to send it to marshmallow. Plain printable ASCII is a subset of what the
+# schema accepts as a name or id, and needs no further storability checks.
+
+
+def _plain(value: Any, limit: int = NAME_LENGTH) -> bool:
+    return (type(value) is str and 0 < len(value) <= limit
+            and value.isascii() and value.isprintable())
+
+
+def _fast_id(value: Any) -> str | None:
+    if type(value) is int:
+        text = str(value)
+        return text if len(text) <= EXTERNAL_ID_LENGTH else None
+    return value if _plain(value, EXTERNAL_ID_LENGTH) else None
+
+
+def _fast_patient(record: Any) -> Fields | None:
+    if type(record) is not dict:
+        return None
+    external_id = _fast_id(record.get("externalId"))
+    first, last = record.get("firstName"), record.get("lastName")
+    middle, born = record.get("middleName"), record.get("dateOfBirth")
+    if external_id is None or not (_plain(first) and _plain(last)):
+        return None
+    if middle is not None and not _plain(middle):
+        return None
+    if born is not None:
+        if type(born) is not str or not _DATE.fullmatch(born):
+            return None
+        try:
+            born = date.fromisoformat(born)
+        except ValueError:
+            return None
+    return external_id, first, last, middle, born
+
+
+def _fast_payment(record: Any) -> Fields | None:
+    if type(record) is not dict:
+        return None
+    external_id = _fast_id(record.get("externalId"))
+    patient = _fast_id(record.get("patientId"))
+    amount = record.get("amount")
+    if external_id is None or patient is None:
+        return None
+    if type(amount) is int:
+        amount = Decimal(amount)
+    elif type(amount) is not Decimal or not amount.is_finite():
+        return None
+    if abs(amount) >= MAX_ABS_AMOUNT:
+        return None
+    cents = amount.quantize(CENT)
+    return (external_id, patient, cents) if cents == amount else None
+
+
+def _never(record: Any) -> None:
+    return None
+
+
+_FAST_PATHS: dict[str, Callable[[Any], Fields | None]] = {
+    "patients": _fast_patient,
+    "payments": _fast_payment,
+}

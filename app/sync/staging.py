@@ -3,22 +3,28 @@
 A stage holds one row per uploaded element whose externalId could be read:
 valid records with their fields (``valid`` true) and rejected ones with only
 their externalId, so the merge can leave their stored rows alone (rule 5).
+
+Validation writes into a sink while the upload is still streaming in; the
+sink is loaded into the stage only once the sync holds its lock. On
+PostgreSQL the sink spools COPY text to a temporary file, so memory stays
+flat however large the snapshot.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Iterator
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 
-from app.sync.records import STAGED_FIELDS
+from app.sync.records import STAGED_FIELDS, Fields
 from app.types import Money
 
 _metadata = sa.MetaData()
-_COPY_BATCH_ROWS = 5000
+_SPOOL_FLUSH_ROWS = 10000
 _INSERT_BATCH_ROWS = 10000
 _COPY_READ_SIZE = 1 << 20
 
@@ -51,23 +57,91 @@ TOUCHED_PATIENTS = sa.Table("sync_touched_patients", _metadata,
                             sa.Column("patient_id", sa.Integer), prefixes=["TEMPORARY"])
 
 
-def create_stage(connection: sa.Connection, entity: str, rows: list[tuple[Any, ...]],
-                 protected: list[tuple[int, str]]) -> sa.Table:
-    """Create the entity's stage, fill it, and make it cheap to join against."""
-    stage = STAGES[entity]
-    stage.create(connection)
-    columns = ["idx", "external_id", "valid", *STAGED_FIELDS[entity]]
-    blanks = (None,) * len(STAGED_FIELDS[entity])
-    staged = [(index, external_id, True, *fields) for index, external_id, *fields in rows]
-    staged += [(index, external_id, False, *blanks) for index, external_id in protected]
-    if connection.dialect.name == "postgresql":
-        _copy_rows(connection, stage.name, columns, staged)
+class CopySpool:
+    """A sink that writes COPY text rows to a temporary file (PostgreSQL)."""
+
+    def __init__(self, entity: str) -> None:
+        self.entity = entity
+        self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        self._lines: list[str] = []
+        self._blanks = "\t\\N" * len(STAGED_FIELDS[entity])
+
+    def add(self, index: int, external_id: str, valid: bool, fields: Fields | None) -> None:
+        """Stage one element as a line of COPY text."""
+        if fields is None:
+            line = f"{index}\t{_copy_text(external_id)}\tf{self._blanks}\n"
+        else:
+            values = "\t".join([_copy_value(value) for value in fields])
+            line = f"{index}\t{_copy_text(external_id)}\tt\t{values}\n"
+        self._lines.append(line)
+        if len(self._lines) >= _SPOOL_FLUSH_ROWS:
+            self._flush()
+
+    def load(self, connection: sa.Connection) -> sa.Table:
+        """Create the stage and COPY the spooled rows into it."""
+        self._flush()
+        self._file.seek(0)
+        stage = STAGES[self.entity]
+        stage.create(connection)
+        columns = ", ".join(["idx", "external_id", "valid", *STAGED_FIELDS[self.entity]])
+        cursor = connection.connection.cursor()
+        try:
+            cursor.copy_expert(f"COPY {stage.name} ({columns}) FROM STDIN", self._file,
+                               size=_COPY_READ_SIZE)
+        finally:
+            cursor.close()
+            self.close()
         connection.execute(sa.text(f"ANALYZE {stage.name}"))
-    else:
-        _insert_rows(connection, stage, columns, staged)
+        return stage
+
+    def close(self) -> None:
+        """Delete the spool file."""
+        self._file.close()
+
+    def _flush(self) -> None:
+        if self._lines:
+            self._file.write("".join(self._lines).encode())
+            self._lines.clear()
+
+
+class RowBuffer:
+    """A sink that keeps rows in memory and INSERTs them (SQLite, the development default)."""
+
+    def __init__(self, entity: str) -> None:
+        self.entity = entity
+        self._rows: list[dict[str, Any]] = []
+        self._columns = ("idx", "external_id", "valid", *STAGED_FIELDS[entity])
+        self._blanks = (None,) * len(STAGED_FIELDS[entity])
+
+    def add(self, index: int, external_id: str, valid: bool, fields: Fields | None) -> None:
+        """Keep one element for the stage."""
+        row = (index, external_id, valid, *(self._blanks if fields is None else fields))
+        self._rows.append(dict(zip(self._columns, row, strict=True)))
+
+    def load(self, connection: sa.Connection) -> sa.Table:
+        """Create the stage, insert the rows, and index the join column."""
+        stage = STAGES[self.entity]
+        stage.create(connection)
+        for start in range(0, len(self._rows), _INSERT_BATCH_ROWS):
+            connection.execute(stage.insert(), self._rows[start:start + _INSERT_BATCH_ROWS])
+        self._rows.clear()
         # SQLite has no hash joins: the anti-join of the soft delete needs this.
         connection.execute(sa.text(f"CREATE INDEX ix_{stage.name} ON {stage.name} (external_id)"))
-    return stage
+        return stage
+
+    def close(self) -> None:
+        """Forget the rows."""
+        self._rows.clear()
+
+
+@contextmanager
+def stage_sink(dialect_name: str, entity: str) -> Iterator[CopySpool | RowBuffer]:
+    """The sink that suits the database, released however the sync ends."""
+    sink = CopySpool(entity) if dialect_name == "postgresql" else RowBuffer(entity)
+    try:
+        yield sink
+    finally:
+        sink.close()
 
 
 def drop_stages(connection: sa.Connection) -> None:
@@ -76,70 +150,19 @@ def drop_stages(connection: sa.Connection) -> None:
         connection.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
 
 
-def _insert_rows(connection: sa.Connection, stage: sa.Table, columns: list[str],
-                 rows: list[tuple[Any, ...]]) -> None:
-    for start in range(0, len(rows), _INSERT_BATCH_ROWS):
-        batch = rows[start:start + _INSERT_BATCH_ROWS]
-        connection.execute(stage.insert(), [dict(zip(columns, row, strict=True)) for row in batch])
-
-
-def _copy_rows(connection: sa.Connection, table: str, columns: list[str],
-               rows: Iterable[tuple[Any, ...]]) -> None:
-    cursor = connection.connection.cursor()
-    try:
-        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN",
-                           _TextStream(_copy_lines(rows)), size=_COPY_READ_SIZE)
-    finally:
-        cursor.close()
-
-
-def _copy_lines(rows: Iterable[tuple[Any, ...]]) -> Iterator[str]:
-    batch: list[str] = []
-    for row in rows:
-        batch.append("\t".join(map(_copy_value, row)))
-        if len(batch) >= _COPY_BATCH_ROWS:
-            yield "\n".join(batch) + "\n"
-            batch.clear()
-    if batch:
-        yield "\n".join(batch) + "\n"
-
-
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    return value.translate(_ESCAPES)
 
 
 def _copy_value(value: Any) -> str:
     """One field in COPY's text format."""
     if value is None:
         return "\\N"
-    if value is True:
-        return "t"
-    if value is False:
-        return "f"
     if isinstance(value, str):
         return value.translate(_ESCAPES)
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
-
-
-class _TextStream(io.TextIOBase):
-    """A read()-able view of an iterator of strings, so COPY streams without one big buffer."""
-
-    def __init__(self, chunks: Iterator[str]) -> None:
-        self._chunks = chunks
-        self._buffer = ""
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> str:
-        if size is None or size < 0:
-            rest, self._buffer = self._buffer + "".join(self._chunks), ""
-            return rest
-        while len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
