@@ -53,6 +53,7 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
             connection = session.connection()
             with sync_lock(connection, settings.lock_timeout):
                 now = utcnow()
+                merge.tune_transaction(connection)
                 stage = sink.load(connection)
                 say(f"{entity}: staged")
                 outcome = _apply(connection, entity, stage, now, settings, force)
@@ -88,7 +89,6 @@ class MergeOutcome:
     """What the database side decided: rows written, and the rejections it found."""
 
     counts: MergeCounts
-    accepted: int
     rejected: int
     errors: list[RecordError]
 
@@ -103,31 +103,29 @@ def _apply(connection: sa.Connection, entity: str, stage: sa.Table, now: datetim
         unknown, unknown_errors = merge.reject_unknown_patients(
             connection, stage, settings.max_errors)
         rejected, errors = rejected + unknown, errors + unknown_errors
-    _guard_mass_delete(connection, target, stage, settings, force)
+    live = 0 if force else merge.count_live(connection, target)
     if entity == "payments":
         merge.remember_moved_payments(connection, stage)
+    deleted = merge.soft_delete_absent(connection, target, stage, now)
+    # Checked after the fact: a refusal rolls the whole transaction back anyway,
+    # and the delete's own row count saves a second anti-join.
+    _guard_mass_delete(live, deleted, settings, force)
     counts = MergeCounts(
-        deleted=merge.soft_delete_absent(connection, target, stage, now),
+        deleted=deleted,
         updated=merge.update_changed(connection, target, stage, fields, now),
         restored=merge.restore_deleted(connection, target, stage, fields, now),
         created=merge.insert_new(connection, target, stage, fields, now),
     )
     if entity == "payments":
         merge.refresh_payment_totals(connection, now)
-    accepted = connection.scalar(sa.select(sa.func.count()).where(stage.c.valid)) or 0
     drop_stages(connection)
-    return MergeOutcome(counts, accepted, rejected, errors)
+    return MergeOutcome(counts, rejected, errors)
 
 
-def _guard_mass_delete(connection: sa.Connection, target: sa.Table, stage: sa.Table,
-                       settings: SyncSettings, force: bool) -> None:
-    """Refuse a snapshot that would delete too much of a large table, unless forced."""
-    if force:
+def _guard_mass_delete(live: int, doomed: int, settings: SyncSettings, force: bool) -> None:
+    """Refuse a snapshot that deletes too much of a large table, unless forced."""
+    if force or live < settings.guard_min_rows:
         return
-    live = merge.count_live(connection, target)
-    if live < settings.guard_min_rows:
-        return
-    doomed = merge.count_absent(connection, target, stage)
     if doomed > settings.max_delete_ratio * live:
         raise MassDeleteRefused(
             f"This snapshot would delete {doomed} of {live} live rows, more than "
@@ -143,7 +141,8 @@ def _report(entity: str, dry_run: bool, summary: ValidationSummary, outcome: Mer
     return SyncReport(
         sync_id=0, entity=entity, dry_run=dry_run, received=summary.received,
         created=counts.created, updated=counts.updated, restored=counts.restored,
-        unchanged=outcome.accepted - counts.created - counts.updated - counts.restored,
+        unchanged=(summary.received - rejected
+                   - counts.created - counts.updated - counts.restored),
         rejected=rejected, deleted=counts.deleted,
         errors=errors, errors_truncated=rejected > len(errors),
         started_at=now, finished_at=now)
