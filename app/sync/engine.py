@@ -95,29 +95,32 @@ class MergeOutcome:
 
 def _apply(connection: sa.Connection, entity: str, stage: sa.Table, now: datetime,
            settings: SyncSettings, force: bool) -> MergeOutcome:
-    """Settle the cross-record rules, then run the merge statements (rules 1-7)."""
+    """Settle the cross-record rules, plan, then run one statement per merge rule."""
     target = merge.TARGETS[entity]
     fields = merge.MERGED_FIELDS[entity]
     rejected, errors = merge.reject_duplicates(connection, stage, settings.max_errors)
+    plan = merge.build_plan(connection, entity, stage)
     if entity == "payments":
         unknown, unknown_errors = merge.reject_unknown_patients(
-            connection, stage, settings.max_errors)
+            connection, plan, settings.max_errors)
         rejected, errors = rejected + unknown, errors + unknown_errors
-    live = 0 if force else merge.count_live(connection, target)
-    if entity == "payments":
-        merge.remember_moved_payments(connection, stage)
-    deleted = merge.soft_delete_absent(connection, target, stage, now)
+    live = merge.count_live(connection, target)
+    deleted = merge.soft_delete_absent(connection, target, plan, now)
     # Checked after the fact: a refusal rolls the whole transaction back anyway,
     # and the delete's own row count saves a second anti-join.
     _guard_mass_delete(live, deleted, settings, force)
     counts = MergeCounts(
         deleted=deleted,
-        updated=merge.update_changed(connection, target, stage, fields, now),
-        restored=merge.restore_deleted(connection, target, stage, fields, now),
-        created=merge.insert_new(connection, target, stage, fields, now),
+        updated=merge.update_changed(connection, target, plan, fields, now),
+        restored=merge.restore_deleted(connection, target, plan, fields, now),
+        created=merge.insert_new(connection, target, plan, fields, now),
     )
-    if entity == "payments":
-        merge.refresh_payment_totals(connection, now)
+    if counts.deleted + counts.updated + counts.restored + counts.created \
+            > merge.ANALYZE_SHARE * max(live, 1):
+        merge.analyze(connection, target)
+    if entity == "payments" and merge.refresh_payment_totals(connection, plan, now) \
+            > merge.ANALYZE_SHARE * max(merge.count_live(connection, merge.PATIENTS), 1):
+        merge.analyze(connection, merge.PATIENTS)
     drop_stages(connection)
     return MergeOutcome(counts, rejected, errors)
 

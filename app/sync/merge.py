@@ -1,8 +1,10 @@
 """Set-based statements that apply a staged snapshot, one per merge rule (SPEC §2).
 
-Each function takes the stage built by ``staging.create_stage`` and the sync's
-timestamp, runs one statement and returns the number of rows it wrote. They
-never commit: the engine owns the transaction.
+The stage is first joined once with the stored rows into a *plan*: per
+element, its stored row (if any), whether that row is soft-deleted, and
+whether any field differs. Every rule is then one statement over the plan,
+joined to the target by primary key. Functions return the number of rows
+they wrote and never commit: the engine owns the transaction.
 """
 
 from __future__ import annotations
@@ -13,26 +15,23 @@ import sqlalchemy as sa
 
 from app.models import Patient, Payment
 from app.sync.report import RecordError
-from app.sync.staging import TOUCHED_PATIENTS
+from app.sync.staging import PLANS, TOUCHED_PATIENTS
 from app.types import UTCDateTime
 
 PATIENTS = Patient.__table__
 PAYMENTS = Payment.__table__
 TARGETS = {"patients": PATIENTS, "payments": PAYMENTS}
-# The columns a valid staged record writes into its target row.
+# The columns a valid record writes into its target row.
 MERGED_FIELDS: dict[str, tuple[str, ...]] = {
     "patients": ("first_name", "last_name", "middle_name", "date_of_birth"),
     "payments": ("amount", "patient_id"),
 }
-
-
-def _staged(stage: sa.Table, target: sa.Table) -> sa.ColumnElement[bool]:
-    return stage.c.external_id == target.c.external_id
-
-
 # Hash joins and aggregates over a million staged rows spill to disk with the
 # default 4MB; this applies to the sync's own transaction only.
 SYNC_WORK_MEM = "128MB"
+# Refresh planner statistics inside the sync when it rewrote this share of a
+# table, so the next statements and the first readers get good plans.
+ANALYZE_SHARE = 0.1
 
 
 def tune_transaction(connection: sa.Connection) -> None:
@@ -47,53 +46,11 @@ def count_live(connection: sa.Connection, target: sa.Table) -> int:
     return connection.scalar(query) or 0
 
 
-def _absent(target: sa.Table, stage: sa.Table) -> sa.ColumnElement[bool]:
-    return sa.and_(target.c.deleted.is_(None),
-                   ~sa.exists().where(_staged(stage, target)))
-
-
-def soft_delete_absent(connection: sa.Connection, target: sa.Table, stage: sa.Table,
-                       now: datetime) -> int:
-    """Rule 3: a live row whose externalId is absent from the upload is soft-deleted.
-
-    Rejected records are staged too (valid = false), so their rows count as
-    present and stay as they are (rule 5).
-    """
-    statement = (sa.update(target).where(_absent(target, stage))
-                 .values(deleted=now, updated=now))
-    return connection.execute(statement).rowcount
-
-
-def update_changed(connection: sa.Connection, target: sa.Table, stage: sa.Table,
-                   fields: tuple[str, ...], now: datetime) -> int:
-    """Rule 2: a valid record matching a live row is written only if some field differs."""
-    differs = sa.or_(*(target.c[name].is_distinct_from(stage.c[name]) for name in fields))
-    statement = (sa.update(target)
-                 .where(_staged(stage, target), stage.c.valid, target.c.deleted.is_(None), differs)
-                 .values({name: stage.c[name] for name in fields} | {"updated": now}))
-    return connection.execute(statement).rowcount
-
-
-def restore_deleted(connection: sa.Connection, target: sa.Table, stage: sa.Table,
-                    fields: tuple[str, ...], now: datetime) -> int:
-    """Rule 4: a valid record matching a soft-deleted row restores it; id and created are kept."""
-    statement = (sa.update(target)
-                 .where(_staged(stage, target), stage.c.valid, target.c.deleted.is_not(None))
-                 .values({name: stage.c[name] for name in fields}
-                         | {"deleted": None, "updated": now}))
-    return connection.execute(statement).rowcount
-
-
-def insert_new(connection: sa.Connection, target: sa.Table, stage: sa.Table,
-               fields: tuple[str, ...], now: datetime) -> int:
-    """Rule 1: a valid record with an unknown externalId is inserted, created = updated = now."""
-    stamp = sa.literal(now, UTCDateTime())
-    rows = (sa.select(stage.c.external_id, *(stage.c[name] for name in fields), stamp, stamp)
-            .where(stage.c.valid, ~sa.exists().where(_staged(stage, target)))
-            .order_by(stage.c.idx))
-    statement = sa.insert(target).from_select(
-        ["external_id", *fields, "created", "updated"], rows)
-    return connection.execute(statement).rowcount
+def analyze(connection: sa.Connection, table: sa.Table | str) -> None:
+    """Refresh the planner's statistics for ``table`` (PostgreSQL only)."""
+    name = table if isinstance(table, str) else table.name
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text(f"ANALYZE {name}"))
 
 
 def reject_duplicates(connection: sa.Connection, stage: sa.Table,
@@ -123,58 +80,131 @@ def reject_duplicates(connection: sa.Connection, stage: sa.Table,
     return rejected, errors
 
 
-def reject_unknown_patients(connection: sa.Connection, stage: sa.Table,
-                            max_errors: int) -> tuple[int, list[RecordError]]:
-    """Rule 7: resolve each payment's patient; reject those with no live patient.
+def build_plan(connection: sa.Connection, entity: str, stage: sa.Table) -> sa.Table:
+    """Join every staged element once with its stored row (and, for payments, its patient).
 
-    Returns how many were rejected and the first ``max_errors`` of them in
-    upload order. Rejected rows stay staged (valid = false) so rule 5 protects
-    their stored rows.
+    A payment whose patientId matches no live patient becomes invalid here
+    and is flagged ``unknown_patient`` (rule 7).
     """
-    connection.execute(
-        sa.update(stage)
-        .where(PATIENTS.c.external_id == stage.c.patient_external_id,
-               PATIENTS.c.deleted.is_(None), stage.c.valid)
-        .values(patient_id=PATIENTS.c.id))
-    unknown = sa.and_(stage.c.valid, stage.c.patient_id.is_(None))
+    target, plan = TARGETS[entity], PLANS[entity]
+    fields = MERGED_FIELDS[entity]
+    source = stage.outerjoin(target, target.c.external_id == stage.c.external_id)
+    valid: sa.ColumnElement[bool] = stage.c.valid
+    values: dict[str, sa.ColumnElement] = {}
+    if entity == "payments":
+        live_patient = sa.and_(PATIENTS.c.external_id == stage.c.patient_external_id,
+                               PATIENTS.c.deleted.is_(None))
+        source = source.outerjoin(PATIENTS, live_patient)
+        unknown = sa.and_(stage.c.valid, PATIENTS.c.id.is_(None))
+        valid = sa.and_(stage.c.valid, PATIENTS.c.id.is_not(None))
+        values = {"amount": stage.c.amount, "patient_id": PATIENTS.c.id,
+                  "patient_external_id": stage.c.patient_external_id,
+                  "unknown_patient": unknown, "old_patient_id": target.c.patient_id}
+    else:
+        values = {name: stage.c[name] for name in fields}
+    differs = sa.or_(*(target.c[name].is_distinct_from(values[name]) for name in fields))
+    values |= {"idx": stage.c.idx, "external_id": stage.c.external_id, "valid": valid,
+               "target_id": target.c.id, "target_deleted": target.c.deleted.is_not(None),
+               "changed": sa.and_(target.c.id.is_not(None), differs)}
+    plan.create(connection)
+    rows = sa.select(*(values[name].label(name) for name in values)).select_from(source)
+    connection.execute(sa.insert(plan).from_select(list(values), rows))
+    if connection.dialect.name == "postgresql":
+        analyze(connection, plan)
+    else:
+        # SQLite has no hash joins: the anti-join of the soft delete needs this.
+        connection.execute(sa.text(f"CREATE INDEX ix_{plan.name} ON {plan.name} (target_id)"))
+    return plan
+
+
+def reject_unknown_patients(connection: sa.Connection, plan: sa.Table,
+                            max_errors: int) -> tuple[int, list[RecordError]]:
+    """Rule 7: report payments whose patientId matches no live patient.
+
+    ``build_plan`` already made them invalid; their stored rows stay in the
+    plan, so rule 5 protects them. Returns the count and the first errors.
+    """
+    rejected = connection.scalar(
+        sa.select(sa.func.count()).where(plan.c.unknown_patient)) or 0
+    if not rejected:
+        return 0, []
     first = connection.execute(
-        sa.select(stage.c.idx, stage.c.external_id, stage.c.patient_external_id)
-        .where(unknown).order_by(stage.c.idx).limit(max_errors)).all()
-    errors = [RecordError(index, external_id, {
+        sa.select(plan.c.idx, plan.c.external_id, plan.c.patient_external_id)
+        .where(plan.c.unknown_patient).order_by(plan.c.idx).limit(max_errors)).all()
+    return rejected, [RecordError(index, external_id, {
         "patientId": [f"No live patient with externalId '{patient_external_id}'."]})
         for index, external_id, patient_external_id in first]
-    rejected = connection.execute(sa.update(stage).where(unknown).values(valid=False)).rowcount
-    return rejected, errors
 
 
-def remember_moved_payments(connection: sa.Connection, stage: sa.Table) -> None:
-    """Note the previous patients of payments that move to another patient.
+def soft_delete_absent(connection: sa.Connection, target: sa.Table, plan: sa.Table,
+                       now: datetime) -> int:
+    """Rule 3: a live row whose externalId is absent from the upload is soft-deleted.
 
-    After the merge every written payment carries the sync's timestamp and its
-    new patient, but a move also changes the old patient's total.
+    Rejected records are in the plan too (valid = false), so their rows count
+    as present and stay as they are (rule 5).
     """
-    TOUCHED_PATIENTS.create(connection)
-    moved = (sa.select(PAYMENTS.c.patient_id)
-             .where(_staged(stage, PAYMENTS), stage.c.valid,
-                    PAYMENTS.c.patient_id != stage.c.patient_id))
-    connection.execute(sa.insert(TOUCHED_PATIENTS).from_select(["patient_id"], moved))
+    planned = sa.exists().where(plan.c.target_id == target.c.id)
+    statement = (sa.update(target).where(target.c.deleted.is_(None), ~planned)
+                 .values(deleted=now, updated=now))
+    return connection.execute(statement).rowcount
 
 
-def refresh_payment_totals(connection: sa.Connection, now: datetime) -> int:
+def update_changed(connection: sa.Connection, target: sa.Table, plan: sa.Table,
+                   fields: tuple[str, ...], now: datetime) -> int:
+    """Rule 2: a valid record matching a live row is written only if some field differs."""
+    statement = (sa.update(target)
+                 .where(target.c.id == plan.c.target_id, plan.c.valid, plan.c.changed,
+                        sa.not_(plan.c.target_deleted))
+                 .values({name: plan.c[name] for name in fields} | {"updated": now}))
+    return connection.execute(statement).rowcount
+
+
+def restore_deleted(connection: sa.Connection, target: sa.Table, plan: sa.Table,
+                    fields: tuple[str, ...], now: datetime) -> int:
+    """Rule 4: a valid record matching a soft-deleted row restores it; id and created are kept."""
+    statement = (sa.update(target)
+                 .where(target.c.id == plan.c.target_id, plan.c.valid, plan.c.target_deleted)
+                 .values({name: plan.c[name] for name in fields}
+                         | {"deleted": None, "updated": now}))
+    return connection.execute(statement).rowcount
+
+
+def insert_new(connection: sa.Connection, target: sa.Table, plan: sa.Table,
+               fields: tuple[str, ...], now: datetime) -> int:
+    """Rule 1: a valid record with an unknown externalId is inserted, created = updated = now."""
+    stamp = sa.literal(now, UTCDateTime())
+    rows = (sa.select(plan.c.external_id, *(plan.c[name] for name in fields), stamp, stamp)
+            .where(plan.c.valid, plan.c.target_id.is_(None))
+            .order_by(plan.c.idx))
+    statement = sa.insert(target).from_select(
+        ["external_id", *fields, "created", "updated"], rows)
+    return connection.execute(statement).rowcount
+
+
+def refresh_payment_totals(connection: sa.Connection, plan: sa.Table, now: datetime) -> int:
     """Recompute paymentsTotal/paymentsCount for every patient a payments sync touched.
 
-    One aggregate over the touched patients' live payments, written only where
-    it differs, so a sync that changes little costs little.
+    Touched: the new and the previous patient of every payment written, and
+    the patient of every payment deleted. One aggregate over their live
+    payments, written only where it differs.
     """
-    written = sa.select(PAYMENTS.c.patient_id).where(PAYMENTS.c.updated == now)
-    connection.execute(sa.insert(TOUCHED_PATIENTS).from_select(["patient_id"], written))
-    touched = sa.select(TOUCHED_PATIENTS.c.patient_id).distinct().subquery()
-    sums = (sa.select(touched.c.patient_id,
+    written = sa.and_(plan.c.valid, sa.or_(plan.c.target_id.is_(None), plan.c.changed,
+                                          plan.c.target_deleted))
+    touched = sa.union(
+        sa.select(plan.c.patient_id).where(written),
+        sa.select(plan.c.old_patient_id).where(written, plan.c.old_patient_id.is_not(None)),
+        sa.select(PAYMENTS.c.patient_id).where(PAYMENTS.c.deleted == now),
+    )
+    TOUCHED_PATIENTS.create(connection)
+    connection.execute(sa.insert(TOUCHED_PATIENTS).from_select(["patient_id"], touched))
+    analyze(connection, TOUCHED_PATIENTS)
+    ids = TOUCHED_PATIENTS.c.patient_id
+    sums = (sa.select(ids.label("patient_id"),
                       sa.func.coalesce(sa.func.sum(PAYMENTS.c.amount), 0).label("total"),
                       sa.func.count(PAYMENTS.c.id).label("n"))
-            .select_from(touched.outerjoin(PAYMENTS, sa.and_(
-                PAYMENTS.c.patient_id == touched.c.patient_id, PAYMENTS.c.deleted.is_(None))))
-            .group_by(touched.c.patient_id).subquery())
+            .select_from(TOUCHED_PATIENTS.outerjoin(PAYMENTS, sa.and_(
+                PAYMENTS.c.patient_id == ids, PAYMENTS.c.deleted.is_(None))))
+            .group_by(ids).subquery())
     statement = (sa.update(PATIENTS)
                  .where(PATIENTS.c.id == sums.c.patient_id,
                         sa.or_(PATIENTS.c.payments_total != sums.c.total,

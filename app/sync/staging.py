@@ -47,9 +47,36 @@ STAGES: dict[str, sa.Table] = {
         sa.Column("middle_name", sa.Text), sa.Column("date_of_birth", sa.Date)),
     "payments": _stage_table(
         "sync_stage_payments",
-        sa.Column("patient_external_id", sa.Text), sa.Column("amount", Money(12, 2)),
-        # Resolved from patient_external_id after loading (rule 7).
-        sa.Column("patient_id", sa.Integer)),
+        sa.Column("patient_external_id", sa.Text), sa.Column("amount", Money(12, 2))),
+}
+
+
+def _plan_table(name: str, *columns: sa.Column[Any]) -> sa.Table:
+    """Each staged element joined once with its stored row: what the merge will do to it."""
+    return sa.Table(
+        name, _metadata,
+        sa.Column("idx", sa.Integer, nullable=False),
+        sa.Column("external_id", sa.Text, nullable=False),
+        sa.Column("valid", sa.Boolean, nullable=False),
+        *columns,
+        sa.Column("target_id", sa.Integer),
+        sa.Column("target_deleted", sa.Boolean),
+        sa.Column("changed", sa.Boolean),
+        prefixes=["TEMPORARY"],
+    )
+
+
+PLANS: dict[str, sa.Table] = {
+    "patients": _plan_table(
+        "sync_plan_patients",
+        sa.Column("first_name", sa.Text), sa.Column("last_name", sa.Text),
+        sa.Column("middle_name", sa.Text), sa.Column("date_of_birth", sa.Date)),
+    "payments": _plan_table(
+        "sync_plan_payments",
+        sa.Column("amount", Money(12, 2)), sa.Column("patient_id", sa.Integer),
+        sa.Column("patient_external_id", sa.Text),
+        sa.Column("unknown_patient", sa.Boolean),
+        sa.Column("old_patient_id", sa.Integer)),
 }
 
 # Patients whose payments total must be recomputed by a payments sync.
@@ -146,7 +173,7 @@ def stage_sink(dialect_name: str, entity: str) -> Iterator[CopySpool | RowBuffer
 
 def drop_stages(connection: sa.Connection) -> None:
     """Drop the temporary tables explicitly (ON COMMIT DROP fails under nested transactions)."""
-    for table in (*STAGES.values(), TOUCHED_PATIENTS):
+    for table in (*STAGES.values(), *PLANS.values(), TOUCHED_PATIENTS):
         connection.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
 
 
