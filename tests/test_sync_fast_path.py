@@ -22,7 +22,7 @@ AMOUNTS: list[Any] = [Decimal("4.46"), Decimal("4.455"), Decimal("4.450"), Decim
                       Decimal("-0.0"), Decimal("1E+10"), Decimal("9999999999.99"),
                       Decimal("-9999999999.99"), Decimal("NaN"), Decimal("Infinity"),
                       Decimal("1E-30"), 12, -5, 10**10, 10**400, True, False, None, "7.10",
-                      "abc", "", "１２", " 1", 4.46, 0.1, float("nan"), [1], {"v": 1}]
+                      "abc", "", "\uff11\uff12", " 1", 4.46, 0.1, float("nan"), [1], {"v": 1}]
 MISSING = object()
 
 
