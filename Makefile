@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install migrate serve clean
+.PHONY: run test lint install migrate serve clean bench
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,7 @@ lint: install ## ruff
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+bench: install ## Benchmarks against PostgreSQL (BENCH_SCALE=large for 1M/10M); results in bench/results/
+	command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
+	$(BIN)/python -m bench.run

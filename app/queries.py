@@ -26,10 +26,9 @@ def live_patients(payment_min: Decimal | None = None,
     return query
 
 
-def live_patient(session: orm.Session, external_id: str) -> dict[str, Any] | None:
+def live_patient(session: orm.Session, external_id: str) -> sa.Row[Any] | None:
     """One live patient by externalId, or None."""
-    row = session.execute(live_patients().where(Patient.external_id == external_id)).first()
-    return None if row is None else row._asdict()
+    return session.execute(live_patients().where(Patient.external_id == external_id)).first()
 
 
 def live_payments(patient_external_id: str | None = None) -> sa.Select[Any]:

@@ -65,10 +65,10 @@ class SortKey:
         assert condition is not None
         return condition
 
-    def encode(self, row: dict[str, Any]) -> str:
+    def encode(self, row: Any) -> str:
         """The opaque cursor pointing just after ``row``."""
-        values = [str(row[key.name]) if key.kind is Decimal else row[key.name]
-                  for key in self.columns]
+        values = [getattr(row, key.name) for key in self.columns]
+        values = [str(value) if isinstance(value, Decimal) else value for value in values]
         raw = json.dumps([self.name, *values], separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -104,8 +104,11 @@ def _typed(kind: type, value: Any) -> Any:
     return number
 
 
-def paginated(item: Callable[[dict[str, Any]], Any] = lambda row: row) -> Callable[..., Any]:
-    """Decorate a view returning ``(select, SortKey)``; it then takes ``limit`` and ``cursor``."""
+def paginated(item: Callable[[Any], Any]) -> Callable[..., Any]:
+    """Decorate a view returning ``(select, SortKey)``; it then takes ``limit`` and ``cursor``.
+
+    ``item`` turns one result row into its JSON object.
+    """
 
     def decorator(view: Callable[..., tuple[sa.Select[Any], SortKey]]) -> Callable[..., Any]:
         @functools.wraps(view)
@@ -113,8 +116,9 @@ def paginated(item: Callable[[dict[str, Any]], Any] = lambda row: row) -> Callab
             query, key = view(*args, **kwargs)
             if cursor is not None:
                 query = query.where(key.after(key.decode(cursor)))
-            rows = [row._asdict() for row in
-                    db.session.execute(query.order_by(*key.order_by()).limit(limit + 1))]
+            # Core execution: these are column selects, the ORM layer adds only cost.
+            page = query.order_by(*key.order_by()).limit(limit + 1)
+            rows = db.session.connection().execute(page).all()
             headers = {}
             if len(rows) > limit:
                 rows = rows[:limit]

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from app import queries
 from app.api.pagination import KeyColumn, SortKey, paginated
+from app.api.serializers import patient_json
 from app.api.snapshots import sync_from_request
 from app.errors import APIError
 from app.extensions import db
@@ -30,8 +31,8 @@ PATIENT_SORTS = {
 
 @bp.route("/patients", methods=["GET"])
 @bp.arguments(PatientListArgsSchema, location="query", as_kwargs=True)
-@bp.response(200, PatientSchema(many=True))
-@paginated()
+@bp.alt_response(200, schema=PatientSchema(many=True), description="A page of patients.")
+@paginated(item=patient_json)
 def list_patients(payment_min: Decimal | None, payment_max: Decimal | None,
                   sort: str) -> tuple[sa.Select[Any], SortKey]:
     """List live patients, filtered by the total of their live payments."""
@@ -39,13 +40,13 @@ def list_patients(payment_min: Decimal | None, payment_max: Decimal | None,
 
 
 @bp.route("/patients/<path:external_id>", methods=["GET"])
-@bp.response(200, PatientSchema)
+@bp.alt_response(200, schema=PatientSchema, description="The patient.")
 def get_patient(external_id: str) -> dict[str, Any]:
     """Get one live patient by its externalId."""
     patient = queries.live_patient(db.session, external_id)
     if patient is None:
         raise APIError.not_found(f"Patient '{external_id}'")
-    return patient
+    return patient_json(patient)
 
 
 @bp.route("/patients", methods=["POST"])

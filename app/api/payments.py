@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from app import queries
 from app.api.pagination import KeyColumn, SortKey, paginated
+from app.api.serializers import payment_json
 from app.api.snapshots import sync_from_request
 from app.models import Payment
 from app.schemas import PaymentListArgsSchema, PaymentSchema, SyncArgsSchema, SyncReportSchema
@@ -20,8 +21,8 @@ BY_ID = SortKey("id", (KeyColumn("id", Payment.id),))
 
 @bp.route("/payments", methods=["GET"])
 @bp.arguments(PaymentListArgsSchema, location="query", as_kwargs=True)
-@bp.response(200, PaymentSchema(many=True))
-@paginated()
+@bp.alt_response(200, schema=PaymentSchema(many=True), description="A page of payments.")
+@paginated(item=payment_json)
 def list_payments(external_id: str | None) -> tuple[sa.Select[Any], SortKey]:
     """List live payments in id order, optionally of one patient (by its externalId)."""
     return queries.live_payments(external_id), BY_ID

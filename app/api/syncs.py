@@ -22,7 +22,7 @@ NEWEST_FIRST = SortKey("-id", (KeyColumn("id", SyncRun.id, descending=True),))
 @bp.route("/syncs", methods=["GET"])
 @bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(200, schema=SyncReportSchema(many=True), description="Sync reports.")
-@paginated(item=lambda row: row["report"])
+@paginated(item=lambda row: row.report)
 def list_syncs() -> tuple[sa.Select[Any], SortKey]:
     """List recorded syncs, newest first."""
     return queries.sync_runs(), NEWEST_FIRST

@@ -1,0 +1,291 @@
+"""`make bench`: sync and read figures through the real paths, against PostgreSQL.
+
+Syncs go through gunicorn + HTTP POST with gzip bodies (and once through the
+CLI); reads are measured with wrk at 8 connections. Each sync scenario runs
+BENCH_REPEAT times on a fresh database and the median is reported. Prints a
+table and writes JSON under bench/results/.
+
+    python -m bench.run [--scale default|large] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.generate import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+SCALES = {"default": (100_000, 1_000_000), "large": (1_000_000, 10_000_000)}
+ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+DB_NAME = "pp_bench"
+PORT = int(os.environ.get("BENCH_PORT", "8077"))
+FLASK = [str(ROOT / ".venv" / "bin" / "flask"), "--app", "wsgi"]
+GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+
+
+def log(message: str) -> None:
+    """Progress on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def database_url() -> str:
+    """The benchmark database's URL."""
+    return ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
+
+
+def fresh_database() -> None:
+    """Drop, create and migrate the benchmark database."""
+    subprocess.run(["psql", ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
+                    "-c", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True)
+    subprocess.run([*FLASK, "db", "upgrade"], check=True, capture_output=True, cwd=ROOT,
+                   env=env())
+
+
+def env() -> dict[str, str]:
+    """The environment the service runs with."""
+    return os.environ | {"DATABASE_URL": database_url(), "SYNC_LOCK_TIMEOUT": "600"}
+
+
+def dataset(scale: str) -> Path:
+    """Generate (once) the snapshots and their gzipped copies for ``scale``."""
+    patients, payments = SCALES[scale]
+    out = ROOT / "bench" / "data" / scale
+    if not (out / "day2" / "payments.json.gz").exists():
+        log(f"generating {patients} patients / {payments} payments into {out}")
+        generate(out, patients, payments)
+        for path in out.glob("day*/*.json"):
+            with path.open("rb") as src, gzip.open(f"{path}.gz", "wb", compresslevel=6) as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    return out
+
+
+class Server:
+    """gunicorn serving the app, with access to its workers' peak RSS."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [GUNICORN, "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{PORT}",
+             "--access-logfile", "/dev/null", "--error-logfile", "-", "wsgi:app"],
+            cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("gunicorn did not start")
+
+    def workers(self) -> list[int]:
+        """PIDs of the worker processes."""
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
+                             text=True).stdout
+        return [int(pid) for pid in out.split()]
+
+    def reset_peak_rss(self) -> None:
+        """Make each worker's VmHWM start again from its current RSS."""
+        for pid in self.workers():
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+    def peak_rss_mb(self) -> float:
+        """The largest VmHWM among the workers, in MB."""
+        return max(vm_hwm_kb(pid) for pid in self.workers()) / 1024
+
+    def stop(self) -> None:
+        """Shut gunicorn down."""
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+
+
+def post(path: Path, entity: str, query: str = "") -> tuple[float, dict[str, Any]]:
+    """POST a gzipped snapshot; return the seconds it took and the report."""
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=3600)
+    began = time.perf_counter()
+    with path.open("rb") as body:
+        connection.request("POST", f"/{entity}{query}", body=body, headers={
+            "Content-Type": "application/json", "Content-Encoding": "gzip",
+            "Content-Length": str(path.stat().st_size)})
+        response = connection.getresponse()
+        payload = response.read()
+    elapsed = time.perf_counter() - began
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"POST /{entity}{query}: {response.status} {payload[:300]!r}")
+    return elapsed, json.loads(payload)
+
+
+def http_syncs(data: Path) -> dict[str, float]:
+    """One round of the HTTP scenarios on a fresh database."""
+    fresh_database()
+    server = Server()
+    try:
+        figures: dict[str, float] = {}
+        server.reset_peak_rss()
+        seconds_p, _ = post(data / "day1" / "patients.json.gz", "patients")
+        seconds_m, _ = post(data / "day1" / "payments.json.gz", "payments")
+        figures["initial_s"] = seconds_p + seconds_m
+        figures["initial_payments_s"] = seconds_m
+        figures["peak_rss_mb"] = server.peak_rss_mb()
+        for name in ("resync_s", "unchanged_s"):
+            seconds_p, _ = post(data / "day2" / "patients.json.gz", "patients")
+            seconds_m, _ = post(data / "day2" / "payments.json.gz", "payments")
+            figures[name] = seconds_p + seconds_m
+        figures["dry_run_payments_s"], _ = post(data / "day1" / "payments.json.gz", "payments",
+                                                "?dry_run=true&force=true")
+        return figures
+    finally:
+        server.stop()
+
+
+def cli_initial(data: Path) -> dict[str, float]:
+    """The initial sync through `flask sync`, with the CLI process's peak RSS."""
+    fresh_database()
+    figures = {"cli_initial_s": 0.0, "cli_peak_rss_mb": 0.0}
+    for entity in ("patients", "payments"):
+        began = time.perf_counter()
+        process = subprocess.Popen([*FLASK, "sync", entity, str(data / "day1" / f"{entity}.json")],
+                                   cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        # VmHWM, not the rusage of wait4: that one keeps the peak of the forked
+        # parent from before exec().
+        peak_kb = 0
+        while process.poll() is None:
+            peak_kb = max(peak_kb, vm_hwm_kb(process.pid))
+            time.sleep(0.05)
+        figures["cli_initial_s"] += time.perf_counter() - began
+        figures["cli_peak_rss_mb"] = max(figures["cli_peak_rss_mb"], peak_kb / 1024)
+        if process.returncode not in (0, 1):
+            raise RuntimeError(f"flask sync {entity} failed")
+    return figures
+
+
+def vm_hwm_kb(pid: int) -> int:
+    """A process's peak resident set size so far, in kB (0 once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(match.group(1)) if match else 0
+
+
+def wrk(url: str, seconds: int) -> dict[str, float]:
+    """p50/p99 latency (ms) and requests/s for ``url`` with 8 connections."""
+    out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    def latency(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)$", out, re.M).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} failed responses")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {"p50_ms": latency("50%"), "p99_ms": latency("99%"), "rps": rps}
+
+
+def deep_page(base: str, pages: int) -> tuple[str, int]:
+    """The URL of the page ``pages`` deep (following Link), and how deep it really is."""
+    url = base
+    for depth in range(pages):
+        with urllib.request.urlopen(url) as response:
+            link = response.headers.get("Link")
+        if not link:
+            return url, depth
+        url = link[1:link.index(">")]
+    return url, pages
+
+
+def reads(data: Path, seconds: int) -> dict[str, dict[str, float]]:
+    """Read latencies on the state after the initial sync."""
+    fresh_database()
+    server = Server()
+    try:
+        for entity in ("patients", "payments"):
+            post(data / "day1" / f"{entity}.json.gz", entity)
+        base = f"http://127.0.0.1:{PORT}"
+        range_url = f"{base}/patients?payment_min=100&payment_max=200"
+        deep_url, depth = deep_page(range_url, 100)
+        log(f"deep page: {depth} pages in")
+        targets = {
+            "range_first_page": range_url,
+            f"range_page_{depth}": deep_url,
+            "top_payers": f"{base}/patients?sort=-paymentsTotal",
+            "payments_of_patient": f"{base}/payments?external_id=P00012345",
+        }
+        return {name: wrk(url, seconds) for name, url in targets.items()}
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    """Run every scenario, print the table, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", choices=sorted(SCALES),
+                        default=os.environ.get("BENCH_SCALE", "default"))
+    parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "3")))
+    parser.add_argument("--wrk-seconds", type=int, default=10)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk (make bench does it)")
+    data = dataset(args.scale)
+    rounds = []
+    for number in range(args.repeat):
+        log(f"round {number + 1}/{args.repeat}: HTTP syncs")
+        figures = http_syncs(data)
+        log(f"round {number + 1}/{args.repeat}: CLI initial sync")
+        figures |= cli_initial(data)
+        log(json.dumps(figures))
+        rounds.append(figures)
+    syncs = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    log("reads")
+    read_figures = reads(data, args.wrk_seconds)
+    result = {"scale": args.scale, "patients": SCALES[args.scale][0],
+              "payments": SCALES[args.scale][1], "repeat": args.repeat,
+              "at": datetime.now(UTC).isoformat(timespec="seconds"),
+              "syncs_median": syncs, "sync_rounds": rounds, "reads": read_figures}
+    out = ROOT / "bench" / "results" / f"{result['at'].replace(':', '')}-{args.scale}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+def table(result: dict[str, Any]) -> str:
+    """The figures as a Markdown table."""
+    lines = [f"Scale {result['scale']}: {result['patients']:,} patients / "
+             f"{result['payments']:,} payments; median of {result['repeat']} rounds",
+             "", "| sync | seconds |", "|---|---|"]
+    names = {"initial_s": "initial (HTTP gzip, patients + payments)",
+             "initial_payments_s": "  of which payments",
+             "resync_s": "next-day re-sync (HTTP)", "unchanged_s": "unchanged resend (HTTP)",
+             "dry_run_payments_s": "dry run, payments (HTTP)",
+             "cli_initial_s": "initial (CLI)"}
+    for key, label in names.items():
+        lines.append(f"| {label} | {result['syncs_median'][key]:.1f} |")
+    lines += ["", "| peak RSS | MB |", "|---|---|",
+              f"| gunicorn worker, initial sync | {result['syncs_median']['peak_rss_mb']:.0f} |",
+              f"| CLI process, initial sync | {result['syncs_median']['cli_peak_rss_mb']:.0f} |",
+              "", "| read (wrk, 8 connections) | p50 ms | p99 ms | req/s |", "|---|---|---|---|"]
+    for name, figures in result["reads"].items():
+        lines.append(f"| {name} | {figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | "
+                     f"{figures['rps']:.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
