@@ -325,3 +325,12 @@ def test_sync_rejects_only_the_record_with_a_gigantic_integer_external_id(
     report = response.get_json()
     assert (report["created"], report["rejected"]) == (1, 1)
     assert "externalId" in report["errors"][0]["messages"]
+
+
+def test_sync_stores_copy_special_characters_exactly(client: FlaskClient) -> None:
+    tricky = ["\\N", "a\\b", "tab\there", "line\nbreak", "cr\rhere", "\\", "end\\"]
+    sync(client, "patients", [patient_record(f"t{i}", firstName=name, middleName=name)
+                              for i, name in enumerate(tricky)])
+    stored_names = {p["externalId"]: (p["firstName"], p["middleName"])
+                    for p in client.get("/patients").get_json()}
+    assert stored_names == {f"t{i}": (name, name) for i, name in enumerate(tricky)}
