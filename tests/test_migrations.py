@@ -63,3 +63,16 @@ def test_downgrade_to_base_and_upgrade_again(empty_database_url: str) -> None:
         tables = set(sa.inspect(db.engine).get_table_names())
         db.engine.dispose()
     assert {"patients", "payments", "sync_runs"} <= tables
+
+
+@pytest.mark.postgresql_only
+def test_upgrade_leaves_room_for_hot_updates(empty_database_url: str) -> None:
+    app = create_app(base_config(empty_database_url))
+    with app.app_context():
+        flask_migrate.upgrade()
+        options = dict(db.session.execute(sa.text(
+            "SELECT relname, reloptions FROM pg_class "
+            "WHERE relname IN ('patients', 'payments')")).all())
+        db.session.remove()
+        db.engine.dispose()
+    assert options == {"patients": ["fillfactor=90"], "payments": ["fillfactor=85"]}
