@@ -66,6 +66,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SYNC_MAX_DELETE_RATIO": as_number(
             "SYNC_MAX_DELETE_RATIO", 0.5, env, minimum=0, maximum=1),
         "SYNC_GUARD_MIN_ROWS": as_number("SYNC_GUARD_MIN_ROWS", 100, env, kind=int, minimum=0),
+        "READ_CACHE_SIZE": as_number("READ_CACHE_SIZE", 256, env, kind=int, minimum=0),
         "SYNC_MAX_ERRORS": as_number("SYNC_MAX_ERRORS", 1000, env, kind=int, minimum=0),
         # flask-smorest: serve /openapi.json at the root.
         "API_TITLE": "Patient Payments",

@@ -55,6 +55,9 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
     api.init_app(app)
+    from app.api.cache import ResponseCache
+
+    app.extensions["read_cache"] = ResponseCache(app.config["READ_CACHE_SIZE"])
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _use_explicit_sqlite_transactions(db.engine)

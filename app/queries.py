@@ -51,6 +51,11 @@ def sync_report(session: orm.Session, sync_id: int) -> dict[str, Any] | None:
     return session.scalar(sa.select(SyncRun.report).where(SyncRun.id == sync_id))
 
 
+def data_version(session: orm.Session) -> int:
+    """The id of the newest sync: it changes whenever the replica's data may have."""
+    return session.scalar(sa.select(sa.func.max(SyncRun.id))) or 0
+
+
 def schema_revisions(session: orm.Session) -> set[str]:
     """The Alembic revisions the database is at (empty if it was never migrated)."""
     try:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask_smorest import Blueprint
 
 from app import queries
+from app.api.cache import cached_read
 from app.api.pagination import KeyColumn, SortKey, paginated
 from app.api.serializers import patient_json
 from app.api.snapshots import sync_from_request
@@ -30,6 +31,7 @@ PATIENT_SORTS = {
 
 
 @bp.route("/patients", methods=["GET"])
+@cached_read
 @bp.arguments(PatientListArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PatientSchema(many=True), description="A page of patients.")
 @paginated(item=patient_json)
@@ -40,6 +42,7 @@ def list_patients(payment_min: Decimal | None, payment_max: Decimal | None,
 
 
 @bp.route("/patients/<path:external_id>", methods=["GET"])
+@cached_read
 @bp.alt_response(200, schema=PatientSchema, description="The patient.")
 def get_patient(external_id: str) -> dict[str, Any]:
     """Get one live patient by its externalId."""

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask_smorest import Blueprint
 
 from app import queries
+from app.api.cache import cached_read
 from app.api.pagination import KeyColumn, SortKey, paginated
 from app.api.serializers import payment_json
 from app.api.snapshots import sync_from_request
@@ -20,6 +21,7 @@ BY_ID = SortKey("id", (KeyColumn("id", Payment.id),))
 
 
 @bp.route("/payments", methods=["GET"])
+@cached_read
 @bp.arguments(PaymentListArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PaymentSchema(many=True), description="A page of payments.")
 @paginated(item=payment_json)

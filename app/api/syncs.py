@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask_smorest import Blueprint
 
 from app import queries
+from app.api.cache import cached_read
 from app.api.pagination import KeyColumn, SortKey, paginated
 from app.errors import APIError
 from app.extensions import db
@@ -20,6 +21,7 @@ NEWEST_FIRST = SortKey("-id", (KeyColumn("id", SyncRun.id, descending=True),))
 
 
 @bp.route("/syncs", methods=["GET"])
+@cached_read
 @bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(200, schema=SyncReportSchema(many=True), description="Sync reports.")
 @paginated(item=lambda row: row.report)
@@ -29,6 +31,7 @@ def list_syncs() -> tuple[sa.Select[Any], SortKey]:
 
 
 @bp.route("/syncs/<int:sync_id>", methods=["GET"])
+@cached_read
 @bp.alt_response(200, schema=SyncReportSchema, description="The stored sync report.")
 def get_sync(sync_id: int) -> dict[str, Any]:
     """Get the stored report of one sync."""
