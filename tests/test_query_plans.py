@@ -1,0 +1,81 @@
+"""The hot read queries are served by their indexes (PostgreSQL plans).
+
+Sequential scans are disabled for the EXPLAIN so that the test checks what
+matters at any size: that an index matching the query's shape exists and is
+usable. If a query or an index drifts so that none fits, the planner falls
+back to a sequential scan anyway and the test fails.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import queries
+from app.api.patients import PATIENT_SORTS
+from app.api.payments import BY_ID
+from app.extensions import db
+from tests.helpers import patient_record, payment_record, sync
+
+pytestmark = pytest.mark.postgresql_only
+
+
+def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes = [plan]
+    for child in plan.get("Plans", []):
+        nodes += plan_nodes(child)
+    return nodes
+
+
+def indexes_used(app: Flask, query: sa.Select[Any]) -> set[str]:
+    with app.app_context():
+        sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
+        db.session.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        [plan] = db.session.execute(sa.text(f"EXPLAIN (FORMAT JSON) {sql}")).scalar_one()
+        db.session.rollback()
+    nodes = plan_nodes(plan["Plan"])
+    assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], nodes
+    return {n["Index Name"] for n in nodes if "Index Name" in n}
+
+
+@pytest.fixture
+def seeded(client: FlaskClient) -> None:
+    """A few patients with payments, so the tables have statistics."""
+    sync(client, "patients", [patient_record(f"p{i}") for i in range(50)])
+    sync(client, "payments",
+         [payment_record(f"m{i}", f"p{i % 50}", Decimal(i)) for i in range(200)])
+
+
+def page(query: sa.Select[Any], sort_key: Any, cursor: list[Any] | None = None) -> sa.Select[Any]:
+    if cursor is not None:
+        query = query.where(sort_key.after(cursor))
+    return query.order_by(*sort_key.order_by()).limit(101)
+
+
+def test_range_filter_sorted_by_total_uses_the_total_index(app: Flask, seeded: None) -> None:
+    query = page(queries.live_patients(Decimal(100), Decimal(200)),
+                 PATIENT_SORTS["paymentsTotal"], [Decimal(150), 10])
+    assert indexes_used(app, query) == {"ix_patients_live_total_id"}
+
+
+def test_top_payers_use_the_descending_total_index(app: Flask, seeded: None) -> None:
+    query = page(queries.live_patients(), PATIENT_SORTS["-paymentsTotal"], [Decimal(150), 10])
+    assert indexes_used(app, query) == {"ix_patients_live_total_desc_id"}
+
+
+def test_range_filter_sorted_by_id_uses_an_index(app: Flask, seeded: None) -> None:
+    query = page(queries.live_patients(Decimal(100), Decimal(200)), PATIENT_SORTS["id"], [10])
+    used = indexes_used(app, query)
+    assert used
+    assert used <= {"pk_patients", "ix_patients_live_total_id", "ix_patients_live_total_desc_id"}
+
+
+def test_payments_of_a_patient_use_the_patient_index(app: Flask, seeded: None) -> None:
+    query = page(queries.live_payments("p7"), BY_ID, [3])
+    assert "ix_payments_live_patient_id_id" in indexes_used(app, query)
+    assert "uq_patients_external_id" in indexes_used(app, query)
