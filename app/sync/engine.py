@@ -1,8 +1,10 @@
 """run_sync: apply one full snapshot as one transaction (SPEC §2).
 
-lock -> validate -> stage -> merge -> report, with the session's transaction
-owned here: committed once when the sync applies, rolled back for a dry run
-or a refusal (the dry run's report is then recorded on its own).
+validate (streaming, into a spool; no table touched) -> lock -> stage ->
+plan -> merge -> report. The session's transaction is owned here: committed
+once when the sync applies, rolled back for a dry run or a refusal (the dry
+run's report is then recorded on its own). The advisory lock is the
+transaction's first statement, so nothing the merge reads can change under it.
 """
 
 from __future__ import annotations
