@@ -204,7 +204,6 @@ class SyncReportSchema(ma.Schema):
     finished_at = fields.String(data_key="finishedAt")
 
 
-patient_schema = PatientSchema()
 patients_schema = PatientSchema(many=True)
 payments_schema = PaymentSchema(many=True)
 

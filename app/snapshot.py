@@ -11,7 +11,6 @@ makes the whole body invalid.
 from __future__ import annotations
 
 import codecs
-import io
 import json
 import re
 import zlib
@@ -96,12 +95,6 @@ def iter_snapshot(stream: BinaryIO) -> Iterator[Any]:
     reader.skip_whitespace()
     if reader.peek() != "":
         raise reader.error("unexpected data after the array")
-
-
-def parse_snapshot(raw: bytes | str) -> list[Any]:
-    """Parse a whole snapshot held in memory (tests and small files)."""
-    data = raw.encode() if isinstance(raw, str) else raw
-    return list(iter_snapshot(io.BytesIO(data)))
 
 
 class _TextReader:

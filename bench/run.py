@@ -58,7 +58,9 @@ def fresh_database() -> None:
 
 def env() -> dict[str, str]:
     """The environment the service runs with."""
-    return os.environ | {"DATABASE_URL": database_url(), "SYNC_LOCK_TIMEOUT": "600"}
+    # The large scale's 680 MB payments snapshot is over the default 256 MiB limit.
+    return os.environ | {"DATABASE_URL": database_url(), "SYNC_LOCK_TIMEOUT": "600",
+                         "MAX_CONTENT_LENGTH": str(2 << 30)}
 
 
 def dataset(scale: str) -> Path:
