@@ -2,8 +2,8 @@
 
 validate (streaming, into a spool; no table touched) -> lock -> stage ->
 plan -> merge -> report. The session's transaction is owned here: committed
-once when the sync applies, rolled back for a dry run or a refusal (the dry
-run's report is then recorded on its own). The advisory lock is the
+once when the sync applies, rolled back for a refusal; a dry run's merge
+is rolled back to a savepoint and only its report is committed. The advisory lock is the
 transaction's first statement, so nothing the merge reads can change under it.
 """
 
@@ -56,13 +56,17 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
             with sync_lock(connection, settings.lock_timeout):
                 now = utcnow()
                 merge.tune_transaction(connection)
+                # A dry run undoes its merge but records its report under the lock,
+                # so sync_runs ids are committed in order (the read cache relies on it).
+                changes = session.begin_nested() if dry_run else None
+                connection = session.connection()  # emits the SAVEPOINT, which is lazy
                 stage = sink.load(connection)
                 say(f"{entity}: staged")
                 outcome = _apply(connection, entity, stage, now, settings, force)
                 say(f"{entity}: merged")
                 report = _report(entity, dry_run, summary, outcome, settings.max_errors, now)
-                if dry_run:
-                    session.rollback()
+                if changes is not None:
+                    changes.rollback()
                 report = _record(session, report)
                 session.commit()
         except BaseException:
