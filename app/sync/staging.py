@@ -52,16 +52,11 @@ STAGES: dict[str, sa.Table] = {
 
 def _plan_table(name: str, *columns: sa.Column[Any]) -> sa.Table:
     """Each staged element joined once with its stored row: what the merge will do to it."""
-    return sa.Table(
-        name, _metadata,
-        sa.Column("idx", sa.Integer, nullable=False),
-        sa.Column("external_id", sa.Text, nullable=False),
-        sa.Column("valid", sa.Boolean, nullable=False),
-        *columns,
+    return _stage_table(
+        name, *columns,
         sa.Column("target_id", sa.Integer),
         sa.Column("target_deleted", sa.Boolean),
         sa.Column("changed", sa.Boolean),
-        prefixes=["TEMPORARY"],
     )
 
 
