@@ -149,3 +149,37 @@ def app_ctx(app: Flask) -> Iterator[None]:
     """An app context, for tests that query directly and make no requests."""
     with app.app_context():
         yield
+
+
+_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+class QueryRecorder:
+    """The SQL statements the app ran while recording (transaction control left out)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.recording = False
+
+    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if self.recording and not statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
+            self.statements.append(statement)
+
+    def __enter__(self) -> QueryRecorder:
+        self.statements.clear()
+        self.recording = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.recording = False
+
+
+@pytest.fixture
+def query_recorder(app: Flask) -> Iterator[QueryRecorder]:
+    """Counts SQL statements, as warehouse's fixture does, to catch N+1 queries."""
+    recorder = QueryRecorder()
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", recorder)
+    yield recorder
+    sa.event.remove(engine, "before_cursor_execute", recorder)

@@ -1,0 +1,42 @@
+"""Reads cost a fixed number of SQL statements, however many rows a page holds."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import QueryRecorder
+from tests.helpers import patient_record, payment_record, sync
+
+PAGES = ["/patients?limit=1000", "/patients?sort=-paymentsTotal&payment_min=1",
+         "/payments?limit=1000", "/payments?external_id=p1", "/syncs", "/patients/p1"]
+
+
+@pytest.fixture
+def seeded(client: FlaskClient) -> None:
+    """Fifty patients with three payments each."""
+    sync(client, "patients", [patient_record(f"p{i}") for i in range(50)])
+    sync(client, "payments", [payment_record(f"m{i}", f"p{i % 50}", Decimal(i + 1))
+                              for i in range(150)])
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_read_runs_two_statements_uncached(client: FlaskClient, seeded: None,
+                                           query_recorder: QueryRecorder, url: str) -> None:
+    with query_recorder:
+        response = client.get(url)
+    assert response.status_code == 200
+    # The data version for the cache, then the page itself.
+    assert len(query_recorder.statements) == 2, query_recorder.statements
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_read_runs_one_statement_when_cached(client: FlaskClient, seeded: None,
+                                             query_recorder: QueryRecorder, url: str) -> None:
+    client.get(url)
+    with query_recorder:
+        response = client.get(url)
+    assert response.status_code == 200
+    assert len(query_recorder.statements) == 1, query_recorder.statements
