@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from app.models import Patient, Payment
 from app.sync.report import RecordError
-from app.sync.staging import PLANS, TOUCHED_PATIENTS
+from app.sync.staging import PLANS
 from app.types import UTCDateTime
 
 PATIENTS = Patient.__table__
@@ -99,7 +99,8 @@ def build_plan(connection: sa.Connection, entity: str, stage: sa.Table) -> sa.Ta
         valid = sa.and_(stage.c.valid, PATIENTS.c.id.is_not(None))
         values = {"amount": stage.c.amount, "patient_id": PATIENTS.c.id,
                   "patient_external_id": stage.c.patient_external_id,
-                  "unknown_patient": unknown, "old_patient_id": target.c.patient_id}
+                  "unknown_patient": unknown, "old_patient_id": target.c.patient_id,
+                  "old_amount": target.c.amount}
     else:
         values = {name: stage.c[name] for name in fields}
     differs = sa.or_(*(target.c[name].is_distinct_from(values[name]) for name in fields))
@@ -182,32 +183,31 @@ def insert_new(connection: sa.Connection, target: sa.Table, plan: sa.Table,
 
 
 def refresh_payment_totals(connection: sa.Connection, plan: sa.Table, now: datetime) -> int:
-    """Recompute paymentsTotal/paymentsCount for every patient a payments sync touched.
+    """Move paymentsTotal/paymentsCount by exactly what this payments sync changed.
 
-    Touched: the new and the previous patient of every payment written, and
-    the patient of every payment deleted. One aggregate over their live
-    payments, written only where it differs.
+    Each written payment adds its new amount to its (new) patient; each live
+    payment that changed takes its old amount off its old patient; each
+    payment deleted now takes its amount off. A restored payment was not
+    counted, so it only adds. Summing these deltas per patient touches only
+    the changed payments, not every payment of every touched patient.
     """
     written = sa.and_(plan.c.valid, sa.or_(plan.c.target_id.is_(None), plan.c.changed,
                                           plan.c.target_deleted))
-    touched = sa.union(
-        sa.select(plan.c.patient_id).where(written),
-        sa.select(plan.c.old_patient_id).where(written, plan.c.old_patient_id.is_not(None)),
-        sa.select(PAYMENTS.c.patient_id).where(PAYMENTS.c.deleted == now),
-    )
-    TOUCHED_PATIENTS.create(connection)
-    connection.execute(sa.insert(TOUCHED_PATIENTS).from_select(["patient_id"], touched))
-    analyze(connection, TOUCHED_PATIENTS)
-    ids = TOUCHED_PATIENTS.c.patient_id
-    sums = (sa.select(ids.label("patient_id"),
-                      sa.func.coalesce(sa.func.sum(PAYMENTS.c.amount), 0).label("total"),
-                      sa.func.count(PAYMENTS.c.id).label("n"))
-            .select_from(TOUCHED_PATIENTS.outerjoin(PAYMENTS, sa.and_(
-                PAYMENTS.c.patient_id == ids, PAYMENTS.c.deleted.is_(None))))
-            .group_by(ids).subquery())
+    replaced = sa.and_(plan.c.valid, plan.c.changed, sa.not_(plan.c.target_deleted))
+    deltas = sa.union_all(
+        sa.select(plan.c.patient_id.label("patient_id"), plan.c.amount.label("amount"),
+                  sa.literal(1).label("n")).where(written),
+        sa.select(plan.c.old_patient_id, -plan.c.old_amount, sa.literal(-1)).where(replaced),
+        sa.select(PAYMENTS.c.patient_id, -PAYMENTS.c.amount, sa.literal(-1))
+        .where(PAYMENTS.c.deleted == now),
+    ).subquery()
+    sums = (sa.select(deltas.c.patient_id, sa.func.sum(deltas.c.amount).label("total"),
+                      sa.func.sum(deltas.c.n).label("n"))
+            .group_by(deltas.c.patient_id)
+            .having(sa.or_(sa.func.sum(deltas.c.amount) != 0, sa.func.sum(deltas.c.n) != 0))
+            .subquery())
     statement = (sa.update(PATIENTS)
-                 .where(PATIENTS.c.id == sums.c.patient_id,
-                        sa.or_(PATIENTS.c.payments_total != sums.c.total,
-                               PATIENTS.c.payments_count != sums.c.n))
-                 .values(payments_total=sums.c.total, payments_count=sums.c.n))
+                 .where(PATIENTS.c.id == sums.c.patient_id)
+                 .values(payments_total=PATIENTS.c.payments_total + sums.c.total,
+                         payments_count=PATIENTS.c.payments_count + sums.c.n))
     return connection.execute(statement).rowcount

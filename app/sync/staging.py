@@ -70,13 +70,8 @@ PLANS: dict[str, sa.Table] = {
         sa.Column("amount", Money(12, 2)), sa.Column("patient_id", sa.Integer),
         sa.Column("patient_external_id", sa.Text),
         sa.Column("unknown_patient", sa.Boolean),
-        sa.Column("old_patient_id", sa.Integer)),
+        sa.Column("old_patient_id", sa.Integer), sa.Column("old_amount", Money(12, 2))),
 }
-
-# Patients whose payments total must be recomputed by a payments sync.
-TOUCHED_PATIENTS = sa.Table("sync_touched_patients", _metadata,
-                            sa.Column("patient_id", sa.Integer), prefixes=["TEMPORARY"])
-
 
 class CopySpool:
     """A sink that writes COPY text rows to a temporary file (PostgreSQL)."""
@@ -167,7 +162,7 @@ def stage_sink(dialect_name: str, entity: str) -> Iterator[CopySpool | RowBuffer
 
 def drop_stages(connection: sa.Connection) -> None:
     """Drop the temporary tables explicitly (ON COMMIT DROP fails under nested transactions)."""
-    for table in (*STAGES.values(), *PLANS.values(), TOUCHED_PATIENTS):
+    for table in (*STAGES.values(), *PLANS.values()):
         connection.execute(sa.text(f"DROP TABLE IF EXISTS {table.name}"))
 
 
