@@ -162,3 +162,23 @@ def test_sync_gets_409_while_another_sync_holds_the_lock(app: Flask, backend: st
     assert client.get("/patients").get_json() == []
     assert client.get("/syncs").get_json() == []
     assert sync(client, "patients", [patient_record("b")])["created"] == 1
+
+
+def test_sync_client_disconnecting_midway_changes_nothing(client: FlaskClient,
+                                                          seeded: list) -> None:
+    body = to_json([patient_record("a", lastName="Z"), patient_record("b")]).encode()
+    # The client announces more bytes than it sends, then goes away.
+    response = client.post("/patients", data=body[:-5],
+                           headers={"Content-Type": "application/json"},
+                           environ_overrides={"CONTENT_LENGTH": str(len(body))})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "bad_request"
+    assert_nothing_changed(client, seeded)
+
+
+@pytest.mark.postgresql_only
+def test_sync_takes_the_advisory_lock_before_touching_any_table(
+        client: FlaskClient, query_recorder: Any) -> None:
+    with query_recorder:
+        sync(client, "patients", [patient_record("a")])
+    assert "pg_try_advisory_xact_lock" in query_recorder.statements[0]

@@ -19,12 +19,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
+import marshmallow as ma
 import sqlalchemy as sa
 from flask import request
 
 from app.errors import APIError
 from app.extensions import db
-from app.types import CENT
+from app.schemas import MoneyBoundField
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class SortKey:
 
 
 _MAX_ID = 2**63
-_MAX_TOTAL = Decimal(10) ** 16
+_TOTAL = MoneyBoundField()
 
 
 def _typed(kind: type, value: Any) -> Any:
@@ -98,10 +99,10 @@ def _typed(kind: type, value: Any) -> Any:
         return value
     if not isinstance(value, str) or len(value) > 40:
         raise ValueError("expected a decimal string")
-    number = Decimal(value)
-    if not number.is_finite() or abs(number) >= _MAX_TOTAL or number != number.quantize(CENT):
-        raise ValueError("expected an amount in cents")
-    return number
+    try:
+        return _TOTAL.deserialize(value)
+    except ma.ValidationError as error:
+        raise ValueError(str(error)) from None
 
 
 def paginated(item: Callable[[Any], Any]) -> Callable[..., Any]:

@@ -14,6 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from app.models import Patient, Payment
+from app.sync.records import STAGED_FIELDS
 from app.sync.report import RecordError
 from app.sync.staging import PLANS
 from app.types import UTCDateTime
@@ -23,7 +24,7 @@ PAYMENTS = Payment.__table__
 TARGETS = {"patients": PATIENTS, "payments": PAYMENTS}
 # The columns a valid record writes into its target row.
 MERGED_FIELDS: dict[str, tuple[str, ...]] = {
-    "patients": ("first_name", "last_name", "middle_name", "date_of_birth"),
+    "patients": STAGED_FIELDS["patients"],
     "payments": ("amount", "patient_id"),
 }
 # Hash joins and aggregates over a million staged rows spill to disk with the
@@ -46,11 +47,10 @@ def count_live(connection: sa.Connection, target: sa.Table) -> int:
     return connection.scalar(query) or 0
 
 
-def analyze(connection: sa.Connection, table: sa.Table | str) -> None:
+def analyze(connection: sa.Connection, table: sa.Table) -> None:
     """Refresh the planner's statistics for ``table`` (PostgreSQL only)."""
-    name = table if isinstance(table, str) else table.name
     if connection.dialect.name == "postgresql":
-        connection.execute(sa.text(f"ANALYZE {name}"))
+        connection.execute(sa.text(f"ANALYZE {table.name}"))
 
 
 def reject_duplicates(connection: sa.Connection, stage: sa.Table,
@@ -90,7 +90,7 @@ def build_plan(connection: sa.Connection, entity: str, stage: sa.Table) -> sa.Ta
     fields = MERGED_FIELDS[entity]
     source = stage.outerjoin(target, target.c.external_id == stage.c.external_id)
     valid: sa.ColumnElement[bool] = stage.c.valid
-    values: dict[str, sa.ColumnElement] = {}
+    values: dict[str, sa.ColumnElement]
     if entity == "payments":
         live_patient = sa.and_(PATIENTS.c.external_id == stage.c.patient_external_id,
                                PATIENTS.c.deleted.is_(None))

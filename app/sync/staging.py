@@ -39,14 +39,20 @@ def _stage_table(name: str, *columns: sa.Column[Any]) -> sa.Table:
     )
 
 
+# The type of each staged field (STAGED_FIELDS gives their order per entity).
+_STAGED_TYPES: dict[str, Any] = {
+    "first_name": sa.Text, "last_name": sa.Text, "middle_name": sa.Text,
+    "date_of_birth": sa.Date, "patient_external_id": sa.Text, "amount": Money(12, 2),
+}
+
+
+def _staged_columns(entity: str) -> list[sa.Column[Any]]:
+    return [sa.Column(name, _STAGED_TYPES[name]) for name in STAGED_FIELDS[entity]]
+
+
 STAGES: dict[str, sa.Table] = {
-    "patients": _stage_table(
-        "sync_stage_patients",
-        sa.Column("first_name", sa.Text), sa.Column("last_name", sa.Text),
-        sa.Column("middle_name", sa.Text), sa.Column("date_of_birth", sa.Date)),
-    "payments": _stage_table(
-        "sync_stage_payments",
-        sa.Column("patient_external_id", sa.Text), sa.Column("amount", Money(12, 2))),
+    entity: _stage_table(f"sync_stage_{entity}", *_staged_columns(entity))
+    for entity in STAGED_FIELDS
 }
 
 
@@ -61,10 +67,9 @@ def _plan_table(name: str, *columns: sa.Column[Any]) -> sa.Table:
 
 
 PLANS: dict[str, sa.Table] = {
-    "patients": _plan_table(
-        "sync_plan_patients",
-        sa.Column("first_name", sa.Text), sa.Column("last_name", sa.Text),
-        sa.Column("middle_name", sa.Text), sa.Column("date_of_birth", sa.Date)),
+    "patients": _plan_table("sync_plan_patients", *_staged_columns("patients")),
+    # Payments reach the plan with their patient resolved (rule 7) and the
+    # stored row's values, which the totals deltas need.
     "payments": _plan_table(
         "sync_plan_payments",
         sa.Column("amount", Money(12, 2)), sa.Column("patient_id", sa.Integer),
@@ -72,6 +77,7 @@ PLANS: dict[str, sa.Table] = {
         sa.Column("unknown_patient", sa.Boolean),
         sa.Column("old_patient_id", sa.Integer), sa.Column("old_amount", Money(12, 2))),
 }
+
 
 class CopySpool:
     """A sink that writes COPY text rows to a temporary file (PostgreSQL)."""
