@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from limits import parse_many
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+APP_ENVS = ("development", "production")
 
 
 class ConfigError(ValueError):
@@ -53,13 +59,34 @@ def database_url(env: Mapping[str, str], instance_path: str) -> str:
     return url
 
 
+def as_tokens(name: str, env: Mapping[str, str]) -> tuple[str, ...]:
+    """Read a comma-separated token list; empty entries (and an empty list) mean none."""
+    tokens = tuple(token.strip() for token in env.get(name, "").split(","))
+    tokens = tuple(token for token in tokens if token)
+    for token in tokens:
+        if not _TOKEN_CHARS.fullmatch(token):
+            raise ConfigError(f"{name} holds a token with spaces or non-printable characters; "
+                              "tokens are sent in an HTTP header and must be printable ASCII")
+    return tokens
+
+
 def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping from the environment."""
     env = os.environ if env is None else env
     return {
         "APP_ENV": env.get("APP_ENV", "development").strip() or "development",
         "SQLALCHEMY_DATABASE_URI": database_url(env, instance_path),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # hide_parameters: SQL errors would otherwise log names and amounts.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+        "API_READ_TOKENS": as_tokens("API_READ_TOKENS", env),
+        "API_WRITE_TOKENS": as_tokens("API_WRITE_TOKENS", env),
+        "RATELIMIT_SYNC": env.get("RATELIMIT_SYNC", "60 per minute"),
+        "RATELIMIT_READ": env.get("RATELIMIT_READ", "6000 per minute"),
+        "RATELIMIT_ENABLED": as_bool("RATELIMIT_ENABLED", True, env),
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://",
+        "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", "patient-payments"),
+        "TRUSTED_PROXIES": as_number("TRUSTED_PROXIES", 0, env, kind=int, minimum=0),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
         "MAX_CONTENT_LENGTH": as_number(
             "MAX_CONTENT_LENGTH", 256 * 1024 * 1024, env, kind=int, minimum=1),
         "SYNC_LOCK_TIMEOUT": as_number("SYNC_LOCK_TIMEOUT", 30.0, env, minimum=0),
@@ -74,4 +101,52 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/",
         "OPENAPI_JSON_PATH": "openapi.json",
+        # Swagger UI at /docs, every asset served by this app (app/api/docs.py):
+        # these hosts have no CDN access. The asset prefix is relative on purpose:
+        # the page is always at <root>/docs (no trailing slash), so "docs/assets/"
+        # resolves to <root>/docs/assets/ whether the app is at / or mounted under
+        # a path prefix (SCRIPT_NAME), just as the spec URL does (flask-smorest
+        # builds that with url_for). "/docs/assets/" would break under a prefix.
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "docs/assets/",
+        "OPENAPI_SWAGGER_UI_CONFIG": {
+            # Otherwise Swagger UI sends the spec to validator.swagger.io.
+            "validatorUrl": None,
+            # Already Swagger UI 4's default; pinned so ?url=/?configUrl= can
+            # never make the page load a spec or config from elsewhere.
+            "queryConfigEnabled": False,
+        },
     }
+
+
+def validate_config(config: Mapping[str, Any]) -> None:
+    """Check the rules that span several values; raise ConfigError on the first broken one."""
+    if config["APP_ENV"] not in APP_ENVS:
+        raise ConfigError(f"APP_ENV must be one of {', '.join(APP_ENVS)}, "
+                          f"got {config['APP_ENV']!r}")
+    if config["APP_ENV"] == "production" and not (
+            config["API_READ_TOKENS"] or config["API_WRITE_TOKENS"]):
+        raise ConfigError("APP_ENV=production needs API_READ_TOKENS and/or API_WRITE_TOKENS: "
+                          "refusing to serve patient data without access control")
+    for name in ("RATELIMIT_SYNC", "RATELIMIT_READ"):
+        try:
+            usable = all(limit.amount >= 1 for limit in parse_many(config[name]))
+        except ValueError:
+            usable = False
+        if not usable:
+            raise ConfigError(f"{name} must be a rate limit such as '60 per minute' or "
+                              f"'10/second;1000/hour', got {config[name]!r}")
+    if not isinstance(logging.getLevelName(config["LOG_LEVEL"]), int):
+        raise ConfigError(f"LOG_LEVEL must be a logging level name, got {config['LOG_LEVEL']!r}")
+
+
+def check_environment(env: Mapping[str, str] | None = None) -> None:
+    """Exit with a one-line reason when the environment cannot configure the app.
+
+    For process managers (gunicorn.conf.py) that should refuse to start at all
+    rather than boot workers that fail one after another.
+    """
+    try:
+        validate_config(load_config(os.devnull, env))
+    except ConfigError as error:
+        raise SystemExit(f"Configuration error: {error}") from None

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import load_config
+from app.logs import configure_logging
+from config import load_config, validate_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,22 +23,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(load_config(app.instance_path))
     if test_config is not None:
         app.config.from_mapping(test_config)
-    configure_logging(app)
+    validate_config(app.config)
+    configure_logging(app.config["LOG_LEVEL"])
     register_json(app)
     register_extensions(app)
+    register_request_hooks(app)
     register_blueprints(app)
     register_error_handlers(app)
     register_commands(app)
     return app
-
-
-def configure_logging(app: Flask) -> None:
-    """Log to stderr at INFO unless the host already configured logging."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Alembic announces its plugins at INFO whenever Flask-Migrate is imported.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def register_json(app: Flask) -> None:
@@ -61,14 +55,42 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _use_explicit_sqlite_transactions(db.engine)
+        elif db.engine.dialect.name == "postgresql":
+            _abort_queries_of_vanished_clients(db.engine)
+
+
+def register_request_hooks(app: Flask) -> None:
+    """Request id and access log, metrics, then access control, then rate limits.
+
+    The order matters: hooks run in registration order (after-request hooks in
+    reverse), so every response, a 401 or 429 included, gets its request id,
+    log line and timing, and a request is identified before it is counted.
+    """
+    from app.auth import init_auth
+    from app.metrics import init_metrics
+    from app.rate_limits import init_rate_limits
+    from app.request_log import init_request_log
+
+    if app.config["TRUSTED_PROXIES"]:
+        # Client address and scheme from X-Forwarded-* set by our own proxies only.
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,  # type: ignore[method-assign]
+                                x_host=hops, x_prefix=hops)
+    init_request_log(app)
+    init_metrics(app)
+    init_auth(app)
+    init_rate_limits(app)
 
 
 def register_blueprints(app: Flask) -> None:
-    """Route and document every resource."""
+    """Route and document every resource; serve the /docs page's files."""
+    from app.api import docs
     from app.api import register_blueprints as register
     from app.extensions import api
 
     register(api)
+    # Through Flask, not the Api: static files have no place in the OpenAPI document.
+    app.register_blueprint(docs.bp)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -83,6 +105,21 @@ def register_commands(app: Flask) -> None:
     from app.cli import sync_cli
 
     app.cli.add_command(sync_cli)
+
+
+def _abort_queries_of_vanished_clients(engine: sa.Engine) -> None:
+    """Make PostgreSQL notice within seconds that a worker died mid-statement.
+
+    Otherwise the backend of a killed worker runs its sync statement to the
+    end, holding the sync lock, before it finds the socket closed.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET client_connection_check_interval = '2s'")
+        cursor.close()
+        dbapi_connection.commit()
 
 
 def _use_explicit_sqlite_transactions(engine: sa.Engine) -> None:

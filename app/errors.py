@@ -40,12 +40,14 @@ class APIError(Exception):
     """An error the client should see, with its status, code and details."""
 
     def __init__(self, status: int, code: str, message: str,
-                 details: Mapping[str, Any] | None = None) -> None:
+                 details: Mapping[str, Any] | None = None, *,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = dict(details or {})
+        self.headers = dict(headers or {})
 
     @classmethod
     def invalid_parameter(cls, name: str, message: str) -> APIError:
@@ -119,7 +121,9 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(APIError)
     def handle_api_error(error: APIError) -> Response:
-        return error_response(error.status, error.code, error.message, error.details)
+        response = error_response(error.status, error.code, error.message, error.details)
+        response.headers.update(error.headers)
+        return response
 
     @app.errorhandler(SyncRefused)
     def handle_sync_refused(error: SyncRefused) -> Response:

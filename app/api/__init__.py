@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 def register_blueprints(api: Api) -> None:
     """Register every resource blueprint so it is routed and documented."""
-    from app.api import health, patients, payments, syncs
+    from app.api import health, metrics, patients, payments, syncs
 
-    for module in (patients, payments, syncs, health):
+    for module in (patients, payments, syncs, health, metrics):
         api.register_blueprint(module.bp)

@@ -2,22 +2,49 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, BinaryIO
 
-from flask import current_app, request
+from flask import current_app, g, request
+from werkzeug.exceptions import HTTPException
 
+from app import metrics
 from app.errors import APIError
 from app.extensions import db
 from app.snapshot import GunzipReader, iter_snapshot
-from app.sync import SyncSettings, run_sync
+from app.sync import SyncRefused, SyncReport, SyncSettings, run_sync
+
+# The report fields that are safe to log: counts, never record contents.
+_SUMMARY_FIELDS = ("sync_id", "dry_run", "received", *metrics.ROW_OUTCOMES)
 
 
 def sync_from_request(entity: str, *, dry_run: bool, force: bool) -> dict[str, Any]:
     """Stream the request's snapshot through the sync engine and return the report JSON."""
-    records = iter_snapshot(_request_stream())
-    report = run_sync(db.session, entity, records, dry_run=dry_run, force=force,
-                      settings=SyncSettings.from_config(current_app.config))
+    started = time.perf_counter()
+    outcome, report = "failed", None
+    try:
+        records = iter_snapshot(_request_stream())
+        report = run_sync(db.session, entity, records, dry_run=dry_run, force=force,
+                          settings=SyncSettings.from_config(current_app.config))
+        outcome = "dry_run" if dry_run else "applied"
+    except SyncRefused:
+        outcome = "refused"
+        raise
+    except (APIError, HTTPException):
+        outcome = "invalid"
+        raise
+    finally:
+        metrics.observe_sync(entity, outcome, time.perf_counter() - started, report)
+        g.sync_summary = _summary(entity, outcome, report)
     return report.to_json()
+
+
+def _summary(entity: str, outcome: str, report: SyncReport | None) -> dict[str, Any]:
+    """What the access log says about a sync."""
+    summary: dict[str, Any] = {"entity": entity, "outcome": outcome}
+    if report is not None:
+        summary.update({name: getattr(report, name) for name in _SUMMARY_FIELDS})
+    return summary
 
 
 def _request_stream() -> BinaryIO:

@@ -1,0 +1,116 @@
+"""Bearer-token access control (SPEC §4).
+
+Tokens come from API_READ_TOKENS and API_WRITE_TOKENS; a write token can also
+read. Every request is checked before routing reaches a view, so a new
+endpoint is protected by default: only the blueprints in OPEN_BLUEPRINTS
+(probes, API docs, metrics: no patient data) are reachable without a token,
+and every method other than GET/HEAD/OPTIONS needs a write token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+from enum import IntEnum
+
+from flask import Flask, g, request
+
+from app.errors import APIError
+
+log = logging.getLogger(__name__)
+
+OPEN_BLUEPRINTS = frozenset({"health", "api-docs", "docs", "metrics"})
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Scope(IntEnum):
+    """What a token may do; a higher scope includes the lower ones."""
+
+    READ = 1
+    WRITE = 2
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller behind a valid token, named by a digest prefix that is safe to log."""
+
+    name: str
+    scope: Scope
+
+
+class TokenRegistry:
+    """The configured tokens, kept as SHA-256 digests and compared in constant time."""
+
+    def __init__(self, read_tokens: tuple[str, ...], write_tokens: tuple[str, ...]) -> None:
+        scopes = {_digest(token): Scope.READ for token in read_tokens}
+        # A token listed in both lists is a write token.
+        scopes.update({_digest(token): Scope.WRITE for token in write_tokens})
+        self._scopes = list(scopes.items())
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any token is configured; without tokens auth is off (development only)."""
+        return bool(self._scopes)
+
+    def identify(self, token: str) -> Principal | None:
+        """The principal for ``token``, or None when it is unknown.
+
+        Digests have a fixed length, and every configured token is compared
+        without stopping at a match, so timing reveals neither which token
+        matched nor how much of one did.
+        """
+        presented = _digest(token)
+        found: Scope | None = None
+        for digest, scope in self._scopes:
+            if hmac.compare_digest(digest, presented):
+                found = scope
+        if found is None:
+            return None
+        return Principal(name=presented.hex()[:12], scope=found)
+
+
+def init_auth(app: Flask) -> None:
+    """Check every request's token before it reaches a view."""
+    registry = TokenRegistry(app.config["API_READ_TOKENS"], app.config["API_WRITE_TOKENS"])
+    app.extensions["tokens"] = registry
+    if not registry.enabled:
+        log.warning("API_READ_TOKENS and API_WRITE_TOKENS are empty: access control is OFF; "
+                    "every client can read and sync (development only)")
+
+    @app.before_request
+    def authenticate() -> None:
+        g.principal = None
+        required = required_scope()
+        if required is None or not registry.enabled:
+            return
+        g.principal = principal = _authenticate(registry)
+        if principal.scope < required:
+            raise APIError(403, "forbidden", "This token may read but not sync.",
+                           headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
+
+
+def required_scope() -> Scope | None:
+    """The scope the current request needs, or None for an open endpoint."""
+    if request.blueprint in OPEN_BLUEPRINTS:
+        return None
+    # Unknown paths need a token too, so that probing reveals no routes.
+    return Scope.READ if request.method in READ_METHODS else Scope.WRITE
+
+
+def _authenticate(registry: TokenRegistry) -> Principal:
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise APIError(401, "unauthorized", "A bearer token is required: "
+                       "send 'Authorization: Bearer <token>'.",
+                       headers={"WWW-Authenticate": 'Bearer realm="patient-payments"'})
+    principal = registry.identify(token.strip())
+    if principal is None:
+        raise APIError(401, "unauthorized", "The bearer token is not valid.",
+                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    return principal
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()

@@ -1,0 +1,71 @@
+"""Prometheus metrics: request latency, sync runs, rows by outcome, sync duration.
+
+Labels carry route templates, statuses, entities and outcomes only, never
+patient data. Under gunicorn each worker is a process: with
+PROMETHEUS_MULTIPROC_DIR set (gunicorn.conf.py sets it) the values live in
+files there and /metrics adds up every worker's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from app.sync.report import SyncReport
+
+REQUEST_LATENCY = Histogram(
+    "http_request_duration_seconds", "Time to answer an HTTP request.",
+    ["endpoint", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+SYNC_RUNS = Counter(
+    "sync_runs_total", "Snapshot syncs received, by entity and outcome "
+    "(applied, dry_run, refused, invalid, failed).", ["entity", "outcome"])
+SYNC_ROWS = Counter(
+    "sync_rows_total", "Records of applied syncs, by entity and outcome "
+    "(created, updated, restored, unchanged, rejected, deleted).", ["entity", "outcome"])
+SYNC_DURATION = Histogram(
+    "sync_duration_seconds", "Time from the start of a sync request to its report.",
+    ["entity", "outcome"], buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600))
+
+ROW_OUTCOMES = ("created", "updated", "restored", "unchanged", "rejected", "deleted")
+
+
+def init_metrics(app: Flask) -> None:
+    """Time every request; call after init_request_log, which starts the clock."""
+
+    @app.after_request
+    def observe_request(response: Response) -> Response:
+        # Route templates, not paths: one series per endpoint, whatever the ids.
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        started = g.get("started", time.perf_counter())
+        REQUEST_LATENCY.labels(endpoint, request.method, str(response.status_code)).observe(
+            time.perf_counter() - started)
+        return response
+
+
+def observe_sync(entity: str, outcome: str, seconds: float, report: SyncReport | None) -> None:
+    """Count one sync request; the rows of an applied one count by outcome."""
+    SYNC_RUNS.labels(entity, outcome).inc()
+    SYNC_DURATION.labels(entity, outcome).observe(seconds)
+    if report is not None and not report.dry_run:
+        for name in ROW_OUTCOMES:
+            SYNC_ROWS.labels(entity, name).inc(getattr(report, name))
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics in Prometheus text format, summed over the worker processes if several."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

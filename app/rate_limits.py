@@ -1,0 +1,78 @@
+"""Rate limits per token (per client address when auth is off), SPEC §4.
+
+Two budgets, each shared by every endpoint it covers: syncs (RATELIMIT_SYNC,
+any write method) and reads (RATELIMIT_READ). Counters live in
+RATELIMIT_STORAGE_URI: in memory by default (per process), Redis when several
+processes or hosts serve and must share one budget.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, g, request
+from flask_limiter import ApplicationLimit, Limiter
+
+from app.auth import READ_METHODS, required_scope
+
+log = logging.getLogger(__name__)
+
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def init_rate_limits(app: Flask) -> None:
+    """Bind a Limiter to ``app``; call after init_auth so a request is identified first.
+
+    Flask-Limiter keeps its storage on the Limiter object, so each app gets its
+    own instance (tests build apps with different storages side by side).
+    """
+    config = app.config
+    limiter = Limiter(
+        key_func=client_key,
+        application_limits=[
+            ApplicationLimit(config["RATELIMIT_SYNC"], scope="sync", methods=WRITE_METHODS,
+                             exempt_when=_is_open,
+                             error_message=_breach_message("syncs", config["RATELIMIT_SYNC"])),
+            ApplicationLimit(config["RATELIMIT_READ"], scope="read",
+                             methods=sorted(READ_METHODS), exempt_when=_is_open,
+                             error_message=_breach_message("reads", config["RATELIMIT_READ"])),
+        ],
+        storage_uri=config["RATELIMIT_STORAGE_URI"],
+        key_prefix=config["RATELIMIT_KEY_PREFIX"],
+        headers_enabled=True,
+        retry_after="delta-seconds",
+        # An unreachable Redis must not take the API down: count in memory
+        # meanwhile, and log it (Flask-Limiter logs each storage error).
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+        enabled=config["RATELIMIT_ENABLED"],
+    )
+    # Registered before the limiter's own hook, so it runs after it.
+    app.after_request(_retry_after_only_when_limited)
+    limiter.init_app(app)
+    app.extensions["rate_limiter"] = limiter
+
+
+def client_key() -> str:
+    """Whose budget a request spends: its token's principal, else its client address."""
+    principal = g.get("principal")
+    if principal is not None:
+        return f"token:{principal.name}"
+    return f"addr:{request.remote_addr}"
+
+
+def _breach_message(budget: str, limit: str) -> str:
+    return (f"Too many {budget} for this client: the budget is {limit}. "
+            "Retry after the number of seconds in the Retry-After header.")
+
+
+def _retry_after_only_when_limited(response: Response) -> Response:
+    # Flask-Limiter sends Retry-After on every response; on a 2xx it would
+    # tell well-behaved clients to back off for no reason.
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    return response
+
+
+def _is_open() -> bool:
+    return required_scope() is None
