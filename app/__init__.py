@@ -45,11 +45,13 @@ def register_json(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     """Bind the database, migrations and the API to the app."""
     from app import models  # noqa: F401  (so Alembic sees every table)
+    from app.api import openapi
     from app.extensions import api, db, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"))
-    api.init_app(app)
+    api.init_app(app, spec_kwargs=openapi.spec_kwargs())
+    openapi.document_components(api)
     from app.api.cache import ResponseCache
 
     app.extensions["read_cache"] = ResponseCache(app.config["READ_CACHE_SIZE"])

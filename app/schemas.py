@@ -151,6 +151,20 @@ class PaymentRecordSchema(RecordSchema):
 # --------------------------------------------------------------------------- resources out
 
 
+class HealthSchema(ma.Schema):
+    """GET /healthz."""
+
+    status = fields.String(required=True, metadata={"example": "ok"})
+
+
+class ReadinessSchema(ma.Schema):
+    """GET /readyz when ready: the schema revision the database is at."""
+
+    status = fields.String(required=True, metadata={"example": "ready"})
+    revision = fields.List(fields.String(), required=True)
+
+
+
 class PatientSchema(ma.Schema):
     """A live patient with the totals of its live payments."""
 

@@ -11,17 +11,22 @@ from flask_smorest import Blueprint
 from app import queries
 from app.errors import APIError
 from app.extensions import db
+from app.schemas import HealthSchema, ReadinessSchema
 
 bp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators.")
 
 
 @bp.route("/healthz", methods=["GET"])
+@bp.alt_response(200, schema=HealthSchema, description="The process is running.")
 def healthz() -> dict[str, Any]:
     """Report that the process is running."""
     return {"status": "ok"}
 
 
 @bp.route("/readyz", methods=["GET"])
+@bp.alt_response(200, schema=ReadinessSchema, description="Ready to serve.")
+@bp.alt_response(503, response="SERVICE_UNAVAILABLE",
+                 description="The database is unreachable or its schema is not migrated.")
 def readyz() -> dict[str, Any]:
     """Report ready when the database answers and its schema is at the latest migration."""
     expected = _migration_heads()

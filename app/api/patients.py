@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from app import queries
 from app.api.cache import cached_read
+from app.api.openapi import snapshot_body
 from app.api.pagination import KeyColumn, SortKey, paginated
 from app.api.serializers import patient_json
 from app.api.snapshots import sync_from_request
@@ -44,6 +45,7 @@ def list_patients(payment_min: Decimal | None, payment_max: Decimal | None,
 @bp.route("/patients/<path:external_id>", methods=["GET"])
 @cached_read
 @bp.alt_response(200, schema=PatientSchema, description="The patient.")
+@bp.alt_response(404, response="NOT_FOUND", description="No live patient has this externalId.")
 def get_patient(external_id: str) -> dict[str, Any]:
     """Get one live patient by its externalId."""
     patient = queries.live_patient(db.session, external_id)
@@ -54,6 +56,7 @@ def get_patient(external_id: str) -> dict[str, Any]:
 
 @bp.route("/patients", methods=["POST"])
 @bp.arguments(SyncArgsSchema, location="query", as_kwargs=True)
+@bp.doc(requestBody=snapshot_body("PatientRecord"))
 @bp.alt_response(200, schema=SyncReportSchema, description="The sync report.")
 def sync_patients(dry_run: bool, force: bool) -> dict[str, Any]:
     """Replace the replica's patients with the complete snapshot in the body."""

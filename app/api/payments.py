@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from app import queries
 from app.api.cache import cached_read
+from app.api.openapi import snapshot_body
 from app.api.pagination import KeyColumn, SortKey, paginated
 from app.api.serializers import payment_json
 from app.api.snapshots import sync_from_request
@@ -32,6 +33,7 @@ def list_payments(external_id: str | None) -> tuple[sa.Select[Any], SortKey]:
 
 @bp.route("/payments", methods=["POST"])
 @bp.arguments(SyncArgsSchema, location="query", as_kwargs=True)
+@bp.doc(requestBody=snapshot_body("PaymentRecord"))
 @bp.alt_response(200, schema=SyncReportSchema, description="The sync report.")
 def sync_payments(dry_run: bool, force: bool) -> dict[str, Any]:
     """Replace the replica's payments with the complete snapshot in the body."""

@@ -33,6 +33,7 @@ def list_syncs() -> tuple[sa.Select[Any], SortKey]:
 @bp.route("/syncs/<int:sync_id>", methods=["GET"])
 @cached_read
 @bp.alt_response(200, schema=SyncReportSchema, description="The stored sync report.")
+@bp.alt_response(404, response="NOT_FOUND", description="No sync has this id.")
 def get_sync(sync_id: int) -> dict[str, Any]:
     """Get the stored report of one sync."""
     report = queries.sync_report(db.session, sync_id)

@@ -1,0 +1,101 @@
+"""The parts of /openapi.json that no single view knows: security, shared errors, bodies.
+
+Access control and rate limits are applied to every request centrally
+(app/auth.py, app/rate_limits.py), so they are documented centrally too: an
+apispec plugin gives each operation its security requirement and the 401,
+403 and 429 answers the hooks can give, from the same rules the hooks use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apispec import APISpec, BasePlugin
+from werkzeug.routing import Rule
+
+from app.api.smorest import Api
+from app.auth import OPEN_BLUEPRINTS, READ_METHODS
+from app.schemas import (
+    AmountField,
+    CalendarDateField,
+    ExternalIdField,
+    PatientRecordSchema,
+    PaymentRecordSchema,
+)
+
+BEARER = "bearerAuth"
+# Errors any sync can answer besides the 422 of its query arguments.
+SYNC_ERRORS = {"400": "BAD_REQUEST", "409": "CONFLICT", "413": "REQUEST_ENTITY_TOO_LARGE",
+               "415": "UNSUPPORTED_MEDIA_TYPE"}
+
+API_DESCRIPTION = """\
+A faithful, queryable replica of the patients and payments of an upstream
+billing system, which POSTs complete snapshots; analytics on top.
+
+Every endpoint that returns or changes patient data needs
+`Authorization: Bearer <token>`: a read token for GETs, a write token for
+syncs. Every response carries `X-Request-ID` (yours, if you sent a sane
+one). Errors are always `{"error": {"code", "message", "details"}}`.
+Sync bodies may be gzip-compressed (`Content-Encoding: gzip`).
+"""
+
+
+class AccessPlugin(BasePlugin):
+    """Mark each operation open or bearer-protected, with the errors the hooks give."""
+
+    def operation_helper(self, path: str | None = None,
+                         operations: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        """Add security and the 401/403/429 responses to every operation of a path."""
+        rule: Rule | None = kwargs.get("rule")
+        if rule is None or operations is None:
+            return
+        is_open = rule.endpoint.partition(".")[0] in OPEN_BLUEPRINTS
+        for method, operation in operations.items():
+            if is_open:
+                operation["security"] = []
+                continue
+            operation["security"] = [{BEARER: []}]
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("401", "UNAUTHORIZED")
+            responses.setdefault("429", "RATE_LIMITED")
+            if method.upper() not in READ_METHODS:
+                responses.setdefault("403", "FORBIDDEN")
+                for status, name in SYNC_ERRORS.items():
+                    responses.setdefault(status, name)
+
+
+def spec_kwargs() -> dict[str, Any]:
+    """Arguments for Api.init_app: the plugin above."""
+    return {"extra_plugins": [AccessPlugin()]}
+
+
+def document_components(api: Api) -> None:
+    """Register the security scheme, the 429 answer, the record schemas and our field types."""
+    spec: APISpec = api.spec
+    spec.options.setdefault("info", {})["description"] = API_DESCRIPTION
+    spec.components.security_scheme(BEARER, {
+        "type": "http", "scheme": "bearer",
+        "description": "A token from API_READ_TOKENS (reads) or API_WRITE_TOKENS (reads, syncs)."})
+    spec.components.response("RATE_LIMITED", {
+        "description": "Too many requests for this token's budget (RATELIMIT_READ or "
+                       "RATELIMIT_SYNC).",
+        "headers": {"Retry-After": {"description": "Seconds until the budget refills.",
+                                    "schema": {"type": "integer"}}},
+        "content": {"application/json": {"schema": "Error"}},
+    })
+    api.ma_plugin.map_to_openapi_type(ExternalIdField, "string", None)
+    api.ma_plugin.map_to_openapi_type(CalendarDateField, "string", "date")
+    api.ma_plugin.map_to_openapi_type(AmountField, "number", None)
+    spec.components.schema("PatientRecord", schema=PatientRecordSchema)
+    spec.components.schema("PaymentRecord", schema=PaymentRecordSchema)
+
+
+def snapshot_body(record: str) -> dict[str, Any]:
+    """The requestBody of a sync: the complete snapshot, a JSON array of ``record``."""
+    return {
+        "required": True,
+        "description": "The complete current snapshot. Records that fail validation are "
+                       "rejected one by one and listed in the report; the rest are applied.",
+        "content": {"application/json": {"schema": {
+            "type": "array", "items": {"$ref": f"#/components/schemas/{record}"}}}},
+    }
