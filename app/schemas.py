@@ -123,13 +123,18 @@ class AmountField(fields.Field):
         raise self.make_error("invalid")
 
 
+_EXTERNAL_ID_DOC = {"minLength": 1, "maxLength": EXTERNAL_ID_LENGTH,
+                    "description": "The upstream id: a non-empty string (an integer is also "
+                                   "accepted and stored as its decimal string)."}
+
+
 class RecordSchema(ma.Schema):
     """Common to every snapshot record: unknown keys are ignored."""
 
     class Meta:
         unknown = ma.EXCLUDE
 
-    external_id = ExternalIdField(required=True, data_key="externalId")
+    external_id = ExternalIdField(required=True, data_key="externalId", metadata=_EXTERNAL_ID_DOC)
 
 
 class PatientRecordSchema(RecordSchema):
@@ -144,8 +149,12 @@ class PatientRecordSchema(RecordSchema):
 class PaymentRecordSchema(RecordSchema):
     """One element of a payments snapshot (SPEC §2); patientId is the patient's externalId."""
 
-    patient_external_id = ExternalIdField(required=True, data_key="patientId")
-    amount = AmountField(required=True)
+    patient_external_id = ExternalIdField(required=True, data_key="patientId",
+                                          metadata=_EXTERNAL_ID_DOC)
+    amount = AmountField(required=True, metadata={
+        "description": "Exact money: at most 2 decimals (a JSON number, or a numeric string).",
+        "multipleOf": 0.01, "maximum": float(MAX_ABS_AMOUNT), "exclusiveMaximum": True,
+        "minimum": -float(MAX_ABS_AMOUNT), "exclusiveMinimum": True})
 
 
 # --------------------------------------------------------------------------- resources out
@@ -250,7 +259,9 @@ class MoneyBoundField(fields.Decimal):
                               "range": "Must be below 10^16 in absolute value."}
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(allow_nan=False, load_default=None, **kwargs)
+        bounds = {"multipleOf": 0.01, "maximum": float(MAX_ABS_TOTAL), "exclusiveMaximum": True,
+                  "minimum": -float(MAX_ABS_TOTAL), "exclusiveMinimum": True}
+        super().__init__(allow_nan=False, load_default=None, metadata=bounds, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
         number = super()._deserialize(value, attr, data, **kwargs)
