@@ -9,9 +9,11 @@ processes or hosts serve and must share one budget.
 from __future__ import annotations
 
 import logging
+import math
+import time
 
 from flask import Flask, Response, g, request
-from flask_limiter import ApplicationLimit, Limiter
+from flask_limiter import ApplicationLimit, Limiter, RequestLimit
 
 from app.auth import READ_METHODS, required_scope
 
@@ -39,16 +41,17 @@ def init_rate_limits(app: Flask) -> None:
         ],
         storage_uri=config["RATELIMIT_STORAGE_URI"],
         key_prefix=config["RATELIMIT_KEY_PREFIX"],
-        headers_enabled=True,
-        retry_after="delta-seconds",
+        # X-RateLimit-* headers on every response would cost one more storage
+        # round trip per request (Redis: ~0.7 ms); 429s carry Retry-After.
+        headers_enabled=False,
+        on_breach=_remember_breach,
         # An unreachable Redis must not take the API down: count in memory
         # meanwhile, and log it (Flask-Limiter logs each storage error).
         swallow_errors=True,
         in_memory_fallback_enabled=True,
         enabled=config["RATELIMIT_ENABLED"],
     )
-    # Registered before the limiter's own hook, so it runs after it.
-    app.after_request(_retry_after_only_when_limited)
+    app.after_request(_add_retry_after)
     limiter.init_app(app)
     app.extensions["rate_limiter"] = limiter
 
@@ -66,11 +69,16 @@ def _breach_message(budget: str, limit: str) -> str:
             "Retry after the number of seconds in the Retry-After header.")
 
 
-def _retry_after_only_when_limited(response: Response) -> Response:
-    # Flask-Limiter sends Retry-After on every response; on a 2xx it would
-    # tell well-behaved clients to back off for no reason.
-    if response.status_code not in (429, 503):
-        response.headers.pop("Retry-After", None)
+def _remember_breach(limit: RequestLimit) -> None:
+    g.rate_limit_breach = limit
+
+
+def _add_retry_after(response: Response) -> Response:
+    """Tell a limited client when its budget refills (whole seconds, at least 1)."""
+    breach: RequestLimit | None = g.get("rate_limit_breach")
+    if response.status_code == 429 and breach is not None:
+        seconds = max(1, math.ceil(breach.reset_at - time.time()))
+        response.headers["Retry-After"] = str(seconds)
     return response
 
 
