@@ -8,7 +8,6 @@ processes or hosts serve and must share one budget.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 
@@ -16,8 +15,6 @@ from flask import Flask, Response, g, request
 from flask_limiter import ApplicationLimit, Limiter, RequestLimit
 
 from app.auth import READ_METHODS, required_scope
-
-log = logging.getLogger(__name__)
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
