@@ -149,4 +149,9 @@ def check_environment(env: Mapping[str, str] | None = None) -> None:
     try:
         validate_config(load_config(os.devnull, env))
     except ConfigError as error:
-        raise SystemExit(f"Configuration error: {error}") from None
+        raise refusal(error) from None
+
+
+def refusal(error: ConfigError) -> SystemExit:
+    """The exit that reports ``error`` in one line, with status 1 and no traceback."""
+    return SystemExit(f"Configuration error: {error}")

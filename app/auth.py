@@ -74,7 +74,6 @@ class TokenRegistry:
 def init_auth(app: Flask) -> None:
     """Check every request's token before it reaches a view."""
     registry = TokenRegistry(app.config["API_READ_TOKENS"], app.config["API_WRITE_TOKENS"])
-    app.extensions["tokens"] = registry
     if not registry.enabled:
         log.warning("API_READ_TOKENS and API_WRITE_TOKENS are empty: access control is OFF; "
                     "every client can read and sync (development only)")
@@ -93,10 +92,19 @@ def init_auth(app: Flask) -> None:
 
 def required_scope() -> Scope | None:
     """The scope the current request needs, or None for an open endpoint."""
-    if request.blueprint in OPEN_BLUEPRINTS:
+    return scope_for(request.blueprint, request.method)
+
+
+def scope_for(blueprint: str | None, method: str) -> Scope | None:
+    """The scope a request to ``blueprint`` with ``method`` needs; None when it is open.
+
+    The one rule behind access control, the rate-limit budgets and the
+    security the OpenAPI document declares.
+    """
+    if blueprint in OPEN_BLUEPRINTS:
         return None
-    # Unknown paths need a token too, so that probing reveals no routes.
-    return Scope.READ if request.method in READ_METHODS else Scope.WRITE
+    # Unknown paths (no blueprint) need a token too, so that probing reveals no routes.
+    return Scope.READ if method.upper() in READ_METHODS else Scope.WRITE
 
 
 def _authenticate(registry: TokenRegistry) -> Principal:

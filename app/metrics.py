@@ -37,8 +37,6 @@ SYNC_DURATION = Histogram(
     "sync_duration_seconds", "Time from the start of a sync request to its report.",
     ["entity", "outcome"], buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600))
 
-ROW_OUTCOMES = ("created", "updated", "restored", "unchanged", "rejected", "deleted")
-
 
 def init_metrics(app: Flask) -> None:
     """Time every request; call after init_request_log, which starts the clock."""
@@ -58,8 +56,8 @@ def observe_sync(entity: str, outcome: str, seconds: float, report: SyncReport |
     SYNC_RUNS.labels(entity, outcome).inc()
     SYNC_DURATION.labels(entity, outcome).observe(seconds)
     if report is not None and not report.dry_run:
-        for name in ROW_OUTCOMES:
-            SYNC_ROWS.labels(entity, name).inc(getattr(report, name))
+        for name, count in report.counts().items():
+            SYNC_ROWS.labels(entity, name).inc(count)
 
 
 def exposition() -> tuple[bytes, str]:

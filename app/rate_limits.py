@@ -1,7 +1,8 @@
 """Rate limits per token (per client address when auth is off), SPEC §4.
 
-Two budgets, each shared by every endpoint it covers: syncs (RATELIMIT_SYNC,
-any write method) and reads (RATELIMIT_READ). Counters live in
+Two budgets, each shared by every endpoint it covers, split by the scope a
+request needs (app/auth.py): syncs (RATELIMIT_SYNC, write scope) and reads
+(RATELIMIT_READ, read scope); open endpoints spend neither. Counters live in
 RATELIMIT_STORAGE_URI: in memory by default (per process), Redis when several
 processes or hosts serve and must share one budget.
 """
@@ -10,13 +11,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from flask import Flask, Response, g, request
 from flask_limiter import ApplicationLimit, Limiter, RequestLimit
 
-from app.auth import READ_METHODS, required_scope
-
-WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+from app.auth import Scope, required_scope
 
 
 def init_rate_limits(app: Flask) -> None:
@@ -29,11 +29,11 @@ def init_rate_limits(app: Flask) -> None:
     limiter = Limiter(
         key_func=client_key,
         application_limits=[
-            ApplicationLimit(config["RATELIMIT_SYNC"], scope="sync", methods=WRITE_METHODS,
-                             exempt_when=_is_open,
+            ApplicationLimit(config["RATELIMIT_SYNC"], scope="sync",
+                             exempt_when=_unless(Scope.WRITE),
                              error_message=_breach_message("syncs", config["RATELIMIT_SYNC"])),
             ApplicationLimit(config["RATELIMIT_READ"], scope="read",
-                             methods=sorted(READ_METHODS), exempt_when=_is_open,
+                             exempt_when=_unless(Scope.READ),
                              error_message=_breach_message("reads", config["RATELIMIT_READ"])),
         ],
         storage_uri=config["RATELIMIT_STORAGE_URI"],
@@ -50,7 +50,6 @@ def init_rate_limits(app: Flask) -> None:
     )
     app.after_request(_add_retry_after)
     limiter.init_app(app)
-    app.extensions["rate_limiter"] = limiter
 
 
 def client_key() -> str:
@@ -79,5 +78,6 @@ def _add_retry_after(response: Response) -> Response:
     return response
 
 
-def _is_open() -> bool:
-    return required_scope() is None
+def _unless(scope: Scope) -> Callable[[], bool]:
+    """Exempt every request that does not need ``scope`` (open endpoints need none)."""
+    return lambda: required_scope() is not scope

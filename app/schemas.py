@@ -17,7 +17,7 @@ from app.models import EXTERNAL_ID_LENGTH, NAME_LENGTH
 from app.types import CENT
 
 MAX_ABS_AMOUNT = Decimal(10) ** 10
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _NUMBER_RE = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?", re.ASCII)
 
 
@@ -77,7 +77,7 @@ class CalendarDateField(fields.Field):
     default_error_messages = {"invalid": "Not a valid date; expected YYYY-MM-DD."}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> date:
-        if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
+        if not isinstance(value, str) or not DATE_PATTERN.fullmatch(value):
             raise self.make_error("invalid")
         try:
             return date.fromisoformat(value)
@@ -123,6 +123,12 @@ class AmountField(fields.Field):
         raise self.make_error("invalid")
 
 
+def cents_below(limit: Decimal) -> dict[str, Any]:
+    """OpenAPI keywords for money: whole cents, strictly between -limit and limit."""
+    return {"multipleOf": 0.01, "maximum": float(limit), "exclusiveMaximum": True,
+            "minimum": -float(limit), "exclusiveMinimum": True}
+
+
 _EXTERNAL_ID_DOC = {"minLength": 1, "maxLength": EXTERNAL_ID_LENGTH,
                     "description": "The upstream id: a non-empty string (an integer is also "
                                    "accepted and stored as its decimal string)."}
@@ -153,8 +159,7 @@ class PaymentRecordSchema(RecordSchema):
                                           metadata=_EXTERNAL_ID_DOC)
     amount = AmountField(required=True, metadata={
         "description": "Exact money: at most 2 decimals (a JSON number, or a numeric string).",
-        "multipleOf": 0.01, "maximum": float(MAX_ABS_AMOUNT), "exclusiveMaximum": True,
-        "minimum": -float(MAX_ABS_AMOUNT), "exclusiveMinimum": True})
+        **cents_below(MAX_ABS_AMOUNT)})
 
 
 # --------------------------------------------------------------------------- resources out
@@ -171,7 +176,6 @@ class ReadinessSchema(ma.Schema):
 
     status = fields.String(required=True, metadata={"example": "ready"})
     revision = fields.List(fields.String(), required=True)
-
 
 
 class PatientSchema(ma.Schema):
@@ -259,9 +263,8 @@ class MoneyBoundField(fields.Decimal):
                               "range": "Must be below 10^16 in absolute value."}
 
     def __init__(self, **kwargs: Any) -> None:
-        bounds = {"multipleOf": 0.01, "maximum": float(MAX_ABS_TOTAL), "exclusiveMaximum": True,
-                  "minimum": -float(MAX_ABS_TOTAL), "exclusiveMinimum": True}
-        super().__init__(allow_nan=False, load_default=None, metadata=bounds, **kwargs)
+        super().__init__(allow_nan=False, load_default=None,
+                         metadata=cents_below(MAX_ABS_TOTAL), **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
         number = super()._deserialize(value, attr, data, **kwargs)

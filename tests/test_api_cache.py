@@ -59,10 +59,20 @@ def test_cache_key_includes_the_host_so_links_stay_right(client: FlaskClient) ->
     assert (next_link(other) or "").startswith("http://replica.example/patients?")
 
 
-def test_errors_are_not_cached(client: FlaskClient) -> None:
-    assert client.get("/patients/a").status_code == 404
+def test_errors_are_not_cached(client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
     sync(client, "patients", [patient_record("a")])
-    assert client.get("/patients/a").status_code == 200
+    lookups: list[str] = []
+    original = queries.live_patient
+
+    def counting(session: Any, external_id: str) -> Any:
+        lookups.append(external_id)
+        return original(session, external_id)
+
+    monkeypatch.setattr(queries, "live_patient", counting)
+    assert client.get("/patients/b").status_code == 404
+    assert client.get("/patients/b").status_code == 404
+    # Same data version, same URL: a cached 404 would have skipped the second lookup.
+    assert lookups == ["b", "b"]
 
 
 @pytest.mark.parametrize("app_config", [{"READ_CACHE_SIZE": 0}])

@@ -39,18 +39,29 @@ def test_readyz_returns_200_on_migrated_database(client: FlaskClient) -> None:
     assert len(body["revision"]) == 1
 
 
-def test_readyz_returns_503_when_schema_is_not_migrated(tmp_path: Path) -> None:
-    path = tmp_path / "empty.db"
-    assert not path.exists()
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
+def readyz_against(database_url: str) -> TestResponse:
+    """GET /readyz from an app on ``database_url``, its engine disposed afterwards."""
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
     try:
-        response = app.test_client().get("/readyz")
+        return app.test_client().get("/readyz")
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def test_readyz_returns_503_when_schema_is_not_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    assert not path.exists()
+    response = readyz_against(f"sqlite:///{path}")
     assert_envelope(response, 503, "not_ready")
     assert response.get_json()["error"]["details"]["current"] == []
     assert len(response.get_json()["error"]["details"]["expected"]) == 1
+
+
+def test_readyz_returns_503_when_the_database_is_unreachable() -> None:
+    # Nothing listens on port 1: the connection is refused at once.
+    response = readyz_against("postgresql://postgres@127.0.0.1:1/none")
+    assert_envelope(response, 503, "not_ready")
 
 
 def test_unknown_route_gives_404_json_envelope(client: FlaskClient) -> None:

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from app.sync.lock import ADVISORY_LOCK_KEY
 from bench.generate import patient_json, payment_json, write_array
+from tests.helpers import REPORT_OUTCOMES
 from tests.live_server import ONE_REQUEST_PER_WORKER, HTTPResult, LiveServer, LiveServerFactory
 
 pytestmark = pytest.mark.postgresql_only
@@ -36,7 +37,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 # Generous bounds for this shared 2-core machine: a sync here lasts a few seconds.
 REQUEST_TIMEOUT = 120.0
 WAIT_TIMEOUT = 60.0
-REPORT_OUTCOMES = ("created", "updated", "restored", "unchanged", "rejected")
 
 T = TypeVar("T")
 

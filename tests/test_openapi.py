@@ -46,8 +46,8 @@ def test_every_route_is_documented_with_each_of_its_methods(app: Flask,
 
 
 def test_open_operations_need_no_token_and_the_rest_a_bearer_token(spec: dict[str, Any]) -> None:
-    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
-        **spec["components"]["securitySchemes"]["bearerAuth"], "type": "http", "scheme": "bearer"}
+    scheme = spec["components"]["securitySchemes"]["bearerAuth"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     for key, operation in operations(spec).items():
         if key in OPEN_OPERATIONS:
             assert operation["security"] == [], key

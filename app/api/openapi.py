@@ -14,7 +14,7 @@ from apispec import APISpec, BasePlugin
 from werkzeug.routing import Rule
 
 from app.api.smorest import Api
-from app.auth import OPEN_BLUEPRINTS, READ_METHODS
+from app.auth import Scope, scope_for
 from app.schemas import (
     AmountField,
     CalendarDateField,
@@ -49,16 +49,17 @@ class AccessPlugin(BasePlugin):
         rule: Rule | None = kwargs.get("rule")
         if rule is None or operations is None:
             return
-        is_open = rule.endpoint.partition(".")[0] in OPEN_BLUEPRINTS
+        blueprint = rule.endpoint.partition(".")[0]
         for method, operation in operations.items():
-            if is_open:
+            scope = scope_for(blueprint, method)
+            if scope is None:
                 operation["security"] = []
                 continue
             operation["security"] = [{BEARER: []}]
             responses = operation.setdefault("responses", {})
             responses.setdefault("401", "UNAUTHORIZED")
             responses.setdefault("429", "RATE_LIMITED")
-            if method.upper() not in READ_METHODS:
+            if scope is Scope.WRITE:
                 responses.setdefault("403", "FORBIDDEN")
                 for status, name in SYNC_ERRORS.items():
                     responses.setdefault(status, name)

@@ -72,10 +72,8 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
         except BaseException:
             session.rollback()
             raise
-    log.info("sync %(syncId)s %(entity)s dry_run=%(dryRun)s received=%(received)s "
-             "created=%(created)s updated=%(updated)s restored=%(restored)s "
-             "unchanged=%(unchanged)s rejected=%(rejected)s deleted=%(deleted)s",
-             _counts_only(report))
+    log.info("sync %s %s dry_run=%s received=%s %s", report.sync_id, entity, dry_run,
+             report.received, " ".join(f"{name}={n}" for name, n in report.counts().items()))
     return report
 
 
@@ -185,9 +183,3 @@ def _record(session: orm.Session, report: SyncReport) -> SyncReport:
     report = replace(report, sync_id=run.id, finished_at=run.finished_at)
     run.report = report.to_json()
     return report
-
-
-def _counts_only(report: SyncReport) -> dict[str, Any]:
-    data = report.to_json()
-    data.pop("errors")
-    return data

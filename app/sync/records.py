@@ -14,7 +14,6 @@ are settled in SQL by ``merge``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,6 +24,7 @@ import marshmallow as ma
 
 from app.models import EXTERNAL_ID_LENGTH, NAME_LENGTH
 from app.schemas import (
+    DATE_PATTERN,
     MAX_ABS_AMOUNT,
     ExternalIdField,
     PatientRecordSchema,
@@ -46,7 +46,6 @@ _SCHEMAS: dict[str, ma.Schema] = {
     "payments": PaymentRecordSchema(),
 }
 _EXTERNAL_ID = ExternalIdField()
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
 Fields = tuple[Any, ...]
 
@@ -141,7 +140,7 @@ def _fast_patient(record: Any) -> Fields | None:
     if middle is not None and not _plain(middle):
         return None
     if born is not None:
-        if type(born) is not str or not _DATE.fullmatch(born):
+        if type(born) is not str or not DATE_PATTERN.fullmatch(born):
             return None
         try:
             born = date.fromisoformat(born)

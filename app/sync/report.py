@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# Where each received element lands: these add up to ``received`` (SPEC §2).
+RECORD_OUTCOMES = ("created", "updated", "restored", "unchanged", "rejected")
+# Every count a report carries per outcome; ``deleted`` counts stored rows.
+COUNTED_OUTCOMES = (*RECORD_OUTCOMES, "deleted")
+
 
 @dataclass(frozen=True)
 class RecordError:
@@ -66,6 +71,10 @@ class SyncReport:
     errors_truncated: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    def counts(self) -> dict[str, int]:
+        """The count of each outcome, by name: what logs and metrics may carry."""
+        return {name: getattr(self, name) for name in COUNTED_OUTCOMES}
 
     def to_json(self) -> dict[str, Any]:
         """The report as SPEC §2 prints it."""
