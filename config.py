@@ -82,6 +82,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "API_WRITE_TOKENS": as_tokens("API_WRITE_TOKENS", env),
         "RATELIMIT_SYNC": env.get("RATELIMIT_SYNC", "60 per minute"),
         "RATELIMIT_READ": env.get("RATELIMIT_READ", "6000 per minute"),
+        "RATELIMIT_AUTH_FAILURES": env.get("RATELIMIT_AUTH_FAILURES", "60 per minute"),
         "RATELIMIT_ENABLED": as_bool("RATELIMIT_ENABLED", True, env),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://",
         "RATELIMIT_KEY_PREFIX": env.get("RATELIMIT_KEY_PREFIX", "patient-payments"),
@@ -94,6 +95,10 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
             "SYNC_MAX_DELETE_RATIO", 0.5, env, minimum=0, maximum=1),
         "SYNC_GUARD_MIN_ROWS": as_number("SYNC_GUARD_MIN_ROWS", 100, env, kind=int, minimum=0),
         "READ_CACHE_SIZE": as_number("READ_CACHE_SIZE", 256, env, kind=int, minimum=0),
+        "READ_CACHE_BYTES": as_number("READ_CACHE_BYTES", 32 * 1024 * 1024, env, kind=int,
+                                      minimum=0),
+        "SYNC_MAX_RECORD_BYTES": as_number("SYNC_MAX_RECORD_BYTES", 1024 * 1024, env, kind=int,
+                                           minimum=1024),
         "SYNC_MAX_ERRORS": as_number("SYNC_MAX_ERRORS", 1000, env, kind=int, minimum=0),
         # flask-smorest: serve /openapi.json at the root.
         "API_TITLE": "Patient Payments",
@@ -128,7 +133,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
             config["API_READ_TOKENS"] or config["API_WRITE_TOKENS"]):
         raise ConfigError("APP_ENV=production needs API_READ_TOKENS and/or API_WRITE_TOKENS: "
                           "refusing to serve patient data without access control")
-    for name in ("RATELIMIT_SYNC", "RATELIMIT_READ"):
+    for name in ("RATELIMIT_SYNC", "RATELIMIT_READ", "RATELIMIT_AUTH_FAILURES"):
         try:
             usable = all(limit.amount >= 1 for limit in parse_many(config[name]))
         except ValueError:

@@ -5,6 +5,11 @@ read. Every request is checked before routing reaches a view, so a new
 endpoint is protected by default: only the blueprints in OPEN_BLUEPRINTS
 (probes, API docs, metrics: no patient data) are reachable without a token,
 and every method other than GET/HEAD/OPTIONS needs a write token.
+
+A request that fails authentication gets 401, after the failure hooks other
+modules register with add_failure_hook have run: app/rate_limits.py charges it
+to the client address's auth-failure budget and answers 429 instead once that
+is spent. Auth itself knows nothing of rate limits.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from app.errors import APIError
 
@@ -23,6 +29,9 @@ log = logging.getLogger(__name__)
 
 OPEN_BLUEPRINTS = frozenset({"health", "api-docs", "docs", "metrics"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# app.extensions key of the hooks run on each failed authentication.
+FAILURE_HOOKS = "auth_failure_hooks"
+FailureHook = Callable[[], None]
 
 
 class Scope(IntEnum):
@@ -84,10 +93,28 @@ def init_auth(app: Flask) -> None:
         required = required_scope()
         if required is None or not registry.enabled:
             return
-        g.principal = principal = _authenticate(registry)
+        try:
+            principal = _authenticate(registry)
+        except APIError:
+            _run_failure_hooks()
+            raise
+        g.principal = principal
         if principal.scope < required:
             raise APIError(403, "forbidden", "This token may read but not sync.",
                            headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
+
+
+def add_failure_hook(app: Flask, hook: FailureHook) -> None:
+    """Run ``hook`` on each of ``app``'s requests that fails authentication, before its 401.
+
+    The hook may raise an error of its own (an APIError) to send instead of the 401.
+    """
+    app.extensions.setdefault(FAILURE_HOOKS, []).append(hook)
+
+
+def _run_failure_hooks() -> None:
+    for hook in current_app.extensions.get(FAILURE_HOOKS, ()):
+        hook()
 
 
 def required_scope() -> Scope | None:
@@ -108,6 +135,7 @@ def scope_for(blueprint: str | None, method: str) -> Scope | None:
 
 
 def _authenticate(registry: TokenRegistry) -> Principal:
+    """The principal behind the request's bearer token; 401 when it is missing or unknown."""
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise APIError(401, "unauthorized", "A bearer token is required: "

@@ -1,9 +1,13 @@
 """Prometheus metrics: request latency, sync runs, rows by outcome, sync duration.
 
-Labels carry route templates, statuses, entities and outcomes only, never
-patient data. Under gunicorn each worker is a process: with
-PROMETHEUS_MULTIPROC_DIR set (gunicorn.conf.py sets it) the values live in
-files there and /metrics adds up every worker's.
+Labels carry route templates, known methods, statuses, entities and outcomes
+only, never patient data. Every label comes from a closed set: nothing a
+client sends (a probed path, a made-up method) can add a series, so neither
+/metrics nor a worker's memory grows with what strangers send (SPEC §4).
+
+Under gunicorn each worker is a process: with PROMETHEUS_MULTIPROC_DIR set
+(gunicorn.conf.py sets it) the values live in files there and /metrics adds
+up every worker's.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from prometheus_client import (
 )
 
 from app.sync.report import SyncReport
+
+# The methods labelled by name; any other is "other" (a client can invent methods).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "other"
+UNMATCHED_ENDPOINT = "unmatched"
 
 REQUEST_LATENCY = Histogram(
     "http_request_duration_seconds", "Time to answer an HTTP request.",
@@ -43,12 +52,21 @@ def init_metrics(app: Flask) -> None:
 
     @app.after_request
     def observe_request(response: Response) -> Response:
-        # Route templates, not paths: one series per endpoint, whatever the ids.
-        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
         started = g.get("started", time.perf_counter())
-        REQUEST_LATENCY.labels(endpoint, request.method, str(response.status_code)).observe(
-            time.perf_counter() - started)
+        REQUEST_LATENCY.labels(endpoint_label(), method_label(request.method),
+                               str(response.status_code)).observe(time.perf_counter() - started)
         return response
+
+
+def endpoint_label() -> str:
+    """The current request's route template, or one value for every path that matched none."""
+    # Templates, not paths: one series per route, whatever the ids or probes.
+    return request.url_rule.rule if request.url_rule is not None else UNMATCHED_ENDPOINT
+
+
+def method_label(method: str) -> str:
+    """``method`` when it is a known HTTP method, else one value for all the others."""
+    return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
 def observe_sync(entity: str, outcome: str, seconds: float, report: SyncReport | None) -> None:

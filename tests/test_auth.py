@@ -9,10 +9,11 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 
-from app.auth import TokenRegistry
+from app.auth import TokenRegistry, add_failure_hook
+from app.errors import APIError
 from tests.helpers import error_code, patient_record, post_snapshot
 
 READ_TOKEN = "read-token-0123456789"
@@ -123,6 +124,26 @@ def test_principal_names_do_not_reveal_the_token() -> None:
     assert principal is not None
     assert READ_TOKEN not in principal.name
     assert re.fullmatch(r"[0-9a-f]{12}", principal.name)
+
+
+def test_failure_hooks_run_only_when_authentication_fails(app: Flask,
+                                                          client: FlaskClient) -> None:
+    failed: list[str] = []
+    add_failure_hook(app, lambda: failed.append(request.full_path))
+    client.get("/patients?valid", headers=READ)
+    post_snapshot(client, "patients", [], query="?forbidden", headers=READ)
+    client.get("/patients?missing")
+    client.get("/patients?unknown", headers={"Authorization": "Bearer nope"})
+    assert failed == ["/patients?missing", "/patients?unknown"]
+
+
+def test_a_failure_hook_can_answer_instead_of_the_401(app: Flask, client: FlaskClient) -> None:
+    def refuse() -> None:
+        raise APIError(429, "rate_limited", "Slow down.")
+
+    add_failure_hook(app, refuse)
+    response = client.get("/patients", headers={"Authorization": "Bearer nope"})
+    assert (response.status_code, error_code(response)) == (429, "rate_limited")
 
 
 class TestWithoutTokens:

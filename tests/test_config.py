@@ -64,6 +64,12 @@ def test_bad_values_are_refused_at_startup(name: str, value: str, tmp_path: Path
         config_from({name: value}, tmp_path)
 
 
+@pytest.mark.parametrize("value", ["lots", "0 per minute", "60 per fortnight", ""])
+def test_a_bad_auth_failure_budget_is_refused_at_startup(value: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="RATELIMIT_AUTH_FAILURES"):
+        config_from({"RATELIMIT_AUTH_FAILURES": value}, tmp_path)
+
+
 def test_rate_limits_default_to_the_spec_budgets(tmp_path: Path) -> None:
     config = config_from({}, tmp_path)
     assert (config["RATELIMIT_SYNC"], config["RATELIMIT_READ"]) == ("60 per minute",

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.metrics import KNOWN_METHODS
 from tests.helpers import patient_record, payment_record, post_snapshot, sync
+
+RANDOM_REQUESTS = 200
 
 
 def sample(name: str, **labels: str) -> float:
@@ -30,13 +36,26 @@ def scrape(client: FlaskClient) -> dict[str, float]:
     return series
 
 
-def test_request_latency_is_counted_by_route_method_and_status(client: FlaskClient) -> None:
-    ok = {"endpoint": "/patients/<path:external_id>", "method": "GET", "status": "404"}
+def route_template(app: Flask, path: str) -> str:
+    """The template of the route that serves GET ``path``, e.g. '/patients/<...>'."""
+    rule, _ = app.url_map.bind("localhost").match(path, "GET", return_rule=True)
+    return rule.rule
+
+
+def latency_series(client: FlaskClient) -> set[str]:
+    """The request-latency series /metrics exposes now, one key per label set."""
+    return {key for key in scrape(client) if key.startswith("http_request_duration_seconds_count{")}
+
+
+def test_request_latency_is_counted_by_route_method_and_status(app: Flask,
+                                                               client: FlaskClient) -> None:
+    template = route_template(app, "/patients/p1")
+    ok = {"endpoint": template, "method": "GET", "status": "404"}
     before = sample("http_request_duration_seconds_count", **ok)
     client.get("/patients/p1")
     client.get("/patients/p2")
     series = scrape(client)
-    key = ('http_request_duration_seconds_count{endpoint="/patients/<path:external_id>",'
+    key = (f'http_request_duration_seconds_count{{endpoint="{template}",'
            'method="GET",status="404"}')
     assert series[key] == before + 2
 
@@ -95,3 +114,35 @@ def test_metrics_carry_no_patient_data(client: FlaskClient) -> None:
     text = client.get("/metrics").get_data(as_text=True)
     for value in ("Zebediah", "1911-11-11", "12345.67", "ext-Secret-1", "pay-Secret-2"):
         assert value not in text
+
+
+class TestUnauthenticatedClients:
+    """Auth on, as in production: what a client without a token sends must not grow /metrics."""
+
+    @pytest.fixture
+    def app_config(self) -> dict[str, Any]:
+        return {"API_READ_TOKENS": ("metrics-read-token-0123456789",)}
+
+    def test_request_latency_series_stay_bounded_under_random_methods_and_paths(
+            self, client: FlaskClient) -> None:
+        before = latency_series(client)
+        for _ in range(RANDOM_REQUESTS):
+            client.open(f"/probe/{uuid.uuid4().hex}", method=uuid.uuid4().hex[:10].upper())
+        # Every request above lands in one (unmatched, other, status) series per status
+        # (401, then 429 once the auth-failure budget is spent); the scrape adds its own.
+        assert len(latency_series(client) - before) <= 3
+
+    def test_request_latency_labels_an_unknown_method_as_other(self, client: FlaskClient) -> None:
+        labels = {"endpoint": "unmatched", "method": "other", "status": "401"}
+        before = sample("http_request_duration_seconds_count", **labels)
+        assert client.open("/patients", method="BREW").status_code == 401
+        assert sample("http_request_duration_seconds_count", **labels) == before + 1
+        assert 'method="BREW"' not in client.get("/metrics").get_data(as_text=True)
+
+    @pytest.mark.parametrize("method", sorted(KNOWN_METHODS))
+    def test_request_latency_labels_a_known_method_by_name(self, client: FlaskClient,
+                                                           method: str) -> None:
+        labels = {"endpoint": "unmatched", "method": method, "status": "401"}
+        before = sample("http_request_duration_seconds_count", **labels)
+        assert client.open("/no/such/path", method=method).status_code == 401
+        assert sample("http_request_duration_seconds_count", **labels) == before + 1
