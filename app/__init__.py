@@ -54,7 +54,8 @@ def register_extensions(app: Flask) -> None:
     openapi.document_components(api)
     from app.api.cache import ResponseCache
 
-    app.extensions["read_cache"] = ResponseCache(app.config["READ_CACHE_SIZE"])
+    app.extensions["read_cache"] = ResponseCache(app.config["READ_CACHE_SIZE"],
+                                                 app.config["READ_CACHE_BYTES"])
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _use_explicit_sqlite_transactions(db.engine)
@@ -89,8 +90,10 @@ def register_blueprints(app: Flask) -> None:
     """Route and document every resource; serve the /docs page's files."""
     from app.api import docs
     from app.api import register_blueprints as register
+    from app.api.converters import configure_url_map
     from app.extensions import api
 
+    configure_url_map(app.url_map)
     register(api)
     # Through Flask, not the Api: static files have no place in the OpenAPI document.
     app.register_blueprint(docs.bp)

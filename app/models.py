@@ -101,3 +101,19 @@ class SyncRun(Base):
     finished_at: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime())
     report: orm.Mapped[dict[str, Any]] = orm.mapped_column(
         sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"))
+
+
+class DataVersion(Base):
+    """The one row whose token names the current state of the replica's tables.
+
+    Database triggers (migration 9a3b5c7d1e2f) replace the token with a fresh
+    random one on every change to patients, payments or sync_runs, whoever
+    makes it; the application never writes it.
+    """
+
+    __tablename__ = "data_version"
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    token: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+
+    __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app.models import Patient, Payment, SyncRun
+from app.models import DataVersion, Patient, Payment, SyncRun
+from app.types import CENT, TOTAL_LIMIT
 
 PATIENT_COLUMNS = [column for column in Patient.__table__.c if column.name != "deleted"]
 PAYMENT_COLUMNS = [column for column in Payment.__table__.c
@@ -20,10 +21,23 @@ def live_patients(payment_min: Decimal | None = None,
     """Live patients whose live payments total lies within the inclusive bounds."""
     query = sa.select(*PATIENT_COLUMNS).where(Patient.deleted.is_(None))
     if payment_min is not None:
-        query = query.where(Patient.payments_total >= payment_min)
+        query = query.where(Patient.payments_total >= _in_cents(payment_min, ROUND_CEILING))
     if payment_max is not None:
-        query = query.where(Patient.payments_total <= payment_max)
+        query = query.where(Patient.payments_total <= _in_cents(payment_max, ROUND_FLOOR))
     return query
+
+
+def _in_cents(bound: Decimal, rounding: str) -> Decimal:
+    """A bound any database can bind that selects exactly the totals ``bound`` does.
+
+    Totals are whole cents, so ``total >= 25.005`` holds exactly when
+    ``total >= 25.01`` (ceiling for a minimum, floor for a maximum); and no
+    total reaches TOTAL_LIMIT, so any bound beyond it acts as TOTAL_LIMIT.
+    """
+    if bound.copy_abs() >= TOTAL_LIMIT:
+        return TOTAL_LIMIT.copy_sign(bound)
+    with localcontext(prec=64):
+        return bound.quantize(CENT, rounding=rounding)
 
 
 def live_patient(session: orm.Session, external_id: str) -> sa.Row[Any] | None:
@@ -41,9 +55,24 @@ def live_payments(patient_external_id: str | None = None) -> sa.Select[Any]:
     return query
 
 
-def sync_runs() -> sa.Select[Any]:
-    """Recorded syncs with their stored reports."""
-    return sa.select(SyncRun.id, SyncRun.report)
+def live_payment(session: orm.Session, external_id: str) -> sa.Row[Any] | None:
+    """One live payment by its own externalId, or None."""
+    return session.execute(live_payments().where(Payment.external_id == external_id)).first()
+
+
+def sync_runs(dialect: str) -> sa.Select[Any]:
+    """Recorded syncs with their stored reports, without the per-record errors.
+
+    A report may list up to SYNC_MAX_ERRORS errors; a page of a hundred such
+    reports would be megabytes, so the list carries counts and each item
+    (GET /syncs/<id>) its errors. The errors are dropped in SQL, not after
+    loading them.
+    """
+    if dialect == "postgresql":
+        summary = SyncRun.report.op("-")("errors")
+    else:
+        summary = sa.func.json_remove(SyncRun.report, "$.errors")
+    return sa.select(SyncRun.id, sa.type_coerce(summary, SyncRun.report.type).label("report"))
 
 
 def sync_report(session: orm.Session, sync_id: int) -> dict[str, Any] | None:
@@ -51,9 +80,13 @@ def sync_report(session: orm.Session, sync_id: int) -> dict[str, Any] | None:
     return session.scalar(sa.select(SyncRun.report).where(SyncRun.id == sync_id))
 
 
-def data_version(session: orm.Session) -> int:
-    """The id of the newest sync: it changes whenever the replica's data may have."""
-    return session.scalar(sa.select(sa.func.max(SyncRun.id))) or 0
+def data_version(session: orm.Session) -> str | None:
+    """The token naming the current state of the replica's data (None if its row is gone).
+
+    Triggers replace it with a fresh random value on every committed change,
+    by any route, so it is never reused for a different state.
+    """
+    return session.scalar(sa.select(DataVersion.token).where(DataVersion.id == 1))
 
 
 def schema_revisions(session: orm.Session) -> set[str]:

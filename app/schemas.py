@@ -212,8 +212,8 @@ class SyncRecordErrorSchema(ma.Schema):
     messages = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
-class SyncReportSchema(ma.Schema):
-    """The report of one sync (documentation only; reports are stored as JSON)."""
+class SyncSummarySchema(ma.Schema):
+    """One sync in the list: its report without the errors (documentation only)."""
 
     sync_id = fields.Integer(data_key="syncId")
     entity = fields.String()
@@ -225,10 +225,15 @@ class SyncReportSchema(ma.Schema):
     unchanged = fields.Integer()
     rejected = fields.Integer()
     deleted = fields.Integer()
-    errors = fields.List(fields.Nested(SyncRecordErrorSchema))
     errors_truncated = fields.Boolean(data_key="errorsTruncated")
     started_at = fields.String(data_key="startedAt")
     finished_at = fields.String(data_key="finishedAt")
+
+
+class SyncReportSchema(SyncSummarySchema):
+    """The report of one sync (documentation only; reports are stored as JSON)."""
+
+    errors = fields.List(fields.Nested(SyncRecordErrorSchema))
 
 
 patients_schema = PatientSchema(many=True)
@@ -249,39 +254,27 @@ class PageArgsSchema(QueryArgsSchema):
     """limit and the opaque keyset cursor from the Link header."""
 
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    cursor = fields.String(load_default=None)
+    # Every cursor the service emits is far shorter; a longer one is not ours.
+    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
 
 
 PATIENT_SORTS = ("id", "paymentsTotal", "-paymentsTotal")
-MAX_ABS_TOTAL = Decimal(10) ** 16
 
 
-class MoneyBoundField(fields.Decimal):
-    """A bound on a payments total: a finite number with at most 2 decimals."""
-
-    default_error_messages = {"precision": "Must have at most 2 decimal places.",
-                              "range": "Must be below 10^16 in absolute value."}
+class TotalBoundField(fields.Decimal):
+    """A bound on a payments total: any finite decimal, compared exactly (SPEC §3)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(allow_nan=False, load_default=None,
-                         metadata=cents_below(MAX_ABS_TOTAL), **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
-        number = super()._deserialize(value, attr, data, **kwargs)
-        if abs(number) >= MAX_ABS_TOTAL:
-            raise self.make_error("range")
-        if number.quantize(CENT) != number:
-            raise self.make_error("precision")
-        return number
+        super().__init__(allow_nan=False, load_default=None, **kwargs)
 
 
 class PatientListArgsSchema(PageArgsSchema):
     """Filters and sort of GET /patients; payments_min/payments_max are aliases."""
 
-    payment_min = MoneyBoundField()
-    payment_max = MoneyBoundField()
-    payments_min = MoneyBoundField()
-    payments_max = MoneyBoundField()
+    payment_min = TotalBoundField()
+    payment_max = TotalBoundField()
+    payments_min = TotalBoundField()
+    payments_max = TotalBoundField()
     sort = fields.String(load_default="id", validate=validate.OneOf(PATIENT_SORTS))
 
     @ma.post_load
@@ -299,14 +292,53 @@ class PatientListArgsSchema(PageArgsSchema):
         return data
 
 
+class ExternalIdArgField(fields.String):
+    """An externalId in a query string: any text a stored id could be (else 422)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(load_default=None, validate=self._storable, **kwargs)
+
+    @staticmethod
+    def _storable(value: str) -> None:
+        problem = storable(value)
+        if problem:
+            raise ma.ValidationError(problem)
+
+
 class PaymentListArgsSchema(PageArgsSchema):
     """GET /payments: external_id is the patient's externalId."""
 
-    external_id = fields.String(load_default=None)
+    external_id = ExternalIdArgField()
 
 
-class SyncArgsSchema(QueryArgsSchema):
-    """POST /patients and /payments options."""
+class SyncArgsSchema(ma.Schema):
+    """POST /patients and /payments options (SPEC §2).
 
-    dry_run = fields.Boolean(load_default=False)
-    force = fields.Boolean(load_default=False)
+    Strict, unlike the reads: on a write endpoint an unknown parameter
+    (``dryRun=true``), a repeated one, or a value other than true/false is
+    a 422, so a typo never turns a preview into a real sync.
+    """
+
+    class Meta:
+        unknown = ma.RAISE
+
+    dry_run = fields.Boolean(load_default=False, truthy={"true", "True", "TRUE"},
+                             falsy={"false", "False", "FALSE"})
+    force = fields.Boolean(load_default=False, truthy={"true", "True", "TRUE"},
+                           falsy={"false", "False", "FALSE"})
+
+    @ma.pre_load
+    def refuse_unknown_and_repeated(self, data: Any, **kwargs: Any) -> Any:
+        """Unknown names, and names given twice (``dry_run=false&dry_run=true``), are 422.
+
+        Checked here rather than left to Meta.unknown, which webargs overrides
+        with EXCLUDE for query strings.
+        """
+        getlist = getattr(data, "getlist", None)
+        for name in data:
+            if name not in self.fields:
+                raise ma.ValidationError("Unknown parameter; the sync endpoints take "
+                                         "dry_run and force only.", name)
+            if getlist is not None and len(getlist(name)) > 1:
+                raise ma.ValidationError("Given more than once; send it once.", name)
+        return data

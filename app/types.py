@@ -10,6 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 CENT = Decimal("0.01")
+# Beyond the magnitude of any sum of NUMERIC(12,2) amounts that 2^63 rows could
+# hold: a bound past it compares with every total like the bound itself.
+TOTAL_LIMIT = Decimal(10) ** 30
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class Money(sa.TypeDecorator[Decimal]):
@@ -35,7 +39,11 @@ class Money(sa.TypeDecorator[Decimal]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None or dialect.name != "sqlite":
             return value
-        return int(Decimal(value).scaleb(2).to_integral_exact())
+        cents = int(Decimal(value).scaleb(2).to_integral_exact())
+        # Only a query bound can lie outside int64 (amounts are < 10^10, and a
+        # total past int64 cents cannot be stored): the column's extreme compares
+        # with every stored value as the bound does.
+        return min(max(cents, _INT64[0]), _INT64[1])
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:

@@ -11,9 +11,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import sqlalchemy as sa
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from app.extensions import db
 from tests.helpers import error_code, get_all, next_link, patient_record, payment_record, sync
 
 PATIENT_KEYS = {"id", "externalId", "firstName", "lastName", "middleName", "dateOfBirth",
@@ -286,7 +289,7 @@ def test_list_patients_link_is_absolute_and_keeps_other_params(seeded: FlaskClie
     assert params["sort"] == ["-paymentsTotal"]
     assert params["limit"] == ["2"]
     assert params["payment_min"] == ["0"]
-    assert params["payments_max"] == ["50"]
+    assert params["payment_max"] == ["50"]  # the alias, folded into its canonical name
     assert len(params["cursor"]) == 1
 
 
@@ -348,8 +351,30 @@ def test_list_patients_rejects_alias_min_greater_than_max_with_invalid_parameter
                              "payment_min")
 
 
-def test_list_patients_rejects_payment_min_with_three_decimals(client: FlaskClient) -> None:
-    assert_invalid_parameter(client.get("/patients?payment_min=10.005"), "payment_min")
+def test_list_patients_compares_a_bound_with_three_decimals_exactly(client: FlaskClient) -> None:
+    sync(client, "patients", [patient_record("low"), patient_record("high")])
+    sync(client, "payments", [payment_record("m1", "low", "25.00"),
+                              payment_record("m2", "high", "25.01")])
+    assert external_ids(client.get("/patients?payment_min=25.005")) == ["high"]
+    assert external_ids(client.get("/patients?payment_max=25.005")) == ["low"]
+    assert external_ids(client.get("/patients?payment_min=25.01&payment_max=25.01")) == ["high"]
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("payment_min=1e1000000", []),
+    ("payment_max=1e1000000", ["low", "high"]),
+    ("payment_min=-1e1000000", ["low", "high"]),
+    ("payment_max=-1e1000000", []),
+    ("payment_max=1e-1000000", []),
+    ("payment_min=-1e-1000000", ["low", "high"]),
+    ("payment_min=1" + "0" * 40, []),
+])
+def test_list_patients_bounds_of_any_magnitude_compare_exactly(
+        client: FlaskClient, query: str, expected: list[str]) -> None:
+    sync(client, "patients", [patient_record("low"), patient_record("high")])
+    sync(client, "payments", [payment_record("m1", "low", "0.01"),
+                              payment_record("m2", "high", "9999999999.99")])
+    assert external_ids(client.get(f"/patients?{query}")) == expected
 
 
 def test_list_patients_rejects_nan_payment_max(client: FlaskClient) -> None:
@@ -366,8 +391,13 @@ def test_list_patients_rejects_unknown_sort_with_invalid_parameter(client: Flask
     make_cursor("id", "x"),
     make_cursor("id"),
     make_cursor("paymentsTotal", "NaN", 1),
+    make_cursor("paymentsTotal", "1e1000000", 1),
+    make_cursor("paymentsTotal", "-1E+999999999", 1),
+    base64.urlsafe_b64encode(b"[" * 1000).decode(),
     base64.urlsafe_b64encode(b"5").decode(),
-])
+    "A" * 5000,
+], ids=["text", "punctuation", "id-not-int", "short", "nan", "overflowing-total",
+        "beyond-emax", "nested-brackets", "not-a-list", "very-long"])
 def test_list_patients_rejects_malformed_cursor_with_invalid_parameter(
         seeded: FlaskClient, cursor: str) -> None:
     assert_invalid_parameter(seeded.get(f"/patients?cursor={cursor}"), "cursor")
@@ -396,6 +426,21 @@ def test_list_patients_rejects_out_of_range_cursor(seeded: FlaskClient, sort: st
                                                    parts: tuple[Any, ...]) -> None:
     response = seeded.get(f"/patients?sort={sort}&cursor={make_cursor(*parts)}")
     assert_invalid_parameter(response, "cursor")
+
+
+@pytest.mark.parametrize("sort", ["paymentsTotal", "-paymentsTotal"])
+def test_list_patients_pages_past_totals_of_10_to_the_16(client: FlaskClient, app: Flask,
+                                                          sort: str) -> None:
+    sync(client, "patients", [patient_record(name) for name in ("a", "b", "c")])
+    with app.app_context():
+        # As a million payments near the 10^10 bound would make them.
+        db.session.execute(sa.text(
+            "UPDATE patients SET payments_total = CASE external_id WHEN 'a' THEN 10000000000000000 "
+            "WHEN 'b' THEN 12345678901234567.89 ELSE 0 END"))
+        db.session.commit()
+    expected = ["c", "a", "b"] if sort == "paymentsTotal" else ["b", "a", "c"]
+    assert [p["externalId"] for p in get_all(client, f"/patients?sort={sort}&limit=1")] == \
+        expected
 
 
 def test_list_patients_ignores_unknown_query_parameters(seeded: FlaskClient) -> None:

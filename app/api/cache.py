@@ -1,19 +1,26 @@
-"""A per-process cache of GET responses, keyed on the data version.
+"""GET responses: ETags, cheap revalidation, and a per-process cache, all keyed on the data version.
 
-Every change to the replica is a sync, and every sync writes its sync_runs
-row in the same transaction, so ``max(sync_runs.id)`` names the state a
-reader sees. A response is a pure function of that version and the request
-URL: a hit costs one index lookup instead of a query plus serialization of
-up to 1000 rows, and can never be stale. Dashboards repeat the same queries,
-which is what this is for. READ_CACHE_SIZE=0 turns it off.
+Database triggers replace the data version token (``queries.data_version``)
+with a fresh random value on every committed change to the replica's tables,
+whoever makes it: a sync, a manual SQL repair, a TRUNCATE, a restore. A read
+is a pure function of that token, the endpoint, its *parsed* arguments and
+the root URL its Link headers point at, so an answer cached under that key is
+never stale, and unknown query parameters make no new keys. The key is read
+before the data, so a sync committing in between can only make an entry
+newer than its key, never older.
+
+The cache is bounded in entries (READ_CACHE_SIZE) and in bytes
+(READ_CACHE_BYTES); READ_CACHE_SIZE=0 turns it off, never the ETags.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, current_app, request
@@ -22,18 +29,47 @@ from app import queries
 from app.extensions import db
 
 _KEPT_HEADERS = ("Content-Type", "Link")
+CACHE_CONTROL = "private, no-cache"
+# A share of the byte budget one entry may take: a few huge pages must not
+# evict everything else.
+_LARGEST_ENTRY_SHARE = 8
+# What an entry costs beyond its body and headers (key, tuples, bookkeeping).
+_ENTRY_OVERHEAD = 512
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    """A 200 response's body and the headers worth replaying."""
+
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+
+    @property
+    def size(self) -> int:
+        """Approximate bytes held: body, headers and a fixed overhead."""
+        return (len(self.body) + sum(len(k) + len(v) for k, v in self.headers)
+                + _ENTRY_OVERHEAD)
 
 
 class ResponseCache:
-    """A thread-safe LRU of (status, body, headers) by key."""
+    """A thread-safe LRU of responses, bounded in entries and in bytes."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._entries: OrderedDict[tuple[Any, ...], tuple[int, bytes, dict[str, str]]] = \
-            OrderedDict()
+    def __init__(self, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[Hashable, CachedResponse] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[Any, ...]) -> tuple[int, bytes, dict[str, str]] | None:
+    @property
+    def enabled(self) -> bool:
+        """Whether anything can be stored at all."""
+        return self.max_entries > 0 and self.max_bytes > 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Hashable) -> CachedResponse | None:
         """The entry for ``key``, marked recently used, or None."""
         with self._lock:
             entry = self._entries.get(key)
@@ -41,34 +77,51 @@ class ResponseCache:
                 self._entries.move_to_end(key)
             return entry
 
-    def put(self, key: tuple[Any, ...], entry: tuple[int, bytes, dict[str, str]]) -> None:
-        """Store ``entry``, evicting the least recently used beyond the size."""
+    def put(self, key: Hashable, entry: CachedResponse) -> None:
+        """Store ``entry`` (unless it is too large), evicting the least recently used."""
+        if entry.size + len(repr(key)) > self.max_bytes // _LARGEST_ENTRY_SHARE:
+            return
         with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old.size + len(repr(key))
             self._entries[key] = entry
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            self.bytes += entry.size + len(repr(key))
+            while self._entries and (len(self._entries) > self.max_entries
+                                     or self.bytes > self.max_bytes):
+                evicted_key, evicted = self._entries.popitem(last=False)
+                self.bytes -= evicted.size + len(repr(evicted_key))
 
 
 def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Serve a GET view's 200 responses from the cache while the data version holds."""
+    """Serve a GET view with an ETag, 304 on a matching If-None-Match, and the cache.
+
+    Apply it below ``@bp.arguments`` so that it sees the parsed arguments.
+    """
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        cache: ResponseCache | None = current_app.extensions.get("read_cache")
-        if cache is None or cache.size <= 0:
+        version = queries.data_version(db.session)
+        if version is None:  # the data_version row was removed by hand: no key to trust
             return view(*args, **kwargs)
-        key = (queries.data_version(db.session), request.url)
-        entry = cache.get(key)
+        key = (version, request.endpoint, request.root_url, *args,
+               tuple(sorted(kwargs.items())))
+        etag = hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+        if request.if_none_match.contains_weak(etag):
+            return Response(status=304, headers={"ETag": f'"{etag}"',
+                                                 "Cache-Control": CACHE_CONTROL})
+        cache: ResponseCache = current_app.extensions["read_cache"]
+        entry = cache.get(key) if cache.enabled else None
         if entry is None:
             response = current_app.make_response(view(*args, **kwargs))
             if response.status_code != 200:
                 return response
-            headers = {name: response.headers[name] for name in _KEPT_HEADERS
-                       if name in response.headers}
-            entry = (response.status_code, response.get_data(), headers)
-            cache.put(key, entry)
-        status, body, headers = entry
-        return Response(body, status=status, headers=headers)
+            entry = CachedResponse(response.get_data(), tuple(
+                (name, response.headers[name]) for name in _KEPT_HEADERS
+                if name in response.headers))
+            if cache.enabled:
+                cache.put(key, entry)
+        return Response(entry.body, status=200, headers=[
+            *entry.headers, ("ETag", f'"{etag}"'), ("Cache-Control", CACHE_CONTROL)])
 
     return wrapper

@@ -19,13 +19,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
 
-import marshmallow as ma
 import sqlalchemy as sa
 from flask import request
 
 from app.errors import APIError
 from app.extensions import db
-from app.schemas import MoneyBoundField
+from app.types import TOTAL_LIMIT
 
 
 @dataclass(frozen=True)
@@ -82,27 +81,31 @@ class SortKey:
                 raise ValueError("cursor belongs to another ordering")
             return [_typed(key.kind, value) for key, value in zip(self.columns, values,
                                                                   strict=True)]
-        except (ValueError, TypeError, binascii.Error, InvalidOperation):
+        except (ValueError, TypeError, RecursionError, binascii.Error, InvalidOperation):
             raise APIError.invalid_parameter(
                 "cursor", "Malformed cursor; use the Link header of the previous page.") from None
 
 
 _MAX_ID = 2**63
-_TOTAL = MoneyBoundField()
 
 
 def _typed(kind: type, value: Any) -> Any:
-    """A cursor value of the expected type, within what the columns can hold."""
+    """A cursor value of the expected type, within what the columns can hold.
+
+    Totals are checked only for being whole cents within TOTAL_LIMIT: every
+    total the service can emit passes, whatever its size (SPEC §3).
+    """
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= _MAX_ID:
             raise ValueError("expected a 64-bit integer")
         return value
-    if not isinstance(value, str) or len(value) > 40:
+    if not isinstance(value, str) or len(value) > 64:
         raise ValueError("expected a decimal string")
-    try:
-        return _TOTAL.deserialize(value)
-    except ma.ValidationError as error:
-        raise ValueError(str(error)) from None
+    number = Decimal(value)
+    if not number.is_finite() or number.copy_abs() >= TOTAL_LIMIT \
+            or number.as_tuple().exponent != -2:
+        raise ValueError("expected a total in whole cents")
+    return number
 
 
 def paginated(item: Callable[[Any], Any]) -> Callable[..., Any]:
@@ -123,7 +126,8 @@ def paginated(item: Callable[[Any], Any]) -> Callable[..., Any]:
             headers = {}
             if len(rows) > limit:
                 rows = rows[:limit]
-                headers["Link"] = f'<{_next_url(key.encode(rows[-1]))}>; rel="next"'
+                next_cursor = key.encode(rows[-1])
+                headers["Link"] = f'<{_next_url(kwargs, limit, next_cursor)}>; rel="next"'
             return [item(row) for row in rows], 200, headers
 
         return wrapper
@@ -131,6 +135,11 @@ def paginated(item: Callable[[Any], Any]) -> Callable[..., Any]:
     return decorator
 
 
-def _next_url(cursor: str) -> str:
-    args = [(name, value) for name, value in request.args.items(multi=True) if name != "cursor"]
-    return f"{request.base_url}?{urlencode([*args, ('cursor', cursor)])}"
+def _next_url(arguments: dict[str, Any], limit: int, cursor: str) -> str:
+    """The next page's URL, from the parsed arguments only.
+
+    Unknown parameters the client added are left out, so the page is a pure
+    function of what the read cache keys on.
+    """
+    args = sorted((name, str(value)) for name, value in arguments.items() if value is not None)
+    return f"{request.base_url}?{urlencode([*args, ('limit', limit), ('cursor', cursor)])}"

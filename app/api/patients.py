@@ -32,9 +32,9 @@ PATIENT_SORTS = {
 
 
 @bp.route("/patients", methods=["GET"])
-@cached_read
 @bp.arguments(PatientListArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PatientSchema(many=True), description="A page of patients.")
+@cached_read
 @paginated(item=patient_json)
 def list_patients(payment_min: Decimal | None, payment_max: Decimal | None,
                   sort: str) -> tuple[sa.Select[Any], SortKey]:
@@ -42,10 +42,10 @@ def list_patients(payment_min: Decimal | None, payment_max: Decimal | None,
     return queries.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
 
 
-@bp.route("/patients/<path:external_id>", methods=["GET"])
-@cached_read
+@bp.route("/patients/<external_id:external_id>", methods=["GET"])
 @bp.alt_response(200, schema=PatientSchema, description="The patient.")
 @bp.alt_response(404, response="NOT_FOUND", description="No live patient has this externalId.")
+@cached_read
 def get_patient(external_id: str) -> dict[str, Any]:
     """Get one live patient by its externalId."""
     patient = queries.live_patient(db.session, external_id)

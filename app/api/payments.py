@@ -13,6 +13,8 @@ from app.api.openapi import snapshot_body
 from app.api.pagination import KeyColumn, SortKey, paginated
 from app.api.serializers import payment_json
 from app.api.snapshots import sync_from_request
+from app.errors import APIError
+from app.extensions import db
 from app.models import Payment
 from app.schemas import PaymentListArgsSchema, PaymentSchema, SyncArgsSchema, SyncReportSchema
 
@@ -22,13 +24,25 @@ BY_ID = SortKey("id", (KeyColumn("id", Payment.id),))
 
 
 @bp.route("/payments", methods=["GET"])
-@cached_read
 @bp.arguments(PaymentListArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PaymentSchema(many=True), description="A page of payments.")
+@cached_read
 @paginated(item=payment_json)
 def list_payments(external_id: str | None) -> tuple[sa.Select[Any], SortKey]:
     """List live payments in id order, optionally of one patient (by its externalId)."""
     return queries.live_payments(external_id), BY_ID
+
+
+@bp.route("/payments/<external_id:external_id>", methods=["GET"])
+@bp.alt_response(200, schema=PaymentSchema, description="The payment.")
+@bp.alt_response(404, response="NOT_FOUND", description="No live payment has this externalId.")
+@cached_read
+def get_payment(external_id: str) -> dict[str, Any]:
+    """Get one live payment by its own externalId."""
+    payment = queries.live_payment(db.session, external_id)
+    if payment is None:
+        raise APIError.not_found(f"Payment '{external_id}'")
+    return payment_json(payment)
 
 
 @bp.route("/payments", methods=["POST"])

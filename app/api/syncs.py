@@ -13,7 +13,7 @@ from app.api.pagination import KeyColumn, SortKey, paginated
 from app.errors import APIError
 from app.extensions import db
 from app.models import SyncRun
-from app.schemas import PageArgsSchema, SyncReportSchema
+from app.schemas import PageArgsSchema, SyncReportSchema, SyncSummarySchema
 
 bp = Blueprint("syncs", __name__, description="Recorded syncs, newest first.")
 
@@ -21,19 +21,20 @@ NEWEST_FIRST = SortKey("-id", (KeyColumn("id", SyncRun.id, descending=True),))
 
 
 @bp.route("/syncs", methods=["GET"])
-@cached_read
 @bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
-@bp.alt_response(200, schema=SyncReportSchema(many=True), description="Sync reports.")
+@bp.alt_response(200, schema=SyncSummarySchema(many=True),
+                 description="Sync reports without their errors (see GET /syncs/<syncId>).")
+@cached_read
 @paginated(item=lambda row: row.report)
 def list_syncs() -> tuple[sa.Select[Any], SortKey]:
-    """List recorded syncs, newest first."""
-    return queries.sync_runs(), NEWEST_FIRST
+    """List recorded syncs, newest first, with their counts (errors are on each sync)."""
+    return queries.sync_runs(db.session.get_bind().dialect.name), NEWEST_FIRST
 
 
 @bp.route("/syncs/<int:sync_id>", methods=["GET"])
-@cached_read
 @bp.alt_response(200, schema=SyncReportSchema, description="The stored sync report.")
 @bp.alt_response(404, response="NOT_FOUND", description="No sync has this id.")
+@cached_read
 def get_sync(sync_id: int) -> dict[str, Any]:
     """Get the stored report of one sync."""
     report = queries.sync_report(db.session, sync_id)
