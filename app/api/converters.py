@@ -19,7 +19,7 @@ from app.schemas import storable
 class ExternalIdConverter(PathConverter):
     """The rest of the path, slashes and all, if it can be a stored externalId."""
 
-    regex = ".+?"
+    regex = r"[\s\S]+?"  # "." would miss a newline, which an id may hold
     # Werkzeug infers part isolation from a "/" in the regex; this one spans slashes.
     part_isolating = False
 
