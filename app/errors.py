@@ -15,12 +15,19 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from app.sync.errors import SyncRefused
 
 log = logging.getLogger(__name__)
+
+# What a lost, restarting or saturated database raises: a refused or broken
+# connection, an exhausted pool, a cancelled statement. Retrying later can
+# succeed, so these are 503 with Retry-After, not 500.
+DATABASE_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+DATABASE_RETRY_AFTER = "5"
 
 HTTP_CODES = {
     400: "bad_request",
@@ -133,10 +140,30 @@ def register_error_handlers(app: Flask) -> None:
     def handle_http_exception(error: HTTPException) -> Response:
         return http_exception_response(error)
 
+    def handle_database_unavailable(error: sa.exc.SQLAlchemyError) -> Response:
+        # The class only: hide_parameters keeps values out, but the message may quote SQL.
+        log.warning("database unavailable: %s", type(getattr(error, "orig", error)).__name__)
+        _rollback_quietly()
+        response = error_response(503, "database_unavailable",
+                                  "The database cannot be reached; retry later.")
+        response.headers["Retry-After"] = DATABASE_RETRY_AFTER
+        return response
+
+    for error_class in DATABASE_UNAVAILABLE:
+        app.register_error_handler(error_class, handle_database_unavailable)
+
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> Response:
-        from app.extensions import db
-
         log.exception("unhandled error")
-        db.session.rollback()
+        _rollback_quietly()
         return error_response(500, "internal_error", "An internal error occurred.")
+
+
+def _rollback_quietly() -> None:
+    """End the request's transaction; a dead connection must not turn one error into two."""
+    from app.extensions import db
+
+    try:
+        db.session.rollback()
+    except sa.exc.SQLAlchemyError:
+        log.warning("rollback failed after an error")

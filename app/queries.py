@@ -90,9 +90,11 @@ def data_version(session: orm.Session) -> str | None:
 
 
 def schema_revisions(session: orm.Session) -> set[str]:
-    """The Alembic revisions the database is at (empty if it was never migrated)."""
-    try:
-        return set(session.scalars(sa.text("SELECT version_num FROM alembic_version")))
-    except sa.exc.DBAPIError:
-        session.rollback()
+    """The Alembic revisions the database is at (empty if it was never migrated).
+
+    An unreachable database raises (OperationalError), so that it is never
+    mistaken for an unmigrated one.
+    """
+    if not sa.inspect(session.connection()).has_table("alembic_version"):
         return set()
+    return set(session.scalars(sa.text("SELECT version_num FROM alembic_version")))

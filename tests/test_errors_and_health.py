@@ -58,10 +58,33 @@ def test_readyz_returns_503_when_schema_is_not_migrated(tmp_path: Path) -> None:
     assert len(response.get_json()["error"]["details"]["expected"]) == 1
 
 
-def test_readyz_returns_503_when_the_database_is_unreachable() -> None:
-    # Nothing listens on port 1: the connection is refused at once.
-    response = readyz_against("postgresql://postgres@127.0.0.1:1/none")
-    assert_envelope(response, 503, "not_ready")
+# Nothing listens on port 1: the connection is refused at once.
+UNREACHABLE = "postgresql://postgres@127.0.0.1:1/none"
+
+
+def test_readyz_says_the_database_is_unreachable_not_unmigrated() -> None:
+    response = readyz_against(UNREACHABLE)
+    assert_envelope(response, 503, "database_unavailable")
+    assert "migrat" not in response.get_json()["error"]["message"]
+    assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/patients"), ("GET", "/patients/p1"), ("GET", "/payments"),
+    ("GET", "/payments/m1"), ("GET", "/syncs"), ("GET", "/syncs/1"),
+    ("POST", "/patients"), ("POST", "/payments"),
+])
+def test_data_endpoints_answer_503_with_retry_after_when_the_database_is_gone(
+        method: str, path: str) -> None:
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": UNREACHABLE})
+    try:
+        response = app.test_client().open(path, method=method, data=b"[]",
+                                          content_type="application/json")
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+    assert_envelope(response, 503, "database_unavailable")
+    assert int(response.headers["Retry-After"]) > 0
 
 
 def test_unknown_route_gives_404_json_envelope(client: FlaskClient) -> None:
