@@ -24,7 +24,8 @@ SYNC_OPERATIONS = {("POST", "/patients"), ("POST", "/payments")}
 
 # Every documented operation; test_every_operation_is_fuzzed keeps this in step with the document.
 OPERATIONS = [("GET", "/patients"), ("POST", "/patients"), ("GET", "/patients/{external_id}"),
-              ("GET", "/payments"), ("POST", "/payments"), ("GET", "/syncs"),
+              ("GET", "/payments"), ("POST", "/payments"), ("GET", "/payments/{external_id}"),
+              ("GET", "/syncs"),
               ("GET", "/syncs/{sync_id}"), ("GET", "/healthz"), ("GET", "/readyz"),
               ("GET", "/metrics")]
 MAX_EXAMPLES = 40
@@ -34,7 +35,9 @@ MAX_EXAMPLES = 40
 def app_config() -> dict[str, Any]:
     """Auth on (the fuzzer sends a write token), budgets too large to interfere."""
     return {"API_WRITE_TOKENS": (WRITE_TOKEN,), "RATELIMIT_SYNC": "100000 per minute",
-            "RATELIMIT_READ": "100000 per minute"}
+            "RATELIMIT_READ": "100000 per minute",
+            # The fuzzer also checks that requests without a token get 401.
+            "RATELIMIT_AUTH_FAILURES": "100000 per minute"}
 
 
 @pytest.fixture
