@@ -99,7 +99,8 @@ class AmountField(fields.Field):
         number = self._to_decimal(value)
         if not number.is_finite():
             raise self.make_error("not_finite")
-        if abs(number) >= MAX_ABS_AMOUNT:
+        # copy_abs, not abs(): abs() rounds to the context and overflows on 1e1000000.
+        if number.copy_abs() >= MAX_ABS_AMOUNT:
             raise self.make_error("range")
         cents = number.quantize(CENT)
         if cents != number:
