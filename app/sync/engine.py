@@ -57,7 +57,7 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
                 now = utcnow()
                 merge.tune_transaction(connection)
                 # A dry run undoes its merge but records its report under the lock,
-                # so sync_runs ids are committed in order (the read cache relies on it).
+                # so sync_runs ids are committed in order (GET /syncs lists them by id).
                 changes = session.begin_nested() if dry_run else None
                 connection = session.connection()  # emits the SAVEPOINT, which is lazy
                 stage = sink.load(connection)
