@@ -88,3 +88,18 @@ def test_records_document_their_fields(spec: dict[str, Any]) -> None:
     assert patient["properties"]["dateOfBirth"]["format"] == "date"
     assert spec["components"]["schemas"]["PaymentRecord"]["properties"]["amount"]["type"] == \
         "number"
+
+
+def test_reads_document_their_etag_and_304(spec: dict[str, Any]) -> None:
+    for path in ("/patients", "/patients/{external_id}", "/payments",
+                 "/payments/{external_id}", "/syncs", "/syncs/{sync_id}"):
+        responses = spec["paths"][path]["get"]["responses"]
+        assert "ETag" in responses["200"]["headers"], path
+        assert responses["304"] == {"$ref": "#/components/responses/NOT_MODIFIED"}, path
+
+
+def test_data_operations_document_the_503_of_a_lost_database(spec: dict[str, Any]) -> None:
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method != "parameters" and operation.get("security"):
+                assert "503" in operation["responses"], (method, path)

@@ -3,7 +3,9 @@
 Access control and rate limits are applied to every request centrally
 (app/auth.py, app/rate_limits.py), so they are documented centrally too: an
 apispec plugin gives each operation its security requirement and the 401,
-403 and 429 answers the hooks can give, from the same rules the hooks use.
+403 and 429 answers the hooks can give, from the same rules the hooks use;
+every read its ETag and 304 (app/api/cache.py), and every data operation
+the 503 of a lost database.
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ from app.schemas import (
 )
 
 BEARER = "bearerAuth"
+READ_HEADERS = {
+    "ETag": {"description": "Names the data version and the request; send it back in "
+                            "If-None-Match to get 304 while the data is unchanged.",
+             "schema": {"type": "string"}},
+    "Cache-Control": {"description": "private, no-cache: revalidate before reuse.",
+                      "schema": {"type": "string"}},
+}
 # Errors any sync can answer besides the 422 of its query arguments.
 SYNC_ERRORS = {"400": "BAD_REQUEST", "409": "CONFLICT", "413": "REQUEST_ENTITY_TOO_LARGE",
                "415": "UNSUPPORTED_MEDIA_TYPE"}
@@ -59,6 +68,13 @@ class AccessPlugin(BasePlugin):
             responses = operation.setdefault("responses", {})
             responses.setdefault("401", "UNAUTHORIZED")
             responses.setdefault("429", "RATE_LIMITED")
+            responses.setdefault("503", "DATABASE_UNAVAILABLE")
+            if scope is Scope.READ:
+                responses.setdefault("304", "NOT_MODIFIED")
+                # flask-smorest keys its own responses by int, ours are strings.
+                ok = responses.get(200, responses.get("200"))
+                if isinstance(ok, dict):
+                    ok.setdefault("headers", {}).update(READ_HEADERS)
             if scope is Scope.WRITE:
                 responses.setdefault("403", "FORBIDDEN")
                 for status, name in SYNC_ERRORS.items():
@@ -81,6 +97,16 @@ def document_components(api: Api) -> None:
         "description": "Too many requests for this token's budget (RATELIMIT_READ or "
                        "RATELIMIT_SYNC).",
         "headers": {"Retry-After": {"description": "Seconds until the budget refills.",
+                                    "schema": {"type": "integer"}}},
+        "content": {"application/json": {"schema": "Error"}},
+    })
+    spec.components.response("NOT_MODIFIED", {
+        "description": "If-None-Match holds the current ETag: the data has not changed.",
+        "headers": {"ETag": READ_HEADERS["ETag"]},
+    })
+    spec.components.response("DATABASE_UNAVAILABLE", {
+        "description": "The database cannot be reached; retry after Retry-After seconds.",
+        "headers": {"Retry-After": {"description": "Seconds to wait before retrying.",
                                     "schema": {"type": "integer"}}},
         "content": {"application/json": {"schema": "Error"}},
     })
