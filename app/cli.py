@@ -31,7 +31,8 @@ def _sync_command(entity: str) -> click.Command:
 
         progress(f"reading {getattr(file, 'name', '-')}")
         try:
-            records = iter_snapshot(file)
+            records = iter_snapshot(
+                file, max_record_bytes=current_app.config["SYNC_MAX_RECORD_BYTES"])
             report = run_sync(db.session, entity, records, dry_run=dry_run, force=force,
                               settings=SyncSettings.from_config(current_app.config),
                               progress=progress)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import IO, Any
@@ -18,10 +19,13 @@ PATIENTS = [patient_record("p1"), patient_record("p2", firstName="Grace")]
 COUNTS = (*REPORT_OUTCOMES, "deleted", "received", "errors", "errorsTruncated", "entity")
 
 
+RECORD_LIMIT = 1024
+
+
 @pytest.fixture
 def app_config() -> dict[str, Any]:
-    """A mass-delete guard that trips on three live rows."""
-    return {"SYNC_GUARD_MIN_ROWS": 2}
+    """A mass-delete guard that trips on three live rows, and a small record limit."""
+    return {"SYNC_GUARD_MIN_ROWS": 2, "SYNC_MAX_RECORD_BYTES": RECORD_LIMIT}
 
 
 def write_snapshot(tmp_path: Path, content: Any, name: str = "snapshot.json") -> Path:
@@ -88,6 +92,19 @@ def test_cli_sync_payments_exits_1_for_unknown_patient(
     report = stdout_report(result)
     assert (report["entity"], report["created"], report["rejected"]) == ("payments", 1, 1)
     assert "patientId" in report["errors"][0]["messages"]
+
+
+@pytest.mark.parametrize("amount", [b"1e1000000", b'"1e1000000"', b"-1E+999999999"])
+def test_cli_sync_rejects_an_overflowing_amount_as_one_record(
+        runner: FlaskCliRunner, client: FlaskClient, tmp_path: Path, amount: bytes) -> None:
+    sync(client, "patients", [patient_record("p1")])
+    body = (b'[{"externalId":"m1","patientId":"p1","amount":' + amount +
+            b'},{"externalId":"m2","patientId":"p1","amount":1}]')
+    result = run(runner, "payments", write_snapshot(tmp_path, body))
+    assert result.exit_code == 1, result.output
+    report = stdout_report(result)
+    assert (report["created"], report["rejected"]) == (1, 1)
+    assert list(report["errors"][0]["messages"]) == ["amount"]
 
 
 @pytest.mark.parametrize(("content", "code"), [
@@ -194,4 +211,43 @@ def test_cli_sync_exits_2_and_changes_nothing_when_the_database_fails(
     result = run(runner, "patients", write_snapshot(tmp_path, records))
     assert result.exit_code == 2
     assert result.stdout == ""
+    assert live_state(client) == three_patients
+
+
+def test_cli_sync_rejects_record_over_the_record_limit(
+        runner: FlaskCliRunner, client: FlaskClient, tmp_path: Path) -> None:
+    records = [patient_record("p1"), patient_record("p2", notes="x" * RECORD_LIMIT)]
+    result = run(runner, "patients", write_snapshot(tmp_path, records))
+    assert result.exit_code == 1, result.output
+    report = stdout_report(result)
+    assert (report["created"], report["rejected"]) == (1, 1)
+    assert report["errors"] == [{"index": 1, "externalId": "p2", "messages": {
+        "_schema": [f"Record is larger than {RECORD_LIMIT} bytes."]}}]
+
+
+class Zeros(io.RawIOBase):
+    """Standard input that gives NUL bytes, as /dev/zero does, failing the test past ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.bytes_read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.bytes_read >= self.limit:
+            raise AssertionError(f"the sync read more than {self.limit} bytes")
+        buffer[:] = bytes(len(buffer))
+        self.bytes_read += len(buffer)
+        return len(buffer)
+
+
+def test_cli_sync_exits_2_on_nul_bytes_after_reading_little(
+        runner: FlaskCliRunner, client: FlaskClient, three_patients: dict[str, Any]) -> None:
+    stdin = Zeros(limit=256 * 1024 * 1024)
+    result = run(runner, "payments", "-", stdin=stdin)
+    assert result.exit_code == 2
+    assert "error: invalid_json:" in result.stderr
+    assert stdin.bytes_read <= 4 * 1024 * 1024
     assert live_state(client) == three_patients

@@ -6,7 +6,7 @@ import time
 from typing import Any, BinaryIO
 
 from flask import current_app, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from app import metrics
 from app.errors import APIError
@@ -20,7 +20,8 @@ def sync_from_request(entity: str, *, dry_run: bool, force: bool) -> dict[str, A
     started = time.perf_counter()
     outcome, report = "failed", None
     try:
-        records = iter_snapshot(_request_stream())
+        records = iter_snapshot(_request_stream(),
+                                max_record_bytes=current_app.config["SYNC_MAX_RECORD_BYTES"])
         report = run_sync(db.session, entity, records, dry_run=dry_run, force=force,
                           settings=SyncSettings.from_config(current_app.config))
         outcome = "dry_run" if dry_run else "applied"
@@ -47,7 +48,7 @@ def _summary(entity: str, outcome: str, report: SyncReport | None) -> dict[str, 
 
 
 def _request_stream() -> BinaryIO:
-    """The body as a stream; werkzeug enforces MAX_CONTENT_LENGTH on the raw bytes."""
+    """The body as a stream, bounded by MAX_CONTENT_LENGTH raw and, if gzip, decompressed."""
     if request.mimetype != "application/json":
         raise APIError.unsupported_media_type(
             f"Expected Content-Type application/json, got {request.mimetype or 'none'}.")
@@ -55,6 +56,42 @@ def _request_stream() -> BinaryIO:
     if encoding not in ("identity", "gzip"):
         raise APIError.unsupported_media_type(
             f"Unsupported Content-Encoding {encoding!r}; send identity or gzip.")
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
     if encoding == "gzip":
-        return GunzipReader(request.stream, current_app.config["MAX_CONTENT_LENGTH"])  # type: ignore[return-value]
-    return request.stream
+        return GunzipReader(_raw_stream(limit), limit)  # type: ignore[return-value]
+    return _raw_stream(limit)
+
+
+def _raw_stream(limit: int) -> BinaryIO:
+    """The raw body, refused with 413 as soon as more than ``limit`` bytes of it arrive."""
+    # werkzeug checks Content-Length against the limit here, before anything is read.
+    stream = request.stream
+    if "wsgi.input_terminated" not in request.environ:
+        return stream
+    # A server that ends the input itself (gunicorn) gets werkzeug's
+    # LimitedStream(is_max=True), which raises 413 on the read that finds the
+    # end of a body of exactly ``limit`` bytes: it cannot tell that end from
+    # more data. Count the bytes here instead, and refuse only byte limit + 1.
+    return _BoundedInput(request.environ["wsgi.input"], limit)  # type: ignore[return-value]
+
+
+class _BoundedInput:
+    """A read()-able WSGI input that refuses a body longer than ``limit`` bytes."""
+
+    def __init__(self, raw: BinaryIO, limit: int) -> None:
+        self._raw = raw
+        self._limit = limit
+        self._read = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes; b"" at the end of the body."""
+        # One byte past the limit is enough to know the body is too long.
+        wanted = self._limit + 1 - self._read
+        try:
+            data = self._raw.read(wanted if size < 0 else min(size, wanted))
+        except (OSError, ValueError):
+            raise ClientDisconnected() from None  # as werkzeug's own stream does
+        self._read += len(data)
+        if self._read > self._limit:
+            raise APIError.payload_too_large(self._limit)
+        return data

@@ -68,7 +68,15 @@ class ValidationSummary:
 
 def validate_snapshot(entity: str, records: Iterable[Any], sink: StageSink, max_errors: int,
                       *, fast: bool = True) -> ValidationSummary:
-    """Validate every element of ``records`` into ``sink`` (``fast=False`` forces marshmallow)."""
+    """Validate every element of ``records`` into ``sink`` (``fast=False`` forces marshmallow).
+
+    An OversizedRecord (an element the reader skipped for its size) is
+    rejected like any invalid record, its externalId protecting the stored row.
+    """
+    # Imported here: app.snapshot imports app.errors, which imports the app.sync
+    # package, which imports this module; at the top this would be a cycle.
+    from app.snapshot import OversizedRecord
+
     schema = _SCHEMAS[entity]
     columns = STAGED_FIELDS[entity]
     fast_path = _FAST_PATHS[entity] if fast else _never
@@ -79,27 +87,43 @@ def validate_snapshot(entity: str, records: Iterable[Any], sink: StageSink, max_
         if accepted is not None:
             sink.add(index, accepted[0], True, accepted[1:])
             continue
+        if type(record) is OversizedRecord:
+            # The reader counts characters: bytes for ASCII, up to 4 bytes each in UTF-8.
+            _reject(summary, sink, index, _readable_id(record.external_id),
+                    {"_schema": [f"Record is larger than {record.limit} bytes."]}, max_errors)
+            continue
         try:
             data = schema.load(record)
         except ma.ValidationError as error:
-            external_id = readable_external_id(record)
-            summary.rejected += 1
-            if external_id is not None:
-                sink.add(index, external_id, False, None)
-            if len(summary.errors) < max_errors:
-                summary.errors.append(RecordError(index, external_id, _as_messages(error.messages)))
+            _reject(summary, sink, index, readable_external_id(record),
+                    _as_messages(error.messages), max_errors)
         else:
             sink.add(index, data["external_id"], True, tuple(data[name] for name in columns))
     summary.received = index + 1
     return summary
 
 
+def _reject(summary: ValidationSummary, sink: StageSink, index: int, external_id: str | None,
+            messages: dict[str, list[str]], max_errors: int) -> None:
+    """Count a rejected element; stage it (as invalid) when its externalId is readable."""
+    summary.rejected += 1
+    if external_id is not None:
+        sink.add(index, external_id, False, None)
+    if len(summary.errors) < max_errors:
+        summary.errors.append(RecordError(index, external_id, messages))
+
+
 def readable_external_id(record: Any) -> str | None:
     """The record's externalId if it is valid on its own, else None."""
     if not isinstance(record, dict) or "externalId" not in record:
         return None
+    return _readable_id(record["externalId"])
+
+
+def _readable_id(value: Any) -> str | None:
+    """``value`` as an externalId if it is a valid one, else None."""
     try:
-        return _EXTERNAL_ID.deserialize(record["externalId"])
+        return _EXTERNAL_ID.deserialize(value)
     except ma.ValidationError:
         return None
 
@@ -161,7 +185,7 @@ def _fast_payment(record: Any) -> Fields | None:
         amount = Decimal(amount)
     elif type(amount) is not Decimal or not amount.is_finite():
         return None
-    if abs(amount) >= MAX_ABS_AMOUNT:
+    if amount.copy_abs() >= MAX_ABS_AMOUNT:  # abs() would overflow on 1e1000000
         return None
     cents = amount.quantize(CENT)
     return (external_id, patient, cents) if cents == amount else None
