@@ -82,6 +82,10 @@ def seeded(client: FlaskClient) -> dict[str, Any]:
     pytest.param(Decimal("1E+10"), id="abs_1e10"),
     pytest.param(Decimal("-1E+10"), id="abs_minus_1e10"),
     pytest.param("10000000000", id="abs_1e10_string"),
+    pytest.param(Decimal("1e1000000"), id="overflowing_number"),
+    pytest.param(Decimal("-1E+999999999"), id="overflowing_negative_number"),
+    pytest.param("1e1000000", id="overflowing_string"),
+    pytest.param(Decimal("1e-1000000"), id="underflowing_number"),
     pytest.param({"value": 10}, id="object"),
     pytest.param([10], id="list"),
 ])
