@@ -10,9 +10,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app.errors import APIError
 from app.extensions import db
-from app.snapshot import iter_snapshot
+from app.snapshot import SnapshotError, iter_snapshot
 from app.sync import SyncRefused, SyncSettings, run_sync
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ def _sync_command(entity: str) -> click.Command:
             report = run_sync(db.session, entity, records, dry_run=dry_run, force=force,
                               settings=SyncSettings.from_config(current_app.config),
                               progress=progress)
-        except APIError as error:
+        except SnapshotError as error:
             click.echo(f"error: {error.code}: {error.message}", err=True)
             sys.exit(EXIT_REFUSED)
         except SyncRefused as error:

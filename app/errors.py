@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from app.snapshot import SnapshotError, SnapshotTooLarge
 from app.sync.errors import SyncRefused
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ HTTP_CODES = {
     422: "invalid_parameter",
     429: "rate_limited",
 }
+
+
+# The whole-request errors of an unreadable snapshot body (SPEC §2).
+SNAPSHOT_STATUS = {"invalid_json": 400, "invalid_payload": 422, "payload_too_large": 413}
 
 
 class APIError(Exception):
@@ -131,6 +136,11 @@ def register_error_handlers(app: Flask) -> None:
         response = error_response(error.status, error.code, error.message, error.details)
         response.headers.update(error.headers)
         return response
+
+    @app.errorhandler(SnapshotError)
+    def handle_snapshot_error(error: SnapshotError) -> Response:
+        details = {"limit": error.limit} if isinstance(error, SnapshotTooLarge) else {}
+        return error_response(SNAPSHOT_STATUS[error.code], error.code, error.message, details)
 
     @app.errorhandler(SyncRefused)
     def handle_sync_refused(error: SyncRefused) -> Response:

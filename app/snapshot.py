@@ -1,7 +1,7 @@
 """Reading a snapshot upload: a JSON array streamed element by element (SPEC §2).
 
 A snapshot can hold millions of records, so it is never held whole in
-memory: the body is decompressed (bounded, gzip bombs get 413; several gzip
+memory: the body is decompressed (bounded: a gzip bomb is SnapshotTooLarge; several gzip
 members read as one body) and decoded incrementally, and each element is
 parsed by the standard library's C scanner as it arrives. Numbers are read
 exactly (Decimal), NaN and Infinity are refused, and any syntax error
@@ -15,7 +15,7 @@ at the lexical level: strings and their escapes, bracket nesting, and that
 the text between them holds only characters JSON allows there. That is
 looser than the decoder (``{"a" 1}`` passes), but anything it refuses is not
 JSON, so the body is still refused whole. A body that is not an array gets
-its 422 the same way, without being read into memory.
+its SnapshotNotAnArray the same way, without being read into memory.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, BinaryIO, NoReturn
-
-from app.errors import APIError
 
 CHUNK_SIZE = 1 << 20
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
@@ -93,6 +91,37 @@ _DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=_parse_int,
                             parse_constant=_reject_constant)
 
 
+class SnapshotError(Exception):
+    """The body cannot be read as a snapshot: it is refused whole and nothing is applied.
+
+    ``code`` names the failure for callers (the HTTP layer maps it to a status,
+    the CLI to its exit code): this one is a body that is not JSON, not UTF-8 or
+    not gzip.
+    """
+
+    code = "invalid_json"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SnapshotNotAnArray(SnapshotError):
+    """Valid JSON, but not the array of records a snapshot is."""
+
+    code = "invalid_payload"
+
+
+class SnapshotTooLarge(SnapshotError):
+    """The body, decompressed, is longer than ``limit`` bytes."""
+
+    code = "payload_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body exceeds the limit of {limit} bytes.")
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class OversizedRecord:
     """Stands in for an array element longer than ``limit``, which was skipped, not decoded.
@@ -132,7 +161,7 @@ class GunzipReader:
             data = self._compressed()
             if not data:
                 if not self._inflater.eof:
-                    raise APIError.invalid_json(
+                    raise SnapshotError(
                         "The gzip body is truncated, or ends with bytes that are not gzip."
                         if self._members > 1 else "The gzip body is truncated.")
                 return b""
@@ -156,10 +185,10 @@ class GunzipReader:
         try:
             out = self._inflater.decompress(data, size)
         except zlib.error as error:
-            raise APIError.invalid_json(f"The body is not valid gzip: {error}.") from None
+            raise SnapshotError(f"The body is not valid gzip: {error}.") from None
         self._produced += len(out)
         if self._produced > self._limit:
-            raise APIError.payload_too_large(self._limit)
+            raise SnapshotTooLarge(self._limit)
         return out
 
 
@@ -168,8 +197,8 @@ def iter_snapshot(stream: BinaryIO, *,
     """Yield the elements of the JSON array in ``stream``, one at a time.
 
     An element longer than ``max_record_bytes`` (counted in characters) is
-    yielded as an OversizedRecord. Raises APIError invalid_json (400) for
-    anything that is not JSON, and invalid_payload (422) for JSON that is not
+    yielded as an OversizedRecord. Raises SnapshotError (invalid_json) for
+    anything that is not JSON, and SnapshotNotAnArray for JSON that is not
     an array.
     """
     reader = _TextReader(stream, max_record_bytes)
@@ -221,7 +250,7 @@ class _TextReader:
         try:
             text = self._held + self._decoder.decode(chunk, final=self._eof)
         except UnicodeDecodeError as error:
-            raise APIError.invalid_json(f"The body is not valid UTF-8: {error}.") from None
+            raise SnapshotError(f"The body is not valid UTF-8: {error}.") from None
         self._held = ""
         # "1." or "1e+" at the end may go on as "1.5" or "1e+5" in the next chunk; the
         # decoder would take the "1" alone, so it sees the tail only with what follows.
@@ -317,10 +346,10 @@ class _TextReader:
             raise self.error(str(error), start) from None
         return value
 
-    def error(self, message: str, offset: int | None = None) -> APIError:
+    def error(self, message: str, offset: int | None = None) -> SnapshotError:
         """invalid_json with the character offset where reading stopped (or ``offset``)."""
         where = self.consumed + self.pos if offset is None else offset
-        return APIError.invalid_json(
+        return SnapshotError(
             f"The body is not valid JSON: {message} (near character {where}).")
 
 
@@ -517,7 +546,7 @@ def _id_value(text: str) -> Any:
 
 
 def _classify_non_array(reader: _TextReader) -> NoReturn:
-    """Refuse a body that is not an array: 422 naming its JSON type, or 400 if it is not JSON.
+    """Refuse a body that is not an array, naming its JSON type (or as not JSON at all).
 
     A body of up to ``limit`` characters is parsed whole, exactly; a longer
     one is read as one element, so it is skipped rather than held in memory.
@@ -531,7 +560,7 @@ def _classify_non_array(reader: _TextReader) -> NoReturn:
         raise reader.error("unexpected data after the value")
     kind = _json_type(value) if not isinstance(value, OversizedRecord) else (
         "object" if first == "{" else "string" if first == '"' else "number")
-    raise APIError.invalid_payload(f"Expected a JSON array of records, got a JSON {kind}.")
+    raise SnapshotNotAnArray(f"Expected a JSON array of records, got a JSON {kind}.")
 
 
 def _classify_text(text: str) -> NoReturn:
@@ -540,8 +569,8 @@ def _classify_text(text: str) -> NoReturn:
         value = json.loads(text, parse_float=Decimal, parse_int=_parse_int,
                            parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
-        raise APIError.invalid_json(f"The body is not valid JSON: {error}.") from None
-    raise APIError.invalid_payload(
+        raise SnapshotError(f"The body is not valid JSON: {error}.") from None
+    raise SnapshotNotAnArray(
         f"Expected a JSON array of records, got a JSON {_json_type(value)}.")
 
 

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from app import snapshot
-from app.errors import APIError
-from app.snapshot import CHUNK_SIZE, GunzipReader, OversizedRecord, iter_snapshot
+from app.snapshot import CHUNK_SIZE, GunzipReader, OversizedRecord, SnapshotError, iter_snapshot
 from app.sync.records import validate_snapshot
 
 MiB = 1 << 20
@@ -63,9 +62,9 @@ def read_all(stream: Any, **options: Any) -> list[Any]:
     return list(iter_snapshot(stream, **options))
 
 
-def refusal(stream: Any, **options: Any) -> APIError:
-    """The APIError reading ``stream`` raises."""
-    with pytest.raises(APIError) as caught:
+def refusal(stream: Any, **options: Any) -> SnapshotError:
+    """The SnapshotError reading ``stream`` raises."""
+    with pytest.raises(SnapshotError) as caught:
         read_all(stream, **options)
     return caught.value
 
@@ -74,7 +73,7 @@ def peak_memory(action: Callable[[], Any]) -> int:
     """The most memory Python held at once while ``action`` ran, in bytes."""
     tracemalloc.start()
     try:
-        with contextlib.suppress(APIError):
+        with contextlib.suppress(SnapshotError):
             action()
         return tracemalloc.get_traced_memory()[1]
     finally:
@@ -247,7 +246,7 @@ def test_iter_snapshot_refuses_oversized_element_that_is_not_json(
         monkeypatch: pytest.MonkeyPatch, body: str, chunk_size: int) -> None:
     monkeypatch.setattr(snapshot, "CHUNK_SIZE", chunk_size)
     error = refusal(io.BytesIO(body.encode()), max_record_bytes=LIMIT)
-    assert (error.status, error.code) == (400, "invalid_json")
+    assert error.code == "invalid_json"
 
 
 def test_iter_snapshot_finds_syntax_error_in_small_element_without_reading_the_rest() -> None:
@@ -293,9 +292,9 @@ def test_iter_snapshot_reads_numbers_in_tiny_chunks(monkeypatch: pytest.MonkeyPa
 
 def test_iter_snapshot_classifies_large_object_body_without_holding_it() -> None:
     stream = Pieces(repeated(b'{"a": [', b"{}, ", 50 * MiB // 4, b"{}]}"))
-    errors: list[APIError] = []
+    errors: list[SnapshotError] = []
     assert peak_memory(lambda: errors.append(refusal(stream))) < 8 * MiB
-    assert (errors[0].status, errors[0].code) == (422, "invalid_payload")
+    assert errors[0].code == "invalid_payload"
     assert errors[0].message == "Expected a JSON array of records, got a JSON object."
 
 
@@ -308,8 +307,8 @@ def test_iter_snapshot_classifies_large_object_body_without_holding_it() -> None
 ], ids=["string", "number", "boolean", "object_then_whitespace", "object"])
 def test_iter_snapshot_names_type_of_large_non_array_body(body: bytes, kind: str) -> None:
     error = refusal(io.BytesIO(body))
-    assert (error.status, error.message) == (
-        422, f"Expected a JSON array of records, got a JSON {kind}.")
+    assert (error.code, error.message) == (
+        "invalid_payload", f"Expected a JSON array of records, got a JSON {kind}.")
 
 
 @pytest.mark.parametrize("body", [
@@ -319,13 +318,13 @@ def test_iter_snapshot_names_type_of_large_non_array_body(body: bytes, kind: str
 ], ids=["error_inside", "data_after_the_value", "ends_inside"])
 def test_iter_snapshot_refuses_large_non_array_body_that_is_not_json(body: bytes) -> None:
     error = refusal(io.BytesIO(body))
-    assert (error.status, error.code) == (400, "invalid_json")
+    assert error.code == "invalid_json"
 
 
 def test_iter_snapshot_refuses_nul_bytes_after_reading_little() -> None:
     stream = Pieces(zeros(64 * MiB))
     error = refusal(stream)
-    assert (error.status, error.code) == (400, "invalid_json")
+    assert error.code == "invalid_json"
     assert stream.bytes_read <= 4 * MiB
 
 
@@ -352,7 +351,7 @@ def test_gunzip_reader_refuses_bytes_after_the_last_member_that_are_not_gzip(
         trailer: bytes) -> None:
     # gzip.decompress() would accept the zero padding; SPEC §2 does not.
     error = refusal(gunzipped(gzip.compress(b"[1]") + trailer))
-    assert (error.status, error.code) == (400, "invalid_json")
+    assert error.code == "invalid_json"
 
 
 def test_gunzip_reader_accepts_exactly_the_limit_decompressed() -> None:
@@ -363,7 +362,7 @@ def test_gunzip_reader_accepts_exactly_the_limit_decompressed() -> None:
 def test_gunzip_reader_refuses_one_byte_over_the_limit_decompressed() -> None:
     body = b"[" + b" " * 999 + b"]"
     error = refusal(gunzipped(gzip.compress(body), limit=1000))
-    assert (error.status, error.code) == (413, "payload_too_large")
+    assert error.code == "payload_too_large"
 
 
 # --------------------------------------------------------------------------- validation

@@ -11,7 +11,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 from app import metrics
 from app.errors import APIError
 from app.extensions import db
-from app.snapshot import GunzipReader, iter_snapshot
+from app.snapshot import GunzipReader, SnapshotError, iter_snapshot
 from app.sync import SyncRefused, SyncReport, SyncSettings, run_sync
 
 
@@ -28,7 +28,7 @@ def sync_from_request(entity: str, *, dry_run: bool, force: bool) -> dict[str, A
     except SyncRefused:
         outcome = "refused"
         raise
-    except (APIError, HTTPException):
+    except (APIError, SnapshotError, HTTPException):
         outcome = "invalid"
         raise
     finally:

@@ -30,6 +30,7 @@ from app.schemas import (
     PatientRecordSchema,
     PaymentRecordSchema,
 )
+from app.snapshot import OversizedRecord
 from app.sync.report import RecordError
 from app.types import CENT
 
@@ -73,10 +74,6 @@ def validate_snapshot(entity: str, records: Iterable[Any], sink: StageSink, max_
     An OversizedRecord (an element the reader skipped for its size) is
     rejected like any invalid record, its externalId protecting the stored row.
     """
-    # Imported here: app.snapshot imports app.errors, which imports the app.sync
-    # package, which imports this module; at the top this would be a cycle.
-    from app.snapshot import OversizedRecord
-
     schema = _SCHEMAS[entity]
     columns = STAGED_FIELDS[entity]
     fast_path = _FAST_PATHS[entity] if fast else _never
