@@ -13,8 +13,14 @@ from typing import Any
 
 import pytest
 
-from app import snapshot
-from app.snapshot import CHUNK_SIZE, GunzipReader, OversizedRecord, SnapshotError, iter_snapshot
+from app.snapshot import (
+    CHUNK_SIZE,
+    GunzipReader,
+    OversizedRecord,
+    SnapshotError,
+    iter_snapshot,
+    reader,
+)
 from app.sync.records import validate_snapshot
 
 MiB = 1 << 20
@@ -209,7 +215,7 @@ def expected_for(value: Any, text: str, limit: int) -> Any:
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 8, 13, 64])
 def test_iter_snapshot_results_do_not_depend_on_chunk_boundaries(
         monkeypatch: pytest.MonkeyPatch, chunk_size: int) -> None:
-    monkeypatch.setattr(snapshot, "CHUNK_SIZE", chunk_size)
+    monkeypatch.setattr(reader, "CHUNK_SIZE", chunk_size)
     texts = [json.dumps(value, ensure_ascii=False) if not isinstance(value, Decimal)
              else str(value) for value in SHAPES]
     body = ("[ " + " ,\n".join(texts) + " ]").encode()
@@ -244,7 +250,7 @@ PAD = "x" * 2000
 @pytest.mark.parametrize("chunk_size", [7, CHUNK_SIZE])
 def test_iter_snapshot_refuses_oversized_element_that_is_not_json(
         monkeypatch: pytest.MonkeyPatch, body: str, chunk_size: int) -> None:
-    monkeypatch.setattr(snapshot, "CHUNK_SIZE", chunk_size)
+    monkeypatch.setattr(reader, "CHUNK_SIZE", chunk_size)
     error = refusal(io.BytesIO(body.encode()), max_record_bytes=LIMIT)
     assert error.code == "invalid_json"
 
@@ -283,7 +289,7 @@ def test_iter_snapshot_reads_numbers_split_anywhere(cut: int) -> None:
 @pytest.mark.parametrize("chunk_size", [1, 2, 3])
 def test_iter_snapshot_reads_numbers_in_tiny_chunks(monkeypatch: pytest.MonkeyPatch,
                                                     chunk_size: int) -> None:
-    monkeypatch.setattr(snapshot, "CHUNK_SIZE", chunk_size)
+    monkeypatch.setattr(reader, "CHUNK_SIZE", chunk_size)
     assert read_all(io.BytesIO(NUMBERS)) == json.loads(NUMBERS, parse_float=Decimal)
 
 

@@ -1,0 +1,34 @@
+"""What the reader raises for a body that cannot be a snapshot (SPEC §2, whole-request errors)."""
+
+from __future__ import annotations
+
+
+class SnapshotError(Exception):
+    """The body cannot be read as a snapshot: it is refused whole and nothing is applied.
+
+    ``code`` names the failure for callers (the HTTP layer maps it to a status,
+    the CLI to its exit code): this one is a body that is not JSON, not UTF-8 or
+    not gzip.
+    """
+
+    code = "invalid_json"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SnapshotNotAnArray(SnapshotError):
+    """Valid JSON, but not the array of records a snapshot is."""
+
+    code = "invalid_payload"
+
+
+class SnapshotTooLarge(SnapshotError):
+    """The body, decompressed, is longer than ``limit`` bytes."""
+
+    code = "payload_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request body exceeds the limit of {limit} bytes.")
+        self.limit = limit
