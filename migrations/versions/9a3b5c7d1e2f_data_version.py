@@ -10,7 +10,10 @@ different data. A restored backup brings its own token, which names exactly
 the state it restores.
 
 PostgreSQL: one statement-level trigger per table and operation (TRUNCATE
-included), so a sync pays one small UPDATE per statement, not per row.
+included), so a sync pays one small UPDATE per statement, not per row. The
+triggers run BEFORE the statement, so every writer takes the data_version
+row lock before any row lock of these tables: concurrent writers (a manual
+repair during a sync) queue on it instead of deadlocking.
 SQLite has only row-level triggers and no TRUNCATE; the development database
 pays one tiny UPDATE per changed row.
 
@@ -54,7 +57,7 @@ def upgrade() -> None:
         op.execute(PG_FUNCTION)
         for table in TABLES:
             op.execute(f"CREATE TRIGGER {table}_bump_data_version "
-                       f"AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
+                       f"BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
                        "FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version()")
         return
     op.execute(f"INSERT INTO data_version (id, token) VALUES (1, {SQLITE_NEW_TOKEN})")

@@ -1,0 +1,81 @@
+"""Writers of the replica's tables queue on the data version instead of deadlocking.
+
+Every statement that writes patients, payments or sync_runs first replaces
+the data_version token (a BEFORE STATEMENT trigger), so it takes that one
+row lock before any row lock of its own. Two transactions that write the
+same rows in opposite orders (a manual repair while a sync runs) then wait
+for each other in turn; with the token bumped AFTER each statement they
+would each hold a row the other needs, and PostgreSQL would abort one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import flask_migrate
+import pytest
+import sqlalchemy as sa
+
+from app import create_app
+from app.extensions import db
+from tests.conftest import ADMIN_URL, base_config
+
+pytestmark = pytest.mark.postgresql_only
+
+
+@pytest.fixture
+def committed_database(postgres_url: str) -> Iterator[sa.Engine]:
+    """A migrated database of this test's own holding one committed patient and payment."""
+    name = f"pp_test_{os.getpid()}_locks"
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    app = create_app(base_config(url))
+    with app.app_context():
+        flask_migrate.upgrade()
+        db.engine.dispose()
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO patients (external_id, first_name, last_name, created, updated) "
+            "VALUES ('p1', 'Ada', 'Lovelace', now(), now())"))
+        connection.execute(sa.text(
+            "INSERT INTO payments (external_id, amount, patient_id, created, updated) "
+            "SELECT 'm1', 1, id, now(), now() FROM patients"))
+    yield engine
+    engine.dispose()
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_writers_in_opposite_orders_wait_instead_of_deadlocking(
+        committed_database: sa.Engine) -> None:
+    errors: list[BaseException] = []
+
+    def second_writer() -> None:
+        try:
+            with committed_database.begin() as connection:
+                connection.execute(sa.text("UPDATE patients SET first_name = 'B'"))
+                connection.execute(sa.text("UPDATE payments SET amount = 3"))
+        except BaseException as error:  # reported to the test thread below
+            errors.append(error)
+
+    with committed_database.begin() as first:
+        first.execute(sa.text("SET LOCAL deadlock_timeout = '100ms'"))
+        first.execute(sa.text("UPDATE payments SET amount = 2"))
+        other = threading.Thread(target=second_writer)
+        other.start()
+        time.sleep(0.5)  # the second writer is now waiting on the first
+        first.execute(sa.text("UPDATE patients SET first_name = 'A'"))
+    other.join(timeout=30)
+    assert not other.is_alive()
+    assert errors == []
+    with committed_database.connect() as connection:
+        assert connection.execute(sa.text(
+            "SELECT first_name, amount FROM patients, payments")).one() == ("B", 3)
