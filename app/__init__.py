@@ -101,7 +101,7 @@ def register_blueprints(app: Flask) -> None:
 
 def register_error_handlers(app: Flask) -> None:
     """Every error becomes the JSON envelope."""
-    from app.errors import register_error_handlers as register
+    from app.api.error_handlers import register_error_handlers as register
 
     register(app)
 

@@ -11,24 +11,11 @@ Nothing a client sends can produce a stack trace or an HTML page.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
-from flask import Flask, Response, jsonify
+from flask import Response, jsonify
 from werkzeug.exceptions import HTTPException
-
-from app.snapshot import SnapshotError, SnapshotTooLarge
-from app.sync.errors import SyncRefused
-
-log = logging.getLogger(__name__)
-
-# What a lost, restarting or saturated database raises: a refused or broken
-# connection, an exhausted pool, a cancelled statement. Retrying later can
-# succeed, so these are 503 with Retry-After, not 500.
-DATABASE_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
-DATABASE_RETRY_AFTER = "5"
 
 HTTP_CODES = {
     400: "bad_request",
@@ -44,8 +31,6 @@ HTTP_CODES = {
 }
 
 
-# The whole-request errors of an unreadable snapshot body (SPEC §2).
-SNAPSHOT_STATUS = {"invalid_json": 400, "invalid_payload": 422, "payload_too_large": 413}
 
 
 class APIError(Exception):
@@ -126,54 +111,3 @@ def _webargs_error_response(messages: Mapping[str, Any]) -> Response:
     names = sorted(fields) or ["query"]
     message = "Invalid value for " + ", ".join(f"'{name}'" for name in names) + "."
     return error_response(422, "invalid_parameter", message, {"parameters": fields})
-
-
-def register_error_handlers(app: Flask) -> None:
-    """Route every failure through the JSON envelope."""
-
-    @app.errorhandler(APIError)
-    def handle_api_error(error: APIError) -> Response:
-        response = error_response(error.status, error.code, error.message, error.details)
-        response.headers.update(error.headers)
-        return response
-
-    @app.errorhandler(SnapshotError)
-    def handle_snapshot_error(error: SnapshotError) -> Response:
-        details = {"limit": error.limit} if isinstance(error, SnapshotTooLarge) else {}
-        return error_response(SNAPSHOT_STATUS[error.code], error.code, error.message, details)
-
-    @app.errorhandler(SyncRefused)
-    def handle_sync_refused(error: SyncRefused) -> Response:
-        return error_response(409, error.code, error.message, error.details)
-
-    @app.errorhandler(HTTPException)
-    def handle_http_exception(error: HTTPException) -> Response:
-        return http_exception_response(error)
-
-    def handle_database_unavailable(error: sa.exc.SQLAlchemyError) -> Response:
-        # The class only: hide_parameters keeps values out, but the message may quote SQL.
-        log.warning("database unavailable: %s", type(getattr(error, "orig", error)).__name__)
-        _rollback_quietly()
-        response = error_response(503, "database_unavailable",
-                                  "The database cannot be reached; retry later.")
-        response.headers["Retry-After"] = DATABASE_RETRY_AFTER
-        return response
-
-    for error_class in DATABASE_UNAVAILABLE:
-        app.register_error_handler(error_class, handle_database_unavailable)
-
-    @app.errorhandler(Exception)
-    def handle_unexpected(error: Exception) -> Response:
-        log.exception("unhandled error")
-        _rollback_quietly()
-        return error_response(500, "internal_error", "An internal error occurred.")
-
-
-def _rollback_quietly() -> None:
-    """End the request's transaction; a dead connection must not turn one error into two."""
-    from app.extensions import db
-
-    try:
-        db.session.rollback()
-    except sa.exc.SQLAlchemyError:
-        log.warning("rollback failed after an error")

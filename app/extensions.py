@@ -3,8 +3,8 @@
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
-from app.api.smorest import Api
 from app.models import Base
+from app.smorest import Api
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 
 from flask import Flask, Response, g, request
 from prometheus_client import (
@@ -24,8 +25,6 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-
-from app.sync.report import SyncReport
 
 # The methods labelled by name; any other is "other" (a client can invent methods).
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -69,13 +68,13 @@ def method_label(method: str) -> str:
     return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
-def observe_sync(entity: str, outcome: str, seconds: float, report: SyncReport | None) -> None:
-    """Count one sync request; the rows of an applied one count by outcome."""
+def observe_sync(entity: str, outcome: str, seconds: float,
+                 rows: Mapping[str, int] | None = None) -> None:
+    """Count one sync request and, for an applied one, its ``rows`` by outcome."""
     SYNC_RUNS.labels(entity, outcome).inc()
     SYNC_DURATION.labels(entity, outcome).observe(seconds)
-    if report is not None and not report.dry_run:
-        for name, count in report.counts().items():
-            SYNC_ROWS.labels(entity, name).inc(count)
+    for name, count in (rows or {}).items():
+        SYNC_ROWS.labels(entity, name).inc(count)
 
 
 def exposition() -> tuple[bytes, str]:

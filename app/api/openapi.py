@@ -15,7 +15,6 @@ from typing import Any
 from apispec import APISpec, BasePlugin
 from werkzeug.routing import Rule
 
-from app.api.smorest import Api
 from app.auth import Scope, scope_for
 from app.schemas import (
     AmountField,
@@ -24,6 +23,7 @@ from app.schemas import (
     PatientRecordSchema,
     PaymentRecordSchema,
 )
+from app.smorest import Api
 
 BEARER = "bearerAuth"
 READ_HEADERS = {

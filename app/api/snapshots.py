@@ -32,7 +32,8 @@ def sync_from_request(entity: str, *, dry_run: bool, force: bool) -> dict[str, A
         outcome = "invalid"
         raise
     finally:
-        metrics.observe_sync(entity, outcome, time.perf_counter() - started, report)
+        rows = report.counts() if report is not None and not report.dry_run else None
+        metrics.observe_sync(entity, outcome, time.perf_counter() - started, rows)
         g.sync_summary = _summary(entity, outcome, report)
     return report.to_json()
 
