@@ -8,9 +8,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import queries
+from app.api.schemas import patients_schema, payments_schema
 from app.api.serializers import patient_json, payment_json
 from app.extensions import db
-from app.schemas import patients_schema, payments_schema
 from tests.helpers import patient_record, payment_record, sync
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from werkzeug.routing import Map, PathConverter, ValidationError
 
 from app.models import EXTERNAL_ID_LENGTH
-from app.schemas import storable
+from app.sync.record_schemas import storable
 
 
 class ExternalIdConverter(PathConverter):

@@ -9,9 +9,9 @@ from flask import current_app
 from flask_smorest import Blueprint
 
 from app import queries
+from app.api.schemas import HealthSchema, ReadinessSchema
 from app.errors import APIError
 from app.extensions import db
-from app.schemas import HealthSchema, ReadinessSchema
 
 bp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators.")
 

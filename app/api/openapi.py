@@ -16,14 +16,14 @@ from apispec import APISpec, BasePlugin
 from werkzeug.routing import Rule
 
 from app.auth import Scope, scope_for
-from app.schemas import (
+from app.smorest import Api
+from app.sync.record_schemas import (
     AmountField,
     CalendarDateField,
     ExternalIdField,
     PatientRecordSchema,
     PaymentRecordSchema,
 )
-from app.smorest import Api
 
 BEARER = "bearerAuth"
 READ_HEADERS = {

@@ -9,27 +9,18 @@ import sqlalchemy as sa
 from flask_smorest import Blueprint
 
 from app import queries
+from app.api.args import PatientListArgsSchema, SyncArgsSchema
 from app.api.cache import cached_read
 from app.api.openapi import snapshot_body
-from app.api.pagination import KeyColumn, SortKey, paginated
+from app.api.orderings import PATIENT_SORTS
+from app.api.pagination import SortKey, paginated
+from app.api.schemas import PatientSchema, SyncReportSchema
 from app.api.serializers import patient_json
 from app.api.snapshots import sync_from_request
 from app.errors import APIError
 from app.extensions import db
-from app.models import Patient
-from app.schemas import PatientListArgsSchema, PatientSchema, SyncArgsSchema, SyncReportSchema
 
 bp = Blueprint("patients", __name__, description="Patients and their live payment totals.")
-
-_ID = KeyColumn("id", Patient.id)
-PATIENT_SORTS = {
-    "id": SortKey("id", (_ID,)),
-    "paymentsTotal": SortKey("paymentsTotal", (
-        KeyColumn("payments_total", Patient.payments_total, Decimal), _ID)),
-    "-paymentsTotal": SortKey("-paymentsTotal", (
-        KeyColumn("payments_total", Patient.payments_total, Decimal, descending=True), _ID)),
-}
-
 
 @bp.route("/patients", methods=["GET"])
 @bp.arguments(PatientListArgsSchema, location="query", as_kwargs=True)

@@ -8,20 +8,18 @@ import sqlalchemy as sa
 from flask_smorest import Blueprint
 
 from app import queries
+from app.api.args import PaymentListArgsSchema, SyncArgsSchema
 from app.api.cache import cached_read
 from app.api.openapi import snapshot_body
-from app.api.pagination import KeyColumn, SortKey, paginated
+from app.api.orderings import PAYMENTS_BY_ID
+from app.api.pagination import SortKey, paginated
+from app.api.schemas import PaymentSchema, SyncReportSchema
 from app.api.serializers import payment_json
 from app.api.snapshots import sync_from_request
 from app.errors import APIError
 from app.extensions import db
-from app.models import Payment
-from app.schemas import PaymentListArgsSchema, PaymentSchema, SyncArgsSchema, SyncReportSchema
 
 bp = Blueprint("payments", __name__, description="Live payments.")
-
-BY_ID = SortKey("id", (KeyColumn("id", Payment.id),))
-
 
 @bp.route("/payments", methods=["GET"])
 @bp.arguments(PaymentListArgsSchema, location="query", as_kwargs=True)
@@ -30,7 +28,7 @@ BY_ID = SortKey("id", (KeyColumn("id", Payment.id),))
 @paginated(item=payment_json)
 def list_payments(external_id: str | None) -> tuple[sa.Select[Any], SortKey]:
     """List live payments in id order, optionally of one patient (by its externalId)."""
-    return queries.live_payments(external_id), BY_ID
+    return queries.live_payments(external_id), PAYMENTS_BY_ID
 
 
 @bp.route("/payments/<external_id:external_id>", methods=["GET"])

@@ -1,6 +1,6 @@
 """Hot-path JSON for list and detail responses.
 
-The marshmallow schemas in app.schemas describe these shapes for the OpenAPI
+The marshmallow schemas in app.api.schemas describe these shapes for the OpenAPI
 document; these functions produce the same dictionaries from result rows
 without marshmallow's per-field machinery, which costs more than the query
 itself on a 100-row page (tests hold them equal to the schemas' dump).

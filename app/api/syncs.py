@@ -8,17 +8,15 @@ import sqlalchemy as sa
 from flask_smorest import Blueprint
 
 from app import queries
+from app.api.args import PageArgsSchema
 from app.api.cache import cached_read
-from app.api.pagination import KeyColumn, SortKey, paginated
+from app.api.orderings import SYNCS_NEWEST_FIRST
+from app.api.pagination import SortKey, paginated
+from app.api.schemas import SyncReportSchema, SyncSummarySchema
 from app.errors import APIError
 from app.extensions import db
-from app.models import SyncRun
-from app.schemas import PageArgsSchema, SyncReportSchema, SyncSummarySchema
 
 bp = Blueprint("syncs", __name__, description="Recorded syncs, newest first.")
-
-NEWEST_FIRST = SortKey("-id", (KeyColumn("id", SyncRun.id, descending=True),))
-
 
 @bp.route("/syncs", methods=["GET"])
 @bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
@@ -28,7 +26,7 @@ NEWEST_FIRST = SortKey("-id", (KeyColumn("id", SyncRun.id, descending=True),))
 @paginated(item=lambda row: row.report)
 def list_syncs() -> tuple[sa.Select[Any], SortKey]:
     """List recorded syncs, newest first, with their counts (errors are on each sync)."""
-    return queries.sync_runs(db.session.get_bind().dialect.name), NEWEST_FIRST
+    return queries.sync_runs(db.session.get_bind().dialect.name), SYNCS_NEWEST_FIRST
 
 
 @bp.route("/syncs/<int:sync_id>", methods=["GET"])

@@ -23,14 +23,14 @@ from typing import Any, Protocol
 import marshmallow as ma
 
 from app.models import EXTERNAL_ID_LENGTH, NAME_LENGTH
-from app.schemas import (
+from app.snapshot import OversizedRecord
+from app.sync.record_schemas import (
     DATE_PATTERN,
     MAX_ABS_AMOUNT,
     ExternalIdField,
     PatientRecordSchema,
     PaymentRecordSchema,
 )
-from app.snapshot import OversizedRecord
 from app.sync.report import RecordError
 from app.types import CENT
 

@@ -1,0 +1,85 @@
+"""marshmallow schemas of what the API answers: for the OpenAPI document.
+
+The hot paths build the same shapes without marshmallow (app/api/serializers.py,
+held equal to these by a test). JSON keys are camelCase through ``data_key``.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields
+
+
+class HealthSchema(ma.Schema):
+    """GET /healthz."""
+
+    status = fields.String(required=True, metadata={"example": "ok"})
+
+
+class ReadinessSchema(ma.Schema):
+    """GET /readyz when ready: the schema revision the database is at."""
+
+    status = fields.String(required=True, metadata={"example": "ready"})
+    revision = fields.List(fields.String(), required=True)
+
+
+class PatientSchema(ma.Schema):
+    """A live patient with the totals of its live payments."""
+
+    id = fields.Integer()
+    external_id = fields.String(data_key="externalId")
+    first_name = fields.String(data_key="firstName")
+    last_name = fields.String(data_key="lastName")
+    middle_name = fields.String(allow_none=True, data_key="middleName")
+    date_of_birth = fields.Date(allow_none=True, data_key="dateOfBirth")
+    payments_total = fields.Decimal(places=2, data_key="paymentsTotal")
+    payments_count = fields.Integer(data_key="paymentsCount")
+    created = fields.AwareDateTime()
+    updated = fields.AwareDateTime()
+
+
+class PaymentSchema(ma.Schema):
+    """A live payment; patientId is the patient's externalId."""
+
+    id = fields.Integer()
+    external_id = fields.String(data_key="externalId")
+    patient_external_id = fields.String(data_key="patientId")
+    amount = fields.Decimal(places=2)
+    created = fields.AwareDateTime()
+    updated = fields.AwareDateTime()
+
+
+class SyncRecordErrorSchema(ma.Schema):
+    """Why one element of a snapshot was rejected."""
+
+    index = fields.Integer()
+    external_id = fields.String(allow_none=True, data_key="externalId")
+    messages = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
+class SyncSummarySchema(ma.Schema):
+    """One sync in the list: its report without the errors (documentation only)."""
+
+    sync_id = fields.Integer(data_key="syncId")
+    entity = fields.String()
+    dry_run = fields.Boolean(data_key="dryRun")
+    received = fields.Integer()
+    created = fields.Integer()
+    updated = fields.Integer()
+    restored = fields.Integer()
+    unchanged = fields.Integer()
+    rejected = fields.Integer()
+    deleted = fields.Integer()
+    errors_truncated = fields.Boolean(data_key="errorsTruncated")
+    started_at = fields.String(data_key="startedAt")
+    finished_at = fields.String(data_key="finishedAt")
+
+
+class SyncReportSchema(SyncSummarySchema):
+    """The report of one sync (documentation only; reports are stored as JSON)."""
+
+    errors = fields.List(fields.Nested(SyncRecordErrorSchema))
+
+
+patients_schema = PatientSchema(many=True)
+payments_schema = PaymentSchema(many=True)
