@@ -17,8 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import queries
-from app.api.patients import PATIENT_SORTS
-from app.api.payments import BY_ID
+from app.api.orderings import PATIENT_SORTS, PAYMENTS_BY_ID
 from app.extensions import db
 from tests.helpers import patient_record, payment_record, sync
 
@@ -76,6 +75,6 @@ def test_range_filter_sorted_by_id_uses_an_index(app: Flask, seeded: None) -> No
 
 
 def test_payments_of_a_patient_use_the_patient_index(app: Flask, seeded: None) -> None:
-    query = page(queries.live_payments("p7"), BY_ID, [3])
+    query = page(queries.live_payments("p7"), PAYMENTS_BY_ID, [3])
     assert "ix_payments_live_patient_id_id" in indexes_used(app, query)
     assert "uq_patients_external_id" in indexes_used(app, query)

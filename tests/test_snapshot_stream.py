@@ -21,6 +21,7 @@ from app.snapshot import (
     iter_snapshot,
     reader,
 )
+from app.sync.entities import ENTITIES
 from app.sync.records import validate_snapshot
 
 MiB = 1 << 20
@@ -387,7 +388,7 @@ class RecordingSink:
 def test_validate_snapshot_rejects_oversized_record_and_stages_its_readable_id() -> None:
     sink = RecordingSink()
     records = [OversizedRecord(5000, 42, LIMIT), OversizedRecord(5000, 1.5, LIMIT)]
-    summary = validate_snapshot("payments", records, sink, max_errors=10)
+    summary = validate_snapshot(ENTITIES["payments"], records, sink, max_errors=10)
     assert (summary.received, summary.rejected) == (2, 2)
     assert sink.rows == [(0, "42", False, None)]
     assert [(e.index, e.external_id, e.messages) for e in summary.errors] == [

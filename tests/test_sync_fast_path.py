@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from app.sync.entities import ENTITIES
 from app.sync.records import validate_snapshot
 from app.sync.report import RecordError
 
@@ -40,7 +41,7 @@ def run_both(entity: str, records: list[Any]) -> None:
     results = []
     for fast in (True, False):
         sink = RecordingSink()
-        summary = validate_snapshot(entity, records, sink, max_errors=10**6, fast=fast)
+        summary = validate_snapshot(ENTITIES[entity], records, sink, max_errors=10**6, fast=fast)
         results.append((sink.rows, summary.received, summary.rejected,
                         [(e.index, e.external_id, e.messages) for e in summary.errors]))
     # repr, not ==: Decimal("4.450") == Decimal("4.45") and 1.0 == Decimal(1) would hide
@@ -103,7 +104,7 @@ def test_fast_path_and_schema_agree_on_every_combination_of_amount_and_id() -> N
 
 def test_record_error_keeps_index_order() -> None:
     sink = RecordingSink()
-    summary = validate_snapshot("payments", [BASE_PAYMENT, {}, BASE_PAYMENT | {"amount": "x"}],
-                                sink, max_errors=10)
+    records = [BASE_PAYMENT, {}, BASE_PAYMENT | {"amount": "x"}]
+    summary = validate_snapshot(ENTITIES["payments"], records, sink, max_errors=10)
     assert [e.index for e in summary.errors] == [1, 2]
     assert all(isinstance(e, RecordError) for e in summary.errors)

@@ -5,6 +5,8 @@ plan -> merge -> report. The session's transaction is owned here: committed
 once when the sync applies, rolled back for a refusal; a dry run's merge
 is rolled back to a savepoint and only its report is committed. The advisory lock is the
 transaction's first statement, so nothing the merge reads can change under it.
+What differs between patients and payments comes from their ``Entity``
+(app/sync/entities.py); nothing here names either.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from sqlalchemy import orm
 
 from app.models import SyncRun
 from app.sync import merge
+from app.sync.entities import ENTITIES
+from app.sync.entity import Entity
 from app.sync.errors import MassDeleteRefused
 from app.sync.lock import sync_lock
-from app.sync.records import ENTITIES, ValidationSummary, validate_snapshot
+from app.sync.records import ValidationSummary, validate_snapshot
 from app.sync.report import MergeCounts, RecordError, SyncReport, SyncSettings
-from app.sync.staging import drop_stages, stage_sink
+from app.sync.staging import stage_sink, temporary_tables
 from app.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -46,10 +50,11 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
     """
     if entity not in ENTITIES:
         raise ValueError(f"unknown entity {entity!r}")
+    described = ENTITIES[entity]
     settings = settings or SyncSettings()
     say = _timed(progress)
-    with stage_sink(session.get_bind().dialect.name, entity) as sink:
-        summary = validate_snapshot(entity, records, sink, settings.max_errors)
+    with stage_sink(session.get_bind().dialect.name, described) as sink:
+        summary = validate_snapshot(described, records, sink, settings.max_errors)
         say(f"{entity}: {summary.received} records read, {summary.rejected} invalid")
         try:
             connection = session.connection()
@@ -60,9 +65,10 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
                 # so sync_runs ids are committed in order (GET /syncs lists them by id).
                 changes = session.begin_nested() if dry_run else None
                 connection = session.connection()  # emits the SAVEPOINT, which is lazy
-                stage = sink.load(connection)
-                say(f"{entity}: staged")
-                outcome = _apply(connection, entity, stage, now, settings, force)
+                with temporary_tables(connection, described) as (stage, plan):
+                    sink.load(connection, stage)
+                    say(f"{entity}: staged")
+                    outcome = _apply(connection, described, stage, plan, now, settings, force)
                 say(f"{entity}: merged")
                 report = _report(entity, dry_run, summary, outcome, settings.max_errors, now)
                 if changes is not None:
@@ -97,17 +103,15 @@ class MergeOutcome:
     errors: list[RecordError]
 
 
-def _apply(connection: sa.Connection, entity: str, stage: sa.Table, now: datetime,
-           settings: SyncSettings, force: bool) -> MergeOutcome:
+def _apply(connection: sa.Connection, entity: Entity, stage: sa.Table, plan: sa.Table,
+           now: datetime, settings: SyncSettings, force: bool) -> MergeOutcome:
     """Settle the cross-record rules, plan, then run one statement per merge rule."""
-    target = merge.TARGETS[entity]
-    fields = merge.MERGED_FIELDS[entity]
+    target, fields = entity.target, entity.merged
     rejected, errors = merge.reject_duplicates(connection, stage, settings.max_errors)
-    plan = merge.build_plan(connection, entity, stage)
-    if entity == "payments":
-        unknown, unknown_errors = merge.reject_unknown_patients(
-            connection, plan, settings.max_errors)
-        rejected, errors = rejected + unknown, errors + unknown_errors
+    merge.build_plan(connection, entity, stage, plan)
+    if entity.reject_in_plan is not None:
+        more, more_errors = entity.reject_in_plan(connection, plan, settings.max_errors)
+        rejected, errors = rejected + more, errors + more_errors
     live = merge.count_live(connection, target)
     deleted = merge.soft_delete_absent(connection, target, plan, now)
     # Checked after the fact: a refusal rolls the whole transaction back anyway,
@@ -122,10 +126,8 @@ def _apply(connection: sa.Connection, entity: str, stage: sa.Table, now: datetim
     if counts.deleted + counts.updated + counts.restored + counts.created \
             > merge.ANALYZE_SHARE * max(live, 1):
         merge.analyze(connection, target)
-    if entity == "payments" and merge.refresh_payment_totals(connection, plan, now) \
-            > merge.ANALYZE_SHARE * max(merge.count_live(connection, merge.PATIENTS), 1):
-        merge.analyze(connection, merge.PATIENTS)
-    drop_stages(connection)
+    if entity.after_merge is not None:
+        entity.after_merge(connection, plan, now)
     return MergeOutcome(counts, rejected, errors)
 
 

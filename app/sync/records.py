@@ -14,42 +14,19 @@ are settled in SQL by ``merge``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal
 from typing import Any, Protocol
 
 import marshmallow as ma
 
 from app.models import EXTERNAL_ID_LENGTH, NAME_LENGTH
 from app.snapshot import OversizedRecord
-from app.sync.record_schemas import (
-    DATE_PATTERN,
-    MAX_ABS_AMOUNT,
-    ExternalIdField,
-    PatientRecordSchema,
-    PaymentRecordSchema,
-)
+from app.sync.entity import Entity, Fields
+from app.sync.record_schemas import ExternalIdField
 from app.sync.report import RecordError
-from app.types import CENT
 
-ENTITIES = ("patients", "payments")
-
-# The order of the staged columns after (index, external_id, valid).
-STAGED_FIELDS: dict[str, tuple[str, ...]] = {
-    "patients": ("first_name", "last_name", "middle_name", "date_of_birth"),
-    "payments": ("patient_external_id", "amount"),
-}
-
-_SCHEMAS: dict[str, ma.Schema] = {
-    "patients": PatientRecordSchema(),
-    "payments": PaymentRecordSchema(),
-}
 _EXTERNAL_ID = ExternalIdField()
-
-Fields = tuple[Any, ...]
-
 
 class StageSink(Protocol):
     """Where validated records go: one row per element whose externalId is readable."""
@@ -67,16 +44,16 @@ class ValidationSummary:
     errors: list[RecordError] = field(default_factory=list)
 
 
-def validate_snapshot(entity: str, records: Iterable[Any], sink: StageSink, max_errors: int,
+def validate_snapshot(entity: Entity, records: Iterable[Any], sink: StageSink, max_errors: int,
                       *, fast: bool = True) -> ValidationSummary:
     """Validate every element of ``records`` into ``sink`` (``fast=False`` forces marshmallow).
 
     An OversizedRecord (an element the reader skipped for its size) is
     rejected like any invalid record, its externalId protecting the stored row.
     """
-    schema = _SCHEMAS[entity]
-    columns = STAGED_FIELDS[entity]
-    fast_path = _FAST_PATHS[entity] if fast else _never
+    schema = entity.schema
+    columns = entity.staged_names
+    fast_path = entity.fast_path if fast else _never
     summary = ValidationSummary()
     index = -1
     for index, record in enumerate(records):
@@ -133,66 +110,25 @@ def _as_messages(messages: Any) -> dict[str, list[str]]:
 
 
 # --------------------------------------------------------------------------- fast path
-# Each returns (external_id, *fields) for a record that is certainly valid, or
-# None to send it to marshmallow. Plain printable ASCII is a subset of what the
-# schema accepts as a name or id, and needs no further storability checks.
+# An entity's fast path returns (external_id, *fields) for a record that is
+# certainly valid, or None to send it to marshmallow. Plain printable ASCII is
+# a subset of what the schema accepts as a name or id, and needs no further
+# storability checks.
 
 
-def _plain(value: Any, limit: int = NAME_LENGTH) -> bool:
+def plain_text(value: Any, limit: int = NAME_LENGTH) -> bool:
+    """Whether ``value`` is a string the schema certainly accepts as a name (or an id)."""
     return (type(value) is str and 0 < len(value) <= limit
             and value.isascii() and value.isprintable())
 
 
-def _fast_id(value: Any) -> str | None:
+def fast_external_id(value: Any) -> str | None:
+    """``value`` as an externalId when it is certainly valid, else None."""
     if type(value) is int:
         text = str(value)
         return text if len(text) <= EXTERNAL_ID_LENGTH else None
-    return value if _plain(value, EXTERNAL_ID_LENGTH) else None
-
-
-def _fast_patient(record: Any) -> Fields | None:
-    if type(record) is not dict:
-        return None
-    external_id = _fast_id(record.get("externalId"))
-    first, last = record.get("firstName"), record.get("lastName")
-    middle, born = record.get("middleName"), record.get("dateOfBirth")
-    if external_id is None or not (_plain(first) and _plain(last)):
-        return None
-    if middle is not None and not _plain(middle):
-        return None
-    if born is not None:
-        if type(born) is not str or not DATE_PATTERN.fullmatch(born):
-            return None
-        try:
-            born = date.fromisoformat(born)
-        except ValueError:
-            return None
-    return external_id, first, last, middle, born
-
-
-def _fast_payment(record: Any) -> Fields | None:
-    if type(record) is not dict:
-        return None
-    external_id = _fast_id(record.get("externalId"))
-    patient = _fast_id(record.get("patientId"))
-    amount = record.get("amount")
-    if external_id is None or patient is None:
-        return None
-    if type(amount) is int:
-        amount = Decimal(amount)
-    elif type(amount) is not Decimal or not amount.is_finite():
-        return None
-    if amount.copy_abs() >= MAX_ABS_AMOUNT:  # abs() would overflow on 1e1000000
-        return None
-    cents = amount.quantize(CENT)
-    return (external_id, patient, cents) if cents == amount else None
+    return value if plain_text(value, EXTERNAL_ID_LENGTH) else None
 
 
 def _never(record: Any) -> None:
     return None
-
-
-_FAST_PATHS: dict[str, Callable[[Any], Fields | None]] = {
-    "patients": _fast_patient,
-    "payments": _fast_payment,
-}
