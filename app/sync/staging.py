@@ -1,9 +1,10 @@
 """The temporary stage and plan tables of a sync, and the bulk load into the stage.
 
 This module owns their whole life: their shape (from the Entity), their
-creation and their drop (``temporary_tables``). A stage holds one row per uploaded element whose externalId could be read:
-valid records with their fields (``valid`` true) and rejected ones with only
-their externalId, so the merge can leave their stored rows alone (rule 5).
+creation and their drop (``temporary_tables``). A stage holds one row per
+uploaded element whose externalId could be read: valid records with their
+fields (``valid`` true) and rejected ones with only their externalId, so the
+merge can leave their stored rows alone (rule 5).
 
 Validation writes into a sink while the upload is still streaming in; the
 sink is loaded into the stage only once the sync holds its lock. On
