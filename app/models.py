@@ -30,11 +30,35 @@ class Base(orm.DeclarativeBase):
 
 
 class TimestampedMixin:
-    """created/updated/deleted as SPEC §1 defines them (deleted NULL = live)."""
+    """created/updated/deleted as SPEC §1 defines them (deleted NULL = live).
+
+    The row is the record's current version (SPEC §5): it began at
+    ``updated``, made by sync ``sync_id`` (NULL for rows from before history).
+    """
 
     created: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime(), default=utcnow)
     updated: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime(), default=utcnow)
     deleted: orm.Mapped[datetime | None] = orm.mapped_column(UTCDateTime())
+    sync_id: orm.Mapped[int | None]
+
+
+class VersionMixin:
+    """A superseded version of a record (SPEC §5): its synced fields and ``deleted``.
+
+    It held from ``valid_from`` (made by sync ``sync_id``) until ``valid_to``,
+    when sync ``ended_by`` replaced it. The current version is the record's
+    own row; only superseded ones are stored here.
+    """
+
+    id: orm.Mapped[int] = orm.mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+                                            primary_key=True)
+    record_id: orm.Mapped[int]
+    external_id: orm.Mapped[str] = orm.mapped_column(sa.String(EXTERNAL_ID_LENGTH))
+    deleted: orm.Mapped[datetime | None] = orm.mapped_column(UTCDateTime())
+    valid_from: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime())
+    valid_to: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime())
+    sync_id: orm.Mapped[int | None]
+    ended_by: orm.Mapped[int]
 
 
 class Patient(TimestampedMixin, Base):
@@ -86,6 +110,36 @@ class Payment(TimestampedMixin, Base):
         sa.Index("ix_payments_live_patient_id_id", "patient_id", "id",
                  postgresql_where=sa.text("deleted IS NULL"),
                  sqlite_where=sa.text("deleted IS NULL")),
+    )
+
+
+class PatientVersion(VersionMixin, Base):
+    """A superseded version of a patient."""
+
+    __tablename__ = "patient_versions"
+
+    first_name: orm.Mapped[str] = orm.mapped_column(sa.String(NAME_LENGTH))
+    last_name: orm.Mapped[str] = orm.mapped_column(sa.String(NAME_LENGTH))
+    middle_name: orm.Mapped[str | None] = orm.mapped_column(sa.String(NAME_LENGTH))
+    date_of_birth: orm.Mapped[date | None] = orm.mapped_column(sa.Date())
+
+    __table_args__ = (
+        sa.Index("ix_patient_versions_record_id_valid_from", "record_id", "valid_from"),
+        sa.Index("ix_patient_versions_ended_by", "ended_by"),
+    )
+
+
+class PaymentVersion(VersionMixin, Base):
+    """A superseded version of a payment; patient_id is the patients row it belonged to."""
+
+    __tablename__ = "payment_versions"
+
+    amount: orm.Mapped[Decimal] = orm.mapped_column(Money(12, 2))
+    patient_id: orm.Mapped[int]
+
+    __table_args__ = (
+        sa.Index("ix_payment_versions_record_id_valid_from", "record_id", "valid_from"),
+        sa.Index("ix_payment_versions_ended_by", "ended_by"),
     )
 
 

@@ -61,19 +61,22 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
             with sync_lock(connection, settings.lock_timeout):
                 now = utcnow()
                 merge.tune_transaction(connection)
-                # A dry run undoes its merge but records its report under the lock,
-                # so sync_runs ids are committed in order (GET /syncs lists them by id).
+                # Opened first, so that every row the merge writes names its sync; a
+                # dry run keeps its record (under the lock, so sync_runs ids are
+                # committed in order) and undoes only its merge.
+                run = _open_run(session, entity, dry_run, now)
+                stamp = merge.SyncStamp(run.id, now)
                 changes = session.begin_nested() if dry_run else None
                 connection = session.connection()  # emits the SAVEPOINT, which is lazy
                 with temporary_tables(connection, described) as (stage, plan):
                     sink.load(connection, stage)
                     say(f"{entity}: staged")
-                    outcome = _apply(connection, described, stage, plan, now, settings, force)
+                    outcome = _apply(connection, described, stage, plan, stamp, settings, force)
                 say(f"{entity}: merged")
                 report = _report(entity, dry_run, summary, outcome, settings.max_errors, now)
                 if changes is not None:
                     changes.rollback()
-                report = _record(session, report)
+                report = _record(run, report)
                 session.commit()
         except BaseException:
             session.rollback()
@@ -104,8 +107,8 @@ class MergeOutcome:
 
 
 def _apply(connection: sa.Connection, entity: Entity, stage: sa.Table, plan: sa.Table,
-           now: datetime, settings: SyncSettings, force: bool) -> MergeOutcome:
-    """Settle the cross-record rules, plan, then run one statement per merge rule."""
+           stamp: merge.SyncStamp, settings: SyncSettings, force: bool) -> MergeOutcome:
+    """Settle the cross-record rules, plan, keep what is replaced, then apply each rule."""
     target, fields = entity.target, entity.merged
     rejected, errors = merge.reject_duplicates(connection, stage, settings.max_errors)
     merge.build_plan(connection, entity, stage, plan)
@@ -113,21 +116,22 @@ def _apply(connection: sa.Connection, entity: Entity, stage: sa.Table, plan: sa.
         more, more_errors = entity.reject_in_plan(connection, plan, settings.max_errors)
         rejected, errors = rejected + more, errors + more_errors
     live = merge.count_live(connection, target)
-    deleted = merge.soft_delete_absent(connection, target, plan, now)
+    merge.keep_superseded_versions(connection, entity, plan, stamp)
+    deleted = merge.soft_delete_absent(connection, target, plan, stamp)
     # Checked after the fact: a refusal rolls the whole transaction back anyway,
     # and the delete's own row count saves a second anti-join.
     _guard_mass_delete(live, deleted, settings, force)
     counts = MergeCounts(
         deleted=deleted,
-        updated=merge.update_changed(connection, target, plan, fields, now),
-        restored=merge.restore_deleted(connection, target, plan, fields, now),
-        created=merge.insert_new(connection, target, plan, fields, now),
+        updated=merge.update_changed(connection, target, plan, fields, stamp),
+        restored=merge.restore_deleted(connection, target, plan, fields, stamp),
+        created=merge.insert_new(connection, target, plan, fields, stamp),
     )
     if counts.deleted + counts.updated + counts.restored + counts.created \
             > merge.ANALYZE_SHARE * max(live, 1):
         merge.analyze(connection, target)
     if entity.after_merge is not None:
-        entity.after_merge(connection, plan, now)
+        entity.after_merge(connection, plan, stamp.at)
     return MergeOutcome(counts, rejected, errors)
 
 
@@ -176,12 +180,17 @@ def _first_errors(sources: list[list[RecordError]], max_errors: int) -> list[Rec
     return list(islice(by_index.values(), max_errors))
 
 
-def _record(session: orm.Session, report: SyncReport) -> SyncReport:
-    """Store the report in sync_runs and give it the run's id."""
-    run = SyncRun(entity=report.entity, dry_run=report.dry_run,
-                  started_at=report.started_at, finished_at=utcnow(), report={})
+def _open_run(session: orm.Session, entity: str, dry_run: bool, now: datetime) -> SyncRun:
+    """The sync_runs row of this sync, with its id; the report follows in ``_record``."""
+    run = SyncRun(entity=entity, dry_run=dry_run, started_at=now, finished_at=now, report={})
     session.add(run)
     session.flush()
+    return run
+
+
+def _record(run: SyncRun, report: SyncReport) -> SyncReport:
+    """Store the report in the sync's row and give it the run's id."""
+    run.finished_at = utcnow()
     report = replace(report, sync_id=run.id, finished_at=run.finished_at)
     run.report = report.to_json()
     return report

@@ -45,6 +45,9 @@ class Entity:
 
     name: str
     target: sa.Table
+    # Where the versions a sync replaces are kept (SPEC §5): the synced fields
+    # (``merged``) and ``deleted`` of each, with when and by which sync.
+    versions: sa.Table
     schema: ma.Schema
     # (external_id, *staged fields) for a certainly valid record, else None (see records.py).
     fast_path: Callable[[Any], Fields | None]

@@ -9,6 +9,7 @@ they wrote and never commit: the engine owns the transaction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -23,6 +24,14 @@ SYNC_WORK_MEM = "128MB"
 # Refresh planner statistics inside the sync when it rewrote this share of a
 # table, so the next statements and the first readers get good plans.
 ANALYZE_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class SyncStamp:
+    """What every row a sync writes carries: the sync's id and its one timestamp (SPEC §1)."""
+
+    sync_id: int
+    at: datetime
 
 
 def tune_transaction(connection: sa.Connection) -> None:
@@ -93,46 +102,77 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table,
         connection.execute(sa.text(f"CREATE INDEX ix_{plan.name} ON {plan.name} (target_id)"))
 
 
+def keep_superseded_versions(connection: sa.Connection, entity: Entity, plan: sa.Table,
+                             stamp: SyncStamp) -> int:
+    """SPEC §5: copy every row this sync will replace into the entity's versions.
+
+    Run before the rules write: the rows an update, a restore or a soft delete
+    is about to change, as they stand, each ending now. Created rows and
+    unchanged ones replace nothing, so an initial load or a resend copies
+    nothing. Two statements, so each is a plain join or anti-join.
+    """
+    target = entity.target
+    kept = sa.select(
+        target.c.id.label("record_id"), target.c.external_id,
+        *(target.c[name] for name in entity.merged), target.c.deleted,
+        target.c.updated.label("valid_from"),
+        sa.literal(stamp.at, UTCDateTime()).label("valid_to"),
+        target.c.sync_id, sa.literal(stamp.sync_id).label("ended_by"))
+    rewritten = (kept.join_from(target, plan, plan.c.target_id == target.c.id)
+                 .where(plan.c.valid, sa.or_(plan.c.changed, plan.c.target_deleted)))
+    absent = kept.where(_absent_and_live(target, plan))
+    return sum(connection.execute(sa.insert(entity.versions).from_select(
+        [column.name for column in rows.selected_columns], rows)).rowcount
+        for rows in (rewritten, absent))
+
+
+def _absent_and_live(target: sa.Table, plan: sa.Table) -> sa.ColumnElement[bool]:
+    """Live rows whose externalId the upload does not hold (rejected ones count as held)."""
+    return sa.and_(target.c.deleted.is_(None),
+                   ~sa.exists().where(plan.c.target_id == target.c.id))
+
+
 def soft_delete_absent(connection: sa.Connection, target: sa.Table, plan: sa.Table,
-                       now: datetime) -> int:
+                       stamp: SyncStamp) -> int:
     """Rule 3: a live row whose externalId is absent from the upload is soft-deleted.
 
     Rejected records are in the plan too (valid = false), so their rows count
     as present and stay as they are (rule 5).
     """
-    planned = sa.exists().where(plan.c.target_id == target.c.id)
-    statement = (sa.update(target).where(target.c.deleted.is_(None), ~planned)
-                 .values(deleted=now, updated=now))
+    statement = (sa.update(target).where(_absent_and_live(target, plan))
+                 .values(deleted=stamp.at, updated=stamp.at, sync_id=stamp.sync_id))
     return connection.execute(statement).rowcount
 
 
 def update_changed(connection: sa.Connection, target: sa.Table, plan: sa.Table,
-                   fields: tuple[str, ...], now: datetime) -> int:
+                   fields: tuple[str, ...], stamp: SyncStamp) -> int:
     """Rule 2: a valid record matching a live row is written only if some field differs."""
     statement = (sa.update(target)
                  .where(target.c.id == plan.c.target_id, plan.c.valid, plan.c.changed,
                         sa.not_(plan.c.target_deleted))
-                 .values({name: plan.c[name] for name in fields} | {"updated": now}))
+                 .values({name: plan.c[name] for name in fields}
+                         | {"updated": stamp.at, "sync_id": stamp.sync_id}))
     return connection.execute(statement).rowcount
 
 
 def restore_deleted(connection: sa.Connection, target: sa.Table, plan: sa.Table,
-                    fields: tuple[str, ...], now: datetime) -> int:
+                    fields: tuple[str, ...], stamp: SyncStamp) -> int:
     """Rule 4: a valid record matching a soft-deleted row restores it; id and created are kept."""
     statement = (sa.update(target)
                  .where(target.c.id == plan.c.target_id, plan.c.valid, plan.c.target_deleted)
                  .values({name: plan.c[name] for name in fields}
-                         | {"deleted": None, "updated": now}))
+                         | {"deleted": None, "updated": stamp.at, "sync_id": stamp.sync_id}))
     return connection.execute(statement).rowcount
 
 
 def insert_new(connection: sa.Connection, target: sa.Table, plan: sa.Table,
-               fields: tuple[str, ...], now: datetime) -> int:
+               fields: tuple[str, ...], stamp: SyncStamp) -> int:
     """Rule 1: a valid record with an unknown externalId is inserted, created = updated = now."""
-    stamp = sa.literal(now, UTCDateTime())
-    rows = (sa.select(plan.c.external_id, *(plan.c[name] for name in fields), stamp, stamp)
+    at = sa.literal(stamp.at, UTCDateTime())
+    rows = (sa.select(plan.c.external_id, *(plan.c[name] for name in fields), at, at,
+                      sa.literal(stamp.sync_id))
             .where(plan.c.valid, plan.c.target_id.is_(None))
             .order_by(plan.c.idx))
     statement = sa.insert(target).from_select(
-        ["external_id", *fields, "created", "updated"], rows)
+        ["external_id", *fields, "created", "updated", "sync_id"], rows)
     return connection.execute(statement).rowcount

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.models import Patient
+from app.models import Patient, PatientVersion
 from app.sync.entity import Entity, Fields, PlanSource
 from app.sync.record_schemas import DATE_PATTERN, PatientRecordSchema
 from app.sync.records import fast_external_id, plain_text
@@ -59,6 +59,7 @@ _STAGED = (("first_name", sa.Text), ("last_name", sa.Text), ("middle_name", sa.T
 PATIENTS_ENTITY = Entity(
     name="patients",
     target=Patient.__table__,  # type: ignore[arg-type]
+    versions=PatientVersion.__table__,  # type: ignore[arg-type]
     schema=PatientRecordSchema(),
     fast_path=fast_patient,
     staged=_STAGED,

@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.models import Patient, Payment
+from app.models import Patient, Payment, PaymentVersion
 from app.sync import merge
 from app.sync.entity import Entity, Fields, PlanSource, Rejections
 from app.sync.record_schemas import MAX_ABS_AMOUNT, PaymentRecordSchema
@@ -131,6 +131,7 @@ def update_totals(connection: sa.Connection, plan: sa.Table, now: datetime) -> N
 PAYMENTS_ENTITY = Entity(
     name="payments",
     target=PAYMENTS,  # type: ignore[arg-type]
+    versions=PaymentVersion.__table__,  # type: ignore[arg-type]
     schema=PaymentRecordSchema(),
     fast_path=fast_payment,
     staged=(("patient_external_id", sa.Text), ("amount", Money(12, 2))),
