@@ -70,11 +70,14 @@ def register_request_hooks(app: Flask) -> None:
     reverse), so every response, a 401 or 429 included, gets its request id,
     log line and timing, and a request is identified before it is counted.
     """
+    from app.api.converters import EncodedSlashes
     from app.auth import init_auth
     from app.metrics import init_metrics
     from app.rate_limits import init_rate_limits
     from app.request_log import init_request_log
 
+    # An escaped slash inside an id must survive to routing (app/api/converters.py).
+    app.wsgi_app = EncodedSlashes(app.wsgi_app)  # type: ignore[method-assign]
     if app.config["TRUSTED_PROXIES"]:
         # Client address and scheme from X-Forwarded-* set by our own proxies only.
         hops = app.config["TRUSTED_PROXIES"]

@@ -25,6 +25,8 @@ SYNC_OPERATIONS = {("POST", "/patients"), ("POST", "/payments")}
 # Every documented operation; test_every_operation_is_fuzzed keeps this in step with the document.
 OPERATIONS = [("GET", "/patients"), ("POST", "/patients"), ("GET", "/patients/{external_id}"),
               ("GET", "/payments"), ("POST", "/payments"), ("GET", "/payments/{external_id}"),
+              ("GET", "/patients/{external_id}/history"),
+              ("GET", "/payments/{external_id}/history"),
               ("GET", "/syncs"),
               ("GET", "/syncs/{sync_id}"), ("GET", "/healthz"), ("GET", "/readyz"),
               ("GET", "/metrics")]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
+
+import sqlalchemy as sa
 
 from app.api.pagination import KeyColumn, SortKey
 from app.models import Patient, Payment, SyncRun
@@ -20,3 +23,9 @@ PATIENT_SORTS = {
 }
 PAYMENTS_BY_ID = SortKey("id", (KeyColumn("id", Payment.id),))
 SYNCS_NEWEST_FIRST = SortKey("-id", (KeyColumn("id", SyncRun.id, descending=True),))
+
+
+def newest_version_first(versions: sa.Subquery) -> SortKey:
+    """A record's versions, newest first: no two of them began at the same instant."""
+    return SortKey("-validFrom", (KeyColumn("valid_from", versions.c.valid_from, datetime,
+                                            descending=True),))

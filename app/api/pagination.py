@@ -15,6 +15,7 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlencode
@@ -67,8 +68,7 @@ class SortKey:
 
     def encode(self, row: Any) -> str:
         """The opaque cursor pointing just after ``row``."""
-        values = [getattr(row, key.name) for key in self.columns]
-        values = [str(value) if isinstance(value, Decimal) else value for value in values]
+        values = [_plain(getattr(row, key.name)) for key in self.columns]
         raw = json.dumps([self.name, *values], separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -89,6 +89,15 @@ class SortKey:
 _MAX_ID = 2**63
 
 
+def _plain(value: Any) -> Any:
+    """A key value as JSON can hold it: Decimals and datetimes as text."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
 def _typed(kind: type, value: Any) -> Any:
     """A cursor value of the expected type, within what the columns can hold.
 
@@ -99,6 +108,11 @@ def _typed(kind: type, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or abs(value) >= _MAX_ID:
             raise ValueError("expected a 64-bit integer")
         return value
+    if kind is datetime:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+        if moment is None or moment.tzinfo is None:
+            raise ValueError("expected a timestamp with an offset")
+        return moment
     if not isinstance(value, str) or len(value) > 64:
         raise ValueError("expected a decimal string")
     number = Decimal(value)
@@ -141,5 +155,7 @@ def _next_url(arguments: dict[str, Any], limit: int, cursor: str) -> str:
     Unknown parameters the client added are left out, so the page is a pure
     function of what the read cache keys on.
     """
-    args = sorted((name, str(value)) for name, value in arguments.items() if value is not None)
+    in_path = request.view_args or {}
+    args = sorted((name, str(value)) for name, value in arguments.items()
+                  if value is not None and name not in in_path)
     return f"{request.base_url}?{urlencode([*args, ('limit', limit), ('cursor', cursor)])}"

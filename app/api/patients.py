@@ -9,13 +9,13 @@ import sqlalchemy as sa
 from flask_smorest import Blueprint
 
 from app import queries
-from app.api.args import PatientListArgsSchema, SyncArgsSchema
+from app.api.args import PageArgsSchema, PatientListArgsSchema, SyncArgsSchema
 from app.api.cache import cached_read
 from app.api.openapi import snapshot_body
-from app.api.orderings import PATIENT_SORTS
+from app.api.orderings import PATIENT_SORTS, newest_version_first
 from app.api.pagination import SortKey, paginated
-from app.api.schemas import PatientSchema, SyncReportSchema
-from app.api.serializers import patient_json
+from app.api.schemas import PatientSchema, PatientVersionSchema, SyncReportSchema
+from app.api.serializers import patient_json, patient_version_json
 from app.api.snapshots import sync_from_request
 from app.errors import APIError
 from app.extensions import db
@@ -43,6 +43,22 @@ def get_patient(external_id: str) -> dict[str, Any]:
     if patient is None:
         raise APIError.not_found(f"Patient '{external_id}'")
     return patient_json(patient)
+
+
+@bp.route("/patients/<external_id:external_id>/history", methods=["GET"])
+@bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
+@bp.alt_response(200, schema=PatientVersionSchema(many=True),
+                 description="The patient's versions, newest first.")
+@bp.alt_response(404, response="NOT_FOUND", description="No patient was ever stored under it.")
+@cached_read
+@paginated(item=patient_version_json)
+def get_patient_history(external_id: str) -> tuple[sa.Select[Any], SortKey]:
+    """List every version of one patient, deleted ones included, newest first."""
+    record = queries.stored_patient_id(db.session, external_id)
+    if record is None:
+        raise APIError.not_found(f"Patient '{external_id}'")
+    versions = queries.patient_history(record)
+    return sa.select(versions), newest_version_first(versions)
 
 
 @bp.route("/patients", methods=["POST"])

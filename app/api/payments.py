@@ -8,13 +8,13 @@ import sqlalchemy as sa
 from flask_smorest import Blueprint
 
 from app import queries
-from app.api.args import PaymentListArgsSchema, SyncArgsSchema
+from app.api.args import PageArgsSchema, PaymentListArgsSchema, SyncArgsSchema
 from app.api.cache import cached_read
 from app.api.openapi import snapshot_body
-from app.api.orderings import PAYMENTS_BY_ID
+from app.api.orderings import PAYMENTS_BY_ID, newest_version_first
 from app.api.pagination import SortKey, paginated
-from app.api.schemas import PaymentSchema, SyncReportSchema
-from app.api.serializers import payment_json
+from app.api.schemas import PaymentSchema, PaymentVersionSchema, SyncReportSchema
+from app.api.serializers import payment_json, payment_version_json
 from app.api.snapshots import sync_from_request
 from app.errors import APIError
 from app.extensions import db
@@ -41,6 +41,22 @@ def get_payment(external_id: str) -> dict[str, Any]:
     if payment is None:
         raise APIError.not_found(f"Payment '{external_id}'")
     return payment_json(payment)
+
+
+@bp.route("/payments/<external_id:external_id>/history", methods=["GET"])
+@bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
+@bp.alt_response(200, schema=PaymentVersionSchema(many=True),
+                 description="The payment's versions, newest first.")
+@bp.alt_response(404, response="NOT_FOUND", description="No payment was ever stored under it.")
+@cached_read
+@paginated(item=payment_version_json)
+def get_payment_history(external_id: str) -> tuple[sa.Select[Any], SortKey]:
+    """List every version of one payment, deleted ones included, newest first."""
+    record = queries.stored_payment_id(db.session, external_id)
+    if record is None:
+        raise APIError.not_found(f"Payment '{external_id}'")
+    versions = queries.payment_history(record)
+    return sa.select(versions), newest_version_first(versions)
 
 
 @bp.route("/payments", methods=["POST"])

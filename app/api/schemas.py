@@ -49,6 +49,34 @@ class PaymentSchema(ma.Schema):
     updated = fields.AwareDateTime()
 
 
+class VersionSchema(ma.Schema):
+    """When a version of a record held, and which sync made it (SPEC §5)."""
+
+    deleted = fields.AwareDateTime(allow_none=True)
+    valid_from = fields.AwareDateTime(data_key="validFrom")
+    valid_to = fields.AwareDateTime(allow_none=True, data_key="validTo",
+                                    metadata={"description": "Null for the current version."})
+    sync_id = fields.Integer(allow_none=True, data_key="syncId")
+
+
+class PatientVersionSchema(VersionSchema):
+    """One version of a patient: its synced fields as they stood."""
+
+    external_id = fields.String(data_key="externalId")
+    first_name = fields.String(data_key="firstName")
+    last_name = fields.String(data_key="lastName")
+    middle_name = fields.String(allow_none=True, data_key="middleName")
+    date_of_birth = fields.Date(allow_none=True, data_key="dateOfBirth")
+
+
+class PaymentVersionSchema(VersionSchema):
+    """One version of a payment; patientId is its patient's externalId in that version."""
+
+    external_id = fields.String(data_key="externalId")
+    patient_external_id = fields.String(data_key="patientId")
+    amount = fields.Decimal(places=2)
+
+
 class SyncRecordErrorSchema(ma.Schema):
     """Why one element of a snapshot was rejected."""
 

@@ -42,3 +42,34 @@ def payment_json(row: Any) -> dict[str, Any]:
         "created": row.created.isoformat(),
         "updated": row.updated.isoformat(),
     }
+
+
+def _version(row: Any) -> dict[str, Any]:
+    return {
+        "deleted": _iso(row.deleted),
+        "validFrom": row.valid_from.isoformat(),
+        "validTo": _iso(row.valid_to),
+        "syncId": row.sync_id,
+    }
+
+
+def patient_version_json(row: Any) -> dict[str, Any]:
+    """One version of a patient as PatientVersionSchema dumps it."""
+    return {
+        "externalId": row.external_id,
+        "firstName": row.first_name,
+        "lastName": row.last_name,
+        "middleName": row.middle_name,
+        "dateOfBirth": _iso(row.date_of_birth),
+        **_version(row),
+    }
+
+
+def payment_version_json(row: Any) -> dict[str, Any]:
+    """One version of a payment as PaymentVersionSchema dumps it."""
+    return {
+        "externalId": row.external_id,
+        "patientId": row.patient_external_id,
+        "amount": row.amount,
+        **_version(row),
+    }
