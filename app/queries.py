@@ -103,8 +103,8 @@ def payment_history(record_id: int) -> sa.Subquery:
     return sa.union_all(kept, now).subquery("versions")
 
 
-def sync_runs(dialect: str) -> sa.Select[Any]:
-    """Recorded syncs with their stored reports, without the per-record errors.
+def sync_runs(dialect: str, after: int | None = None) -> sa.Select[Any]:
+    """Recorded syncs (those after sync ``after``, if given), reports without their errors.
 
     A report may list up to SYNC_MAX_ERRORS errors; a page of a hundred such
     reports would be megabytes, so the list carries counts and each item
@@ -115,7 +115,8 @@ def sync_runs(dialect: str) -> sa.Select[Any]:
         summary = SyncRun.report.op("-")("errors")
     else:
         summary = sa.func.json_remove(SyncRun.report, "$.errors")
-    return sa.select(SyncRun.id, sa.type_coerce(summary, SyncRun.report.type).label("report"))
+    query = sa.select(SyncRun.id, sa.type_coerce(summary, SyncRun.report.type).label("report"))
+    return query if after is None else query.where(SyncRun.id > after)
 
 
 def sync_report(session: orm.Session, sync_id: int) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
 from tests.helpers import (
@@ -152,3 +153,30 @@ def test_get_sync_non_integer_id_gives_404_not_found(client: FlaskClient) -> Non
     response = client.get("/syncs/abc")
     assert response.status_code == 404
     assert error_code(response) == "not_found"
+
+
+def test_list_syncs_after_lists_later_syncs_oldest_first(client: FlaskClient) -> None:
+    posted = three_syncs(client)
+    first = posted[0]["syncId"]
+    listed = client.get(f"/syncs?after={first}").get_json()
+    assert [r["syncId"] for r in listed] == [r["syncId"] for r in posted[1:]]
+
+
+def test_list_syncs_after_the_newest_is_empty(client: FlaskClient) -> None:
+    posted = three_syncs(client)
+    assert client.get(f"/syncs?after={posted[-1]['syncId']}").get_json() == []
+
+
+def test_list_syncs_after_pages_oldest_first(client: FlaskClient) -> None:
+    posted = three_syncs(client)
+    first = client.get("/syncs?after=0&limit=1")
+    assert "after=0" in (next_link(first) or "")
+    assert [r["syncId"] for r in get_all(client, "/syncs?after=0&limit=1")] == \
+        [r["syncId"] for r in posted]
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "1.5", str(2**63)])
+def test_list_syncs_rejects_a_bad_after(client: FlaskClient, value: str) -> None:
+    response = client.get(f"/syncs?after={value}")
+    assert response.status_code == 422
+    assert error_code(response) == "invalid_parameter"

@@ -107,3 +107,11 @@ class SyncArgsSchema(ma.Schema):
             if getlist is not None and len(getlist(name)) > 1:
                 raise ma.ValidationError("Given more than once; send it once.", name)
         return data
+
+
+class SyncListArgsSchema(PageArgsSchema):
+    """GET /syncs: ``after`` lists the syncs after that one, oldest first."""
+
+    after = fields.Integer(load_default=None, validate=validate.Range(min=0, max=2**63 - 1),
+                           metadata={"description": "A syncId: list the syncs after it, "
+                                                    "oldest first (to follow the feed)."})

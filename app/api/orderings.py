@@ -23,6 +23,7 @@ PATIENT_SORTS = {
 }
 PAYMENTS_BY_ID = SortKey("id", (KeyColumn("id", Payment.id),))
 SYNCS_NEWEST_FIRST = SortKey("-id", (KeyColumn("id", SyncRun.id, descending=True),))
+SYNCS_OLDEST_FIRST = SortKey("id", (KeyColumn("id", SyncRun.id),))
 
 
 def newest_version_first(versions: sa.Subquery) -> SortKey:
