@@ -103,6 +103,55 @@ def payment_history(record_id: int) -> sa.Subquery:
     return sa.union_all(kept, now).subquery("versions")
 
 
+# The synced fields of each entity as a change shows them (SPEC §5), by column.
+PATIENT_CHANGE_FIELDS = ("first_name", "last_name", "middle_name", "date_of_birth")
+PAYMENT_CHANGE_FIELDS = ("patient_id", "amount")
+
+
+def sync_entity(session: orm.Session, sync_id: int) -> str | None:
+    """The entity a recorded sync synced, or None if there is no such sync."""
+    return session.scalar(sa.select(SyncRun.entity).where(SyncRun.id == sync_id))
+
+
+def sync_changes(entity: str, sync_id: int) -> sa.Subquery:
+    """Every record sync ``sync_id`` changed: the version it made and the one it replaced.
+
+    The version a sync made is the record's row if no later sync replaced
+    it, else a kept version; the one it replaced is the kept version it
+    ended. Columns: ``record_id``, ``external_id``, then for each field and
+    for ``deleted`` an ``after_`` and a ``before_`` column, and ``existed``
+    (whether there was a version before).
+    """
+    target, versions = ((Patient, PatientVersion) if entity == "patients"
+                        else (Payment, PaymentVersion))
+    fields = PATIENT_CHANGE_FIELDS if entity == "patients" else PAYMENT_CHANGE_FIELDS
+    made = sa.union_all(
+        sa.select(versions.record_id, versions.external_id,
+                  *(getattr(versions, name) for name in fields), versions.deleted)
+        .where(versions.sync_id == sync_id),
+        sa.select(target.id, target.external_id,
+                  *(getattr(target, name) for name in fields), target.deleted)
+        .where(target.sync_id == sync_id),
+    ).subquery("made")
+    before = orm.aliased(versions, name="before")
+    joined = made.outerjoin(before, sa.and_(before.record_id == made.c.record_id,
+                                            before.ended_by == sync_id))
+    columns = [sa.literal(entity).label("entity"), made.c.record_id, made.c.external_id,
+               before.record_id.is_not(None).label("existed")]
+    for name in (*fields, "deleted"):
+        columns += [made.c[name].label(f"after_{name}"),
+                    getattr(before, name).label(f"before_{name}")]
+    query = sa.select(*columns).select_from(joined)
+    if entity == "payments":
+        # Changes show a payment's patient by its externalId, as reads do.
+        for side in ("after", "before"):
+            owner = orm.aliased(Patient, name=f"{side}_owner")
+            query = (query.outerjoin(owner, owner.id == query.selected_columns[
+                f"{side}_patient_id"]).add_columns(
+                owner.external_id.label(f"{side}_patient_external_id")))
+    return query.subquery("changes")
+
+
 def sync_runs(dialect: str, after: int | None = None) -> sa.Select[Any]:
     """Recorded syncs (those after sync ``after``, if given), reports without their errors.
 

@@ -180,3 +180,11 @@ def test_list_syncs_rejects_a_bad_after(client: FlaskClient, value: str) -> None
     response = client.get(f"/syncs?after={value}")
     assert response.status_code == 422
     assert error_code(response) == "invalid_parameter"
+
+
+@pytest.mark.parametrize("path", ["/syncs/2147483648", "/syncs/99999999999999999999",
+                                  "/syncs/2147483648/changes"])
+def test_a_sync_id_beyond_the_column_is_404(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert error_code(response) == "not_found"

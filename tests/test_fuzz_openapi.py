@@ -28,7 +28,8 @@ OPERATIONS = [("GET", "/patients"), ("POST", "/patients"), ("GET", "/patients/{e
               ("GET", "/patients/{external_id}/history"),
               ("GET", "/payments/{external_id}/history"),
               ("GET", "/syncs"),
-              ("GET", "/syncs/{sync_id}"), ("GET", "/healthz"), ("GET", "/readyz"),
+              ("GET", "/syncs/{sync_id}"), ("GET", "/syncs/{sync_id}/changes"),
+              ("GET", "/healthz"), ("GET", "/readyz"),
               ("GET", "/metrics")]
 MAX_EXAMPLES = 40
 

@@ -82,4 +82,5 @@ def test_no_path_or_query_string_gives_a_5xx(seeded: FlaskClient, app: Flask,
 def test_every_route_is_fuzzed(app: Flask) -> None:
     served = {rule for _, rule in routes(app)}
     assert {"/patients", "/patients/<external_id:external_id>", "/payments",
-            "/payments/<external_id:external_id>", "/syncs", "/syncs/<int:sync_id>"} <= served
+            "/payments/<external_id:external_id>", "/syncs", "/syncs/<int(max=2147483647):sync_id>",
+            "/syncs/<int(max=2147483647):sync_id>/changes"} <= served

@@ -26,6 +26,11 @@ SYNCS_NEWEST_FIRST = SortKey("-id", (KeyColumn("id", SyncRun.id, descending=True
 SYNCS_OLDEST_FIRST = SortKey("id", (KeyColumn("id", SyncRun.id),))
 
 
+def by_record(changes: sa.Subquery) -> SortKey:
+    """The records a sync changed, in the order they were stored (their ids)."""
+    return SortKey("record", (KeyColumn("record_id", changes.c.record_id),))
+
+
 def newest_version_first(versions: sa.Subquery) -> SortKey:
     """A record's versions, newest first: no two of them began at the same instant."""
     return SortKey("-validFrom", (KeyColumn("valid_from", versions.c.valid_from, datetime,

@@ -77,6 +77,20 @@ class PaymentVersionSchema(VersionSchema):
     amount = fields.Decimal(places=2)
 
 
+class SyncChangeSchema(ma.Schema):
+    """One record a sync changed (SPEC §5); before/after hold its synced fields."""
+
+    entity = fields.String(metadata={"enum": ["patients", "payments"]})
+    external_id = fields.String(data_key="externalId")
+    op = fields.String(metadata={"enum": ["created", "updated", "deleted", "restored"]})
+    before = fields.Dict(allow_none=True, metadata={
+        "description": "The synced fields before the sync; null if the record did not exist "
+                       "(created, or restored from deleted)."})
+    after = fields.Dict(allow_none=True, metadata={
+        "description": "The synced fields after the sync; null if it was deleted."})
+    changed_fields = fields.List(fields.String(), data_key="changedFields")
+
+
 class SyncRecordErrorSchema(ma.Schema):
     """Why one element of a snapshot was rejected."""
 

@@ -8,15 +8,18 @@ import sqlalchemy as sa
 from flask_smorest import Blueprint
 
 from app import queries
-from app.api.args import SyncListArgsSchema
+from app.api.args import PageArgsSchema, SyncListArgsSchema
 from app.api.cache import cached_read
-from app.api.orderings import SYNCS_NEWEST_FIRST, SYNCS_OLDEST_FIRST
+from app.api.orderings import SYNCS_NEWEST_FIRST, SYNCS_OLDEST_FIRST, by_record
 from app.api.pagination import SortKey, paginated
-from app.api.schemas import SyncReportSchema, SyncSummarySchema
+from app.api.schemas import SyncChangeSchema, SyncReportSchema, SyncSummarySchema
+from app.api.serializers import change_json
 from app.errors import APIError
 from app.extensions import db
 
 bp = Blueprint("syncs", __name__, description="Recorded syncs, newest first.")
+# sync_runs.id is a 32-bit integer: a larger id names no sync (404), not a query error.
+SYNC_ID = "<int(max=2147483647):sync_id>"
 
 
 @bp.route("/syncs", methods=["GET"])
@@ -33,7 +36,23 @@ def list_syncs(after: int | None) -> tuple[sa.Select[Any], SortKey]:
     return syncs, SYNCS_NEWEST_FIRST if after is None else SYNCS_OLDEST_FIRST
 
 
-@bp.route("/syncs/<int:sync_id>", methods=["GET"])
+@bp.route(f"/syncs/{SYNC_ID}/changes", methods=["GET"])
+@bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
+@bp.alt_response(200, schema=SyncChangeSchema(many=True),
+                 description="The records the sync changed, in a stable order.")
+@bp.alt_response(404, response="NOT_FOUND", description="No sync has this id.")
+@cached_read
+@paginated(item=change_json)
+def list_sync_changes(sync_id: int) -> tuple[sa.Select[Any], SortKey]:
+    """List every record one sync changed: op, before, after and the changed fields."""
+    entity = queries.sync_entity(db.session, sync_id)
+    if entity is None:
+        raise APIError.not_found(f"Sync {sync_id}")
+    changes = queries.sync_changes(entity, sync_id)
+    return sa.select(changes), by_record(changes)
+
+
+@bp.route(f"/syncs/{SYNC_ID}", methods=["GET"])
 @bp.alt_response(200, schema=SyncReportSchema, description="The stored sync report.")
 @bp.alt_response(404, response="NOT_FOUND", description="No sync has this id.")
 @cached_read
