@@ -21,13 +21,13 @@ def live_patients(payment_min: Decimal | None = None,
     """Live patients whose live payments total lies within the inclusive bounds."""
     query = sa.select(*PATIENT_COLUMNS).where(Patient.deleted.is_(None))
     if payment_min is not None:
-        query = query.where(Patient.payments_total >= _in_cents(payment_min, ROUND_CEILING))
+        query = query.where(Patient.payments_total >= in_cents(payment_min, ROUND_CEILING))
     if payment_max is not None:
-        query = query.where(Patient.payments_total <= _in_cents(payment_max, ROUND_FLOOR))
+        query = query.where(Patient.payments_total <= in_cents(payment_max, ROUND_FLOOR))
     return query
 
 
-def _in_cents(bound: Decimal, rounding: str) -> Decimal:
+def in_cents(bound: Decimal, rounding: str) -> Decimal:
     """A bound any database can bind that selects exactly the totals ``bound`` does.
 
     Totals are whole cents, so ``total >= 25.005`` holds exactly when

@@ -33,8 +33,20 @@ class TotalBoundField(fields.Decimal):
         super().__init__(allow_nan=False, load_default=None, **kwargs)
 
 
+AS_OF_DOC = {"description": "An instant (ISO 8601 with an offset): answer as the replica "
+                           "stood then (SPEC §5)."}
+
+
+class AsOfArgsSchema(QueryArgsSchema):
+    """GET of one record: ``as_of`` answers as of an instant."""
+
+    as_of = fields.AwareDateTime(load_default=None, metadata=AS_OF_DOC)
+
+
 class PatientListArgsSchema(PageArgsSchema):
     """Filters and sort of GET /patients; payments_min/payments_max are aliases."""
+
+    as_of = fields.AwareDateTime(load_default=None, metadata=AS_OF_DOC)
 
     payment_min = TotalBoundField()
     payment_max = TotalBoundField()
@@ -72,6 +84,8 @@ class ExternalIdArgField(fields.String):
 
 class PaymentListArgsSchema(PageArgsSchema):
     """GET /payments: external_id is the patient's externalId."""
+
+    as_of = fields.AwareDateTime(load_default=None, metadata=AS_OF_DOC)
 
     external_id = ExternalIdArgField()
 

@@ -4,24 +4,32 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 
 from app.api.pagination import KeyColumn, SortKey
 from app.models import Patient, Payment, SyncRun
 
-_PATIENT_ID = KeyColumn("id", Patient.id)
-_PATIENT_TOTAL = KeyColumn("payments_total", Patient.payments_total, Decimal)
-_PATIENT_TOTAL_DESC = KeyColumn("payments_total", Patient.payments_total, Decimal,
-                                descending=True)
+
+def patient_sorts(columns: Any) -> dict[str, SortKey]:
+    """The orders of a patients listing, over ``columns`` (the table's, or a query's)."""
+    by_id = KeyColumn("id", columns.id)
+    total = KeyColumn("payments_total", columns.payments_total, Decimal)
+    total_desc = KeyColumn("payments_total", columns.payments_total, Decimal, descending=True)
+    return {"id": SortKey("id", (by_id,)),
+            "paymentsTotal": SortKey("paymentsTotal", (total, by_id)),
+            "-paymentsTotal": SortKey("-paymentsTotal", (total_desc, by_id))}
+
+
+def payments_by_id(columns: Any) -> SortKey:
+    """Payments in id order, over ``columns`` (the table's, or a query's)."""
+    return SortKey("id", (KeyColumn("id", columns.id),))
+
 
 # GET /patients?sort=<name>: the argument schema accepts exactly these names.
-PATIENT_SORTS = {
-    "id": SortKey("id", (_PATIENT_ID,)),
-    "paymentsTotal": SortKey("paymentsTotal", (_PATIENT_TOTAL, _PATIENT_ID)),
-    "-paymentsTotal": SortKey("-paymentsTotal", (_PATIENT_TOTAL_DESC, _PATIENT_ID)),
-}
-PAYMENTS_BY_ID = SortKey("id", (KeyColumn("id", Payment.id),))
+PATIENT_SORTS = patient_sorts(Patient.__table__.c)
+PAYMENTS_BY_ID = payments_by_id(Payment.__table__.c)
 SYNCS_NEWEST_FIRST = SortKey("-id", (KeyColumn("id", SyncRun.id, descending=True),))
 SYNCS_OLDEST_FIRST = SortKey("id", (KeyColumn("id", SyncRun.id),))
 

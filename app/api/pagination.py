@@ -156,6 +156,7 @@ def _next_url(arguments: dict[str, Any], limit: int, cursor: str) -> str:
     function of what the read cache keys on.
     """
     in_path = request.view_args or {}
-    args = sorted((name, str(value)) for name, value in arguments.items()
+    args = sorted((name, _plain(value) if isinstance(value, datetime) else str(value))
+                  for name, value in arguments.items()
                   if value is not None and name not in in_path)
     return f"{request.base_url}?{urlencode([*args, ('limit', limit), ('cursor', cursor)])}"

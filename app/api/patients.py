@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from flask_smorest import Blueprint
 
-from app import queries
-from app.api.args import PageArgsSchema, PatientListArgsSchema, SyncArgsSchema
+from app import history_queries, queries
+from app.api.args import AsOfArgsSchema, PageArgsSchema, PatientListArgsSchema, SyncArgsSchema
 from app.api.cache import cached_read
 from app.api.openapi import snapshot_body
-from app.api.orderings import PATIENT_SORTS, newest_version_first
+from app.api.orderings import PATIENT_SORTS, newest_version_first, patient_sorts
 from app.api.pagination import SortKey, paginated
 from app.api.schemas import PatientSchema, PatientVersionSchema, SyncReportSchema
 from app.api.serializers import patient_json, patient_version_json
@@ -27,19 +28,24 @@ bp = Blueprint("patients", __name__, description="Patients and their live paymen
 @bp.alt_response(200, schema=PatientSchema(many=True), description="A page of patients.")
 @cached_read
 @paginated(item=patient_json)
-def list_patients(payment_min: Decimal | None, payment_max: Decimal | None,
-                  sort: str) -> tuple[sa.Select[Any], SortKey]:
+def list_patients(payment_min: Decimal | None, payment_max: Decimal | None, sort: str,
+                  as_of: datetime | None) -> tuple[sa.Select[Any], SortKey]:
     """List live patients, filtered by the total of their live payments."""
-    return queries.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
+    if as_of is None:
+        return queries.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
+    query, listed = history_queries.live_patients_at(as_of, payment_min, payment_max)
+    return query, patient_sorts(listed.c)[sort]
 
 
 @bp.route("/patients/<external_id:external_id>", methods=["GET"])
+@bp.arguments(AsOfArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PatientSchema, description="The patient.")
 @bp.alt_response(404, response="NOT_FOUND", description="No live patient has this externalId.")
 @cached_read
-def get_patient(external_id: str) -> dict[str, Any]:
+def get_patient(external_id: str, as_of: datetime | None) -> dict[str, Any]:
     """Get one live patient by its externalId."""
-    patient = queries.live_patient(db.session, external_id)
+    patient = (queries.live_patient(db.session, external_id) if as_of is None
+               else history_queries.live_patient_at(db.session, external_id, as_of))
     if patient is None:
         raise APIError.not_found(f"Patient '{external_id}'")
     return patient_json(patient)

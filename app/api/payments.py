@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from flask_smorest import Blueprint
 
-from app import queries
-from app.api.args import PageArgsSchema, PaymentListArgsSchema, SyncArgsSchema
+from app import history_queries, queries
+from app.api.args import AsOfArgsSchema, PageArgsSchema, PaymentListArgsSchema, SyncArgsSchema
 from app.api.cache import cached_read
 from app.api.openapi import snapshot_body
-from app.api.orderings import PAYMENTS_BY_ID, newest_version_first
+from app.api.orderings import PAYMENTS_BY_ID, newest_version_first, payments_by_id
 from app.api.pagination import SortKey, paginated
 from app.api.schemas import PaymentSchema, PaymentVersionSchema, SyncReportSchema
 from app.api.serializers import payment_json, payment_version_json
@@ -26,18 +27,24 @@ bp = Blueprint("payments", __name__, description="Live payments.")
 @bp.alt_response(200, schema=PaymentSchema(many=True), description="A page of payments.")
 @cached_read
 @paginated(item=payment_json)
-def list_payments(external_id: str | None) -> tuple[sa.Select[Any], SortKey]:
+def list_payments(external_id: str | None,
+                  as_of: datetime | None) -> tuple[sa.Select[Any], SortKey]:
     """List live payments in id order, optionally of one patient (by its externalId)."""
-    return queries.live_payments(external_id), PAYMENTS_BY_ID
+    if as_of is None:
+        return queries.live_payments(external_id), PAYMENTS_BY_ID
+    query, listed = history_queries.live_payments_at(as_of, external_id)
+    return query, payments_by_id(listed.c)
 
 
 @bp.route("/payments/<external_id:external_id>", methods=["GET"])
+@bp.arguments(AsOfArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PaymentSchema, description="The payment.")
 @bp.alt_response(404, response="NOT_FOUND", description="No live payment has this externalId.")
 @cached_read
-def get_payment(external_id: str) -> dict[str, Any]:
+def get_payment(external_id: str, as_of: datetime | None) -> dict[str, Any]:
     """Get one live payment by its own externalId."""
-    payment = queries.live_payment(db.session, external_id)
+    payment = (queries.live_payment(db.session, external_id) if as_of is None
+               else history_queries.live_payment_at(db.session, external_id, as_of))
     if payment is None:
         raise APIError.not_found(f"Payment '{external_id}'")
     return payment_json(payment)

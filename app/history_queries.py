@@ -1,0 +1,98 @@
+"""Reads as of an instant (SPEC §5 ``as_of``): the replica as it stood then, from its versions.
+
+A record's version at instant ``at`` is the kept version with
+``valid_from <= at < valid_to`` or, if none, its row when the row began at
+or before ``at``. Everything the live reads compute (totals, filters,
+sorts) is computed over those versions instead, so an answer is exactly the
+one the same request would have given at that instant.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from app.models import Patient, PatientVersion, Payment, PaymentVersion
+from app.queries import in_cents
+from app.types import Money
+
+_PATIENT_FIELDS = ("external_id", "first_name", "last_name", "middle_name", "date_of_birth")
+_PAYMENT_FIELDS = ("external_id", "amount", "patient_id")
+
+
+def _versions_at(model: Any, kept: Any, fields: tuple[str, ...], at: datetime) -> sa.Subquery:
+    """Each record's version at ``at``: id, fields, created, updated (its start), deleted."""
+    now = sa.select(model.id, *(getattr(model, name) for name in fields), model.updated,
+                    model.deleted).where(model.updated <= at)
+    past = sa.select(kept.record_id, *(getattr(kept, name) for name in fields),
+                     kept.valid_from, kept.deleted).where(kept.valid_from <= at,
+                                                          kept.valid_to > at)
+    versions = sa.union_all(now, past).subquery("versions_at")
+    # created never changes: the row has it.
+    return (sa.select(versions.c.id, *(versions.c[name] for name in fields), model.created,
+                      versions.c.updated, versions.c.deleted)
+            .join(model, model.id == versions.c.id).subquery("at"))
+
+
+def _live_payments_at(at: datetime) -> sa.Subquery:
+    payments = _versions_at(Payment, PaymentVersion, _PAYMENT_FIELDS, at)
+    return sa.select(payments).where(payments.c.deleted.is_(None)).subquery("live_payments_at")
+
+
+def live_patients_at(at: datetime, payment_min: Decimal | None = None,
+                     payment_max: Decimal | None = None) -> tuple[sa.Select[Any], sa.Subquery]:
+    """Live patients at ``at`` with the totals of their payments live then, filtered.
+
+    Returns the query and the subquery whose columns it selects (sort keys
+    are built over them).
+    """
+    patients = _versions_at(Patient, PatientVersion, _PATIENT_FIELDS, at)
+    payments = _live_payments_at(at)
+    totals = (sa.select(payments.c.patient_id, sa.func.sum(payments.c.amount).label("total"),
+                        sa.func.count().label("n"))
+              .group_by(payments.c.patient_id).subquery("totals"))
+    listed = (sa.select(
+        patients.c.id, *(patients.c[name] for name in _PATIENT_FIELDS),
+        sa.type_coerce(sa.func.coalesce(totals.c.total, 0), Money(None, 2))
+        .label("payments_total"),
+        sa.func.coalesce(totals.c.n, 0).label("payments_count"),
+        patients.c.created, patients.c.updated)
+        .outerjoin(totals, totals.c.patient_id == patients.c.id)
+        .where(patients.c.deleted.is_(None)).subquery("patients_at"))
+    query = sa.select(listed)
+    if payment_min is not None:
+        query = query.where(listed.c.payments_total >= in_cents(payment_min, ROUND_CEILING))
+    if payment_max is not None:
+        query = query.where(listed.c.payments_total <= in_cents(payment_max, ROUND_FLOOR))
+    return query, listed
+
+
+def live_patient_at(session: orm.Session, external_id: str, at: datetime) -> sa.Row[Any] | None:
+    """One patient live at ``at``, with its totals then, or None."""
+    query, listed = live_patients_at(at)
+    return session.execute(query.where(listed.c.external_id == external_id)).first()
+
+
+def live_payments_at(at: datetime,
+                     patient_external_id: str | None = None) -> tuple[sa.Select[Any],
+                                                                      sa.Subquery]:
+    """Payments live at ``at`` with their patient's externalId, optionally of one patient."""
+    payments = _live_payments_at(at)
+    listed = (sa.select(payments.c.id, payments.c.external_id, payments.c.amount,
+                        Patient.external_id.label("patient_external_id"),
+                        payments.c.created, payments.c.updated)
+              .join(Patient, Patient.id == payments.c.patient_id).subquery("payments_at"))
+    query = sa.select(listed)
+    if patient_external_id is not None:
+        query = query.where(listed.c.patient_external_id == patient_external_id)
+    return query, listed
+
+
+def live_payment_at(session: orm.Session, external_id: str, at: datetime) -> sa.Row[Any] | None:
+    """One payment live at ``at``, or None."""
+    query, listed = live_payments_at(at)
+    return session.execute(query.where(listed.c.external_id == external_id)).first()

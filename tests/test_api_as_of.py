@@ -1,0 +1,93 @@
+"""as_of: the answer a read would have given at that instant (SPEC §5)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.helpers import error_code, patient_record, payment_record, sync
+
+READS = ["/patients?limit=1000", "/patients?sort=-paymentsTotal&limit=1000",
+         "/patients?sort=paymentsTotal&payment_min=1&payment_max=4&limit=1000",
+         "/payments?limit=1000", "/payments?external_id=p1&limit=1000"]
+DETAILS = ["/patients/p1", "/patients/p3", "/payments/m2", "/payments/m5"]
+
+
+@pytest.fixture
+def app_config() -> dict[str, Any]:
+    """No sync budget and no mass-delete guard: random sequences delete a lot."""
+    return {"RATELIMIT_ENABLED": False, "SYNC_GUARD_MIN_ROWS": 10**6}
+
+
+def at(url: str, instant: str) -> str:
+    """``url`` with as_of=``instant``."""
+    return f"{url}{'&' if '?' in url else '?'}as_of={quote(instant)}"
+
+
+def answer(client: FlaskClient, url: str) -> tuple[int, bytes]:
+    response = client.get(url)
+    return response.status_code, response.get_data()
+
+
+def random_syncs(rng: random.Random) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Patients and payments snapshots over small id spaces: every op happens."""
+    snapshots = []
+    for _ in range(6):
+        patients = [patient_record(f"p{n}", lastName=rng.choice(["A", "B"]))
+                    for n in range(6) if rng.random() < 0.75]
+        snapshots.append(("patients", patients))
+        live = [p["externalId"] for p in patients] or ["p0"]
+        payments = [payment_record(f"m{n}", rng.choice(live), rng.choice(["1.00", "2.50"]))
+                    for n in range(8) if rng.random() < 0.75]
+        snapshots.append(("payments", payments))
+    return snapshots
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_as_of_every_sync_equals_the_answer_captured_then(client: FlaskClient,
+                                                          seed: int) -> None:
+    captured: list[tuple[str, dict[str, tuple[int, bytes]]]] = []
+    for entity, records in random_syncs(random.Random(seed)):
+        report = sync(client, entity, records)
+        captured.append((report["startedAt"],
+                         {url: answer(client, url) for url in READS + DETAILS}))
+    for instant, answers in captured:
+        for url, expected in answers.items():
+            assert answer(client, at(url, instant)) == expected, (instant, url)
+
+
+def test_as_of_before_the_first_sync_is_empty_and_404(client: FlaskClient) -> None:
+    sync(client, "patients", [patient_record("p1")])
+    sync(client, "payments", [payment_record("m1", "p1", "1.00")])
+    before = "2000-01-01T00:00:00+00:00"
+    assert client.get(at("/patients", before)).get_json() == []
+    assert client.get(at("/payments", before)).get_json() == []
+    assert client.get(at("/patients/p1", before)).status_code == 404
+    assert client.get(at("/payments/m1", before)).status_code == 404
+
+
+def test_as_of_pages_follow_link_at_the_same_instant(client: FlaskClient) -> None:
+    first = sync(client, "patients", [patient_record(f"p{n}") for n in range(3)])
+    sync(client, "patients", [patient_record(f"p{n}") for n in range(5)])
+    url = at("/patients?limit=1", first["startedAt"])
+    seen = []
+    while url:
+        response = client.get(url)
+        seen += [p["externalId"] for p in response.get_json()]
+        link = response.headers.get("Link", "")
+        url = link[1:link.index(">")] if link else ""
+    assert seen == ["p0", "p1", "p2"]
+
+
+@pytest.mark.parametrize("value", ["2026-11-21T10:00:00", "yesterday", "2026-13-01T00:00:00Z",
+                                   "", "1e1000000"])
+@pytest.mark.parametrize("path", ["/patients", "/payments", "/patients/p1", "/payments/m1"])
+def test_as_of_without_an_offset_or_unparseable_is_422(client: FlaskClient, path: str,
+                                                       value: str) -> None:
+    response = client.get(f"{path}?as_of={quote(value)}")
+    assert response.status_code == 422
+    assert error_code(response) == "invalid_parameter"
