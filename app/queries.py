@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from typing import Any
 
@@ -180,6 +181,12 @@ def data_version(session: orm.Session) -> str | None:
     by any route, so it is never reused for a different state.
     """
     return session.scalar(sa.select(DataVersion.token).where(DataVersion.id == 1))
+
+
+def last_applied_sync_start(session: orm.Session) -> datetime | None:
+    """When the newest applied sync began: the instant that names the data it left."""
+    return session.scalar(sa.select(sa.func.max(SyncRun.started_at))
+                          .where(SyncRun.dry_run.is_(False)))
 
 
 def schema_revisions(session: orm.Session) -> set[str]:

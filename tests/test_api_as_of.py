@@ -91,3 +91,44 @@ def test_as_of_without_an_offset_or_unparseable_is_422(client: FlaskClient, path
     response = client.get(f"{path}?as_of={quote(value)}")
     assert response.status_code == 422
     assert error_code(response) == "invalid_parameter"
+
+
+def next_url(response: Any) -> str:
+    """The Link rel="next" URL, or "" on the last page."""
+    link = response.headers.get("Link", "")
+    return link[1:link.index(">")] if link else ""
+
+
+@pytest.mark.parametrize("sort", ["id", "paymentsTotal", "-paymentsTotal"])
+def test_paging_across_a_sync_visits_the_first_pages_listing_exactly_once(
+        client: FlaskClient, sort: str) -> None:
+    patients = [patient_record(f"p{n:02}") for n in range(30)]
+    sync(client, "patients", patients)
+    sync(client, "payments", [payment_record(f"m{n}", f"p{n:02}", f"{n}.00") for n in range(30)])
+    expected = [(p["externalId"], p["paymentsTotal"])
+                for p in client.get(f"/patients?sort={sort}&limit=1000").get_json()]
+    response = client.get(f"/patients?sort={sort}&limit=10")
+    seen = [(p["externalId"], p["paymentsTotal"]) for p in response.get_json()]
+    # A sync doubles every total and adds patients between the pages.
+    sync(client, "patients", [*patients, patient_record("p99"), patient_record("p00a")])
+    sync(client, "payments", [payment_record(f"m{n}", f"p{n:02}", f"{2 * n}.00")
+                              for n in range(30)])
+    url = next_url(response)
+    while url:
+        response = client.get(url)
+        seen += [(p["externalId"], p["paymentsTotal"]) for p in response.get_json()]
+        url = next_url(response)
+    assert seen == expected
+
+
+def test_paging_without_a_sync_in_between_reads_live_data(client: FlaskClient) -> None:
+    sync(client, "patients", [patient_record(f"p{n}") for n in range(5)])
+    first = client.get("/payments?limit=2")
+    assert next_url(first) == ""  # no payments: nothing to page
+    pages = client.get("/patients?limit=2")
+    url, seen = next_url(pages), [p["externalId"] for p in pages.get_json()]
+    while url:
+        page = client.get(url)
+        seen += [p["externalId"] for p in page.get_json()]
+        url = next_url(page)
+    assert seen == [f"p{n}" for n in range(5)]

@@ -23,7 +23,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 
 from app import queries
 from app.extensions import db
@@ -101,7 +101,7 @@ def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        version = queries.data_version(db.session)
+        version = g.data_version = queries.data_version(db.session)
         if version is None:  # the data_version row was removed by hand: no key to trust
             return view(*args, **kwargs)
         key = (version, request.endpoint, request.root_url, *args,

@@ -21,8 +21,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from flask import request
+from flask import g, request
 
+from app import queries
 from app.errors import APIError
 from app.extensions import db
 from app.types import TOTAL_LIMIT
@@ -66,17 +67,20 @@ class SortKey:
         assert condition is not None
         return condition
 
-    def encode(self, row: Any) -> str:
-        """The opaque cursor pointing just after ``row``."""
+    def encode(self, row: Any, pin: Pin | None = None) -> str:
+        """The opaque cursor pointing just after ``row`` (in the data ``pin`` names)."""
         values = [_plain(getattr(row, key.name)) for key in self.columns]
+        if pin is not None:
+            values.append({"v": pin.version, "at": pin.at.isoformat()})
         raw = json.dumps([self.name, *values], separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     def decode(self, cursor: str) -> list[Any]:
         """The position a cursor points after; 422 invalid_parameter if it is not ours."""
         try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            name, *values = json.loads(raw)
+            name, *values = _parts(cursor)
+            if len(values) == len(self.columns) + 1 and isinstance(values[-1], dict):
+                values = values[:-1]  # the pin: see cursor_pin
             if name != self.name or len(values) != len(self.columns):
                 raise ValueError("cursor belongs to another ordering")
             return [_typed(key.kind, value) for key, value in zip(self.columns, values,
@@ -84,6 +88,39 @@ class SortKey:
         except (ValueError, TypeError, RecursionError, binascii.Error, InvalidOperation):
             raise APIError.invalid_parameter(
                 "cursor", "Malformed cursor; use the Link header of the previous page.") from None
+
+
+@dataclass(frozen=True)
+class Pin:
+    """What a listing's first page showed: the data version then, and the instant it names.
+
+    Paging is stable (SPEC §3): while the version holds, later pages read the
+    live tables; once a sync has committed, they read as of ``at``, the start
+    of the last sync the first page saw, so every row of the listing as it
+    stood is visited exactly once.
+    """
+
+    version: str
+    at: datetime
+
+
+def cursor_pin(cursor: str) -> Pin | None:
+    """The pin a cursor carries, or None (a malformed cursor is refused by decode)."""
+    try:
+        pin = _parts(cursor)[-1]
+        if isinstance(pin, dict) and isinstance(pin.get("v"), str):
+            at = _typed(datetime, pin.get("at"))
+            return Pin(pin["v"], at)
+    except (ValueError, TypeError, RecursionError, binascii.Error, IndexError):
+        pass
+    return None
+
+
+def _parts(cursor: str) -> list[Any]:
+    parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    if not isinstance(parts, list) or not parts:
+        raise ValueError("not a cursor")
+    return parts
 
 
 _MAX_ID = 2**63
@@ -125,13 +162,20 @@ def _typed(kind: type, value: Any) -> Any:
 def paginated(item: Callable[[Any], Any]) -> Callable[..., Any]:
     """Decorate a view returning ``(select, SortKey)``; it then takes ``limit`` and ``cursor``.
 
-    ``item`` turns one result row into its JSON object.
+    ``item`` turns one result row into its JSON object. A view that takes
+    ``as_of`` gets stable paging: its cursors carry a Pin, and a later page
+    whose data changed since the first is read as of the pinned instant.
     """
 
     def decorator(view: Callable[..., tuple[sa.Select[Any], SortKey]]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(*args: Any, limit: int, cursor: str | None, **kwargs: Any) -> Any:
-            query, key = view(*args, **kwargs)
+            pinnable = "as_of" in kwargs and kwargs["as_of"] is None
+            pin = cursor_pin(cursor) if cursor is not None and pinnable else None
+            read_as = kwargs
+            if pin is not None and pin.version != g.get("data_version"):
+                read_as = {**kwargs, "as_of": pin.at}
+            query, key = view(*args, **read_as)
             if cursor is not None:
                 query = query.where(key.after(key.decode(cursor)))
             # Core execution: these are column selects, the ORM layer adds only cost.
@@ -140,13 +184,22 @@ def paginated(item: Callable[[Any], Any]) -> Callable[..., Any]:
             headers = {}
             if len(rows) > limit:
                 rows = rows[:limit]
-                next_cursor = key.encode(rows[-1])
+                if pinnable and pin is None:
+                    pin = _pin_now()
+                next_cursor = key.encode(rows[-1], pin)
                 headers["Link"] = f'<{_next_url(kwargs, limit, next_cursor)}>; rel="next"'
             return [item(row) for row in rows], 200, headers
 
         return wrapper
 
     return decorator
+
+
+def _pin_now() -> Pin | None:
+    """The pin of a first page read from the live tables, if there is data to pin."""
+    version = g.get("data_version")
+    at = queries.last_applied_sync_start(db.session)
+    return Pin(version, at) if version is not None and at is not None else None
 
 
 def _next_url(arguments: dict[str, Any], limit: int, cursor: str) -> str:
