@@ -110,10 +110,11 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    """Add `flask sync ...`."""
-    from app.cli import sync_cli
+    """Add `flask sync ...` and `flask history ...`."""
+    from app.cli import history_cli, sync_cli
 
     app.cli.add_command(sync_cli)
+    app.cli.add_command(history_cli)
 
 
 def _abort_queries_of_vanished_clients(engine: sa.Engine) -> None:

@@ -1,18 +1,21 @@
-"""`flask sync patients|payments FILE` — the same engine as the POST endpoints."""
+"""`flask sync patients|payments FILE` (the engine of the POST endpoints); `flask history prune`."""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from datetime import UTC, date, datetime, time
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app import history
 from app.extensions import db
 from app.snapshot import SnapshotError, iter_snapshot
 from app.sync import SyncRefused, SyncSettings, run_sync
+from app.sync.record_schemas import DATE_PATTERN
 
 log = logging.getLogger(__name__)
 sync_cli = AppGroup("sync", help="Apply a full snapshot file to the replica.")
@@ -55,3 +58,38 @@ def _sync_command(entity: str) -> click.Command:
 
 sync_patients = _sync_command("patients")
 sync_payments = _sync_command("payments")
+
+
+history_cli = AppGroup("history", help="Manage the replica's history of versions (SPEC §5).")
+
+
+def parse_instant(text: str) -> datetime:
+    """A date (midnight UTC) or an ISO 8601 timestamp with an offset."""
+    if DATE_PATTERN.fullmatch(text):
+        return datetime.combine(date.fromisoformat(text), time.min, tzinfo=UTC)
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("a timestamp needs an offset, e.g. 2026-11-01T00:00:00+00:00")
+    return moment
+
+
+@history_cli.command("prune")
+@click.option("--before", "before", required=True,
+              help="A date (YYYY-MM-DD, midnight UTC) or an ISO 8601 timestamp with an offset.")
+def prune_history(before: str) -> None:
+    """Drop versions that ended, and sync records that began, before an instant.
+
+    That instant becomes the horizon: as_of before it is refused with
+    history_pruned. Prints what was dropped as JSON; exits 2 on a bad instant.
+    """
+    try:
+        instant = parse_instant(before)
+    except ValueError as error:
+        click.echo(f"error: invalid --before {before!r}: {error}", err=True)
+        sys.exit(EXIT_REFUSED)
+    try:
+        report = history.prune(db.session, instant, current_app.config["SYNC_LOCK_TIMEOUT"])
+    except SyncRefused as error:
+        click.echo(f"refused: {error.code}: {error.message}", err=True)
+        sys.exit(EXIT_REFUSED)
+    click.echo(json.dumps(report.to_json(), indent=2))

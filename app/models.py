@@ -171,3 +171,14 @@ class DataVersion(Base):
     token: orm.Mapped[str] = orm.mapped_column(sa.String(64))
 
     __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)
+
+
+class HistoryHorizon(Base):
+    """The one row that says history before ``pruned_before`` was pruned (SPEC §5)."""
+
+    __tablename__ = "history_horizon"
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    pruned_before: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime())
+
+    __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)

@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 from app import history_queries, queries
 from app.api.args import AsOfArgsSchema, PageArgsSchema, PatientListArgsSchema, SyncArgsSchema
 from app.api.cache import cached_read
+from app.api.horizon import require_history_at
 from app.api.openapi import snapshot_body
 from app.api.orderings import PATIENT_SORTS, newest_version_first, patient_sorts
 from app.api.pagination import SortKey, paginated
@@ -33,6 +34,7 @@ def list_patients(payment_min: Decimal | None, payment_max: Decimal | None, sort
     """List live patients, filtered by the total of their live payments."""
     if as_of is None:
         return queries.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
+    require_history_at(as_of)
     query, listed = history_queries.live_patients_at(as_of, payment_min, payment_max)
     return query, patient_sorts(listed.c)[sort]
 
@@ -44,6 +46,7 @@ def list_patients(payment_min: Decimal | None, payment_max: Decimal | None, sort
 @cached_read
 def get_patient(external_id: str, as_of: datetime | None) -> dict[str, Any]:
     """Get one live patient by its externalId."""
+    require_history_at(as_of)
     patient = (queries.live_patient(db.session, external_id) if as_of is None
                else history_queries.live_patient_at(db.session, external_id, as_of))
     if patient is None:

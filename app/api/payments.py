@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from app import history_queries, queries
 from app.api.args import AsOfArgsSchema, PageArgsSchema, PaymentListArgsSchema, SyncArgsSchema
 from app.api.cache import cached_read
+from app.api.horizon import require_history_at
 from app.api.openapi import snapshot_body
 from app.api.orderings import PAYMENTS_BY_ID, newest_version_first, payments_by_id
 from app.api.pagination import SortKey, paginated
@@ -32,6 +33,7 @@ def list_payments(external_id: str | None,
     """List live payments in id order, optionally of one patient (by its externalId)."""
     if as_of is None:
         return queries.live_payments(external_id), PAYMENTS_BY_ID
+    require_history_at(as_of)
     query, listed = history_queries.live_payments_at(as_of, external_id)
     return query, payments_by_id(listed.c)
 
@@ -43,6 +45,7 @@ def list_payments(external_id: str | None,
 @cached_read
 def get_payment(external_id: str, as_of: datetime | None) -> dict[str, Any]:
     """Get one live payment by its own externalId."""
+    require_history_at(as_of)
     payment = (queries.live_payment(db.session, external_id) if as_of is None
                else history_queries.live_payment_at(db.session, external_id, as_of))
     if payment is None:

@@ -1,0 +1,20 @@
+"""as_of stops at the history horizon: before it, the versions that would answer are pruned."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from app import history
+from app.errors import APIError
+from app.extensions import db
+
+
+def require_history_at(as_of: datetime | None) -> None:
+    """422 history_pruned when ``as_of`` lies before the horizon of a prune."""
+    if as_of is None:
+        return
+    horizon = history.horizon(db.session)
+    if horizon is not None and as_of < horizon:
+        raise APIError(422, "history_pruned",
+                       f"History before {horizon.isoformat()} was pruned; ask for a later "
+                       "as_of.", {"parameter": "as_of", "horizon": horizon.isoformat()})

@@ -1,0 +1,61 @@
+"""Retention of history (SPEC §5): nothing is pruned unless an operator asks.
+
+``prune`` drops the versions that ended, and the sync records that began,
+before an instant, and makes that instant the horizon: ``as_of`` before it
+is refused (history_pruned), since the versions that would answer it are
+gone. It runs under the sync lock, in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from app.models import HistoryHorizon, PatientVersion, PaymentVersion, SyncRun
+from app.sync.lock import sync_lock
+
+
+@dataclass(frozen=True)
+class PruneReport:
+    """What a prune dropped, and the horizon it left."""
+
+    before: datetime
+    versions: int
+    syncs: int
+
+    def to_json(self) -> dict[str, object]:
+        """The camelCase form the CLI prints."""
+        return {"prunedBefore": self.before.isoformat(), "versionsDeleted": self.versions,
+                "syncsDeleted": self.syncs}
+
+
+def horizon(session: orm.Session) -> datetime | None:
+    """The instant before which history was pruned, or None if it never was."""
+    return session.scalar(sa.select(HistoryHorizon.pruned_before))
+
+
+def prune(session: orm.Session, before: datetime, lock_timeout: float) -> PruneReport:
+    """Drop versions that ended and syncs that began before ``before``; commit.
+
+    The horizon only moves forward: pruning before an earlier instant than a
+    previous prune drops nothing more and keeps the later horizon.
+    """
+    try:
+        with sync_lock(session.connection(), lock_timeout):
+            current = horizon(session)
+            if current is not None and current > before:
+                before = current
+            versions = sum(session.execute(
+                sa.delete(model).where(model.valid_to < before)).rowcount  # type: ignore[attr-defined]
+                for model in (PatientVersion, PaymentVersion))
+            syncs = session.execute(
+                sa.delete(SyncRun).where(SyncRun.started_at < before)).rowcount  # type: ignore[attr-defined]
+            session.merge(HistoryHorizon(id=1, pruned_before=before))
+            session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return PruneReport(before, versions, syncs)
