@@ -125,7 +125,10 @@ class PatientVersion(VersionMixin, Base):
 
     __table_args__ = (
         sa.Index("ix_patient_versions_record_id_valid_from", "record_id", "valid_from"),
-        sa.Index("ix_patient_versions_ended_by", "ended_by"),
+        # The changes of a sync (GET /syncs/<id>/changes): the versions it ended and
+        # made, in record order, so a page is an index range, not a scan.
+        sa.Index("ix_patient_versions_ended_by_record_id", "ended_by", "record_id"),
+        sa.Index("ix_patient_versions_sync_id_record_id", "sync_id", "record_id"),
     )
 
 
@@ -139,7 +142,10 @@ class PaymentVersion(VersionMixin, Base):
 
     __table_args__ = (
         sa.Index("ix_payment_versions_record_id_valid_from", "record_id", "valid_from"),
-        sa.Index("ix_payment_versions_ended_by", "ended_by"),
+        # The changes of a sync (GET /syncs/<id>/changes): the versions it ended and
+        # made, in record order, so a page is an index range, not a scan.
+        sa.Index("ix_payment_versions_ended_by_record_id", "ended_by", "record_id"),
+        sa.Index("ix_payment_versions_sync_id_record_id", "sync_id", "record_id"),
     )
 
 

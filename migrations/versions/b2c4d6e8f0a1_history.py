@@ -60,7 +60,8 @@ def upgrade() -> None:
     )
     for table in VERSION_TABLES:
         op.create_index(f"ix_{table}_record_id_valid_from", table, ["record_id", "valid_from"])
-        op.create_index(f"ix_{table}_ended_by", table, ["ended_by"])
+        op.create_index(f"ix_{table}_ended_by_record_id", table, ["ended_by", "record_id"])
+        op.create_index(f"ix_{table}_sync_id_record_id", table, ["sync_id", "record_id"])
 
 
 def downgrade() -> None:
