@@ -102,14 +102,22 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table,
         connection.execute(sa.text(f"CREATE INDEX ix_{plan.name} ON {plan.name} (target_id)"))
 
 
+def count_present(connection: sa.Connection, plan: sa.Table) -> int:
+    """Live rows the upload holds (valid or not): live minus this is what rule 3 deletes."""
+    query = (sa.select(sa.func.count(sa.distinct(plan.c.target_id)))
+             .where(plan.c.target_id.is_not(None), sa.not_(plan.c.target_deleted)))
+    return connection.scalar(query) or 0
+
+
 def keep_superseded_versions(connection: sa.Connection, entity: Entity, plan: sa.Table,
-                             stamp: SyncStamp) -> int:
+                             stamp: SyncStamp, *, absent: bool = True) -> int:
     """SPEC §5: copy every row this sync will replace into the entity's versions.
 
     Run before the rules write: the rows an update, a restore or a soft delete
     is about to change, as they stand, each ending now. Created rows and
     unchanged ones replace nothing, so an initial load or a resend copies
-    nothing. Two statements, so each is a plain join or anti-join.
+    nothing. Two statements, so each is a plain join or anti-join; each runs
+    only if the plan says it has rows to copy (``absent``: rows to delete).
     """
     target = entity.target
     kept = sa.select(
@@ -118,12 +126,16 @@ def keep_superseded_versions(connection: sa.Connection, entity: Entity, plan: sa
         target.c.updated.label("valid_from"),
         sa.literal(stamp.at, UTCDateTime()).label("valid_to"),
         target.c.sync_id, sa.literal(stamp.sync_id).label("ended_by"))
-    rewritten = (kept.join_from(target, plan, plan.c.target_id == target.c.id)
-                 .where(plan.c.valid, sa.or_(plan.c.changed, plan.c.target_deleted)))
-    absent = kept.where(_absent_and_live(target, plan))
+    rewrites = sa.and_(plan.c.valid, sa.or_(plan.c.changed, plan.c.target_deleted))
+    copies = []
+    if connection.scalar(sa.select(sa.exists().where(rewrites))):
+        copies.append(kept.join_from(target, plan, plan.c.target_id == target.c.id)
+                      .where(rewrites))
+    if absent:
+        copies.append(kept.where(_absent_and_live(target, plan)))
     return sum(connection.execute(sa.insert(entity.versions).from_select(
         [column.name for column in rows.selected_columns], rows)).rowcount
-        for rows in (rewritten, absent))
+        for rows in copies)
 
 
 def _absent_and_live(target: sa.Table, plan: sa.Table) -> sa.ColumnElement[bool]:
