@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import random
 import re
 from typing import Any
 
@@ -76,3 +77,23 @@ def next_link(response: TestResponse) -> str | None:
     """The URL of Link rel="next", if the response has one."""
     match = re.fullmatch(r'<([^>]+)>; rel="next"', response.headers.get("Link", ""))
     return match.group(1) if match else None
+
+
+def random_syncs(rng: random.Random, rounds: int, patients: int, payments: int,
+                 keep: float) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Alternating patients and payments snapshots over small id spaces.
+
+    Each record is kept with probability ``keep``, names and amounts flip
+    between two values, and payments move between live patients: over a
+    few rounds every op (created, updated, deleted, restored) happens.
+    """
+    snapshots: list[tuple[str, list[dict[str, Any]]]] = []
+    for _ in range(rounds):
+        kept = [patient_record(f"p{n}", lastName=rng.choice(["A", "B"]))
+                for n in range(patients) if rng.random() < keep]
+        snapshots.append(("patients", kept))
+        live = [p["externalId"] for p in kept] or ["p0"]
+        snapshots.append(("payments", [
+            payment_record(f"m{n}", rng.choice(live), rng.choice(["1.00", "2.50"]))
+            for n in range(payments) if rng.random() < keep]))
+    return snapshots

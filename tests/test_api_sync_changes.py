@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from tests.helpers import error_code, get_all, patient_record, payment_record, sync
+from tests.helpers import error_code, get_all, patient_record, payment_record, random_syncs, sync
 
 OPS = ("created", "updated", "deleted", "restored")
+
+# The shape of the random sync sequences these tests replay.
+SYNC_SEQUENCE: dict[str, Any] = {"rounds": 10, "patients": 8, "payments": 12, "keep": 0.7}
 
 
 @pytest.fixture
@@ -67,25 +70,11 @@ def test_changes_of_an_unknown_sync_are_404(client: FlaskClient) -> None:
     assert error_code(response) == "not_found"
 
 
-def _random_snapshots(rng: random.Random) -> list[tuple[str, list[dict[str, Any]]]]:
-    """A sequence of patients and payments snapshots over a small id space."""
-    snapshots = []
-    for _ in range(10):
-        patients = [patient_record(f"p{n}", lastName=rng.choice(["A", "B"]))
-                    for n in range(8) if rng.random() < 0.7]
-        snapshots.append(("patients", patients))
-        live = [p["externalId"] for p in patients] or ["p0"]
-        payments = [payment_record(f"m{n}", rng.choice(live), rng.choice(["1.00", "2.50"]))
-                    for n in range(12) if rng.random() < 0.7]
-        snapshots.append(("payments", payments))
-    return snapshots
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_per_op_counts_equal_the_reports_after_random_syncs(client: FlaskClient,
                                                             seed: int) -> None:
     reports = [sync(client, entity, records)
-               for entity, records in _random_snapshots(random.Random(seed))]
+               for entity, records in random_syncs(random.Random(seed), **SYNC_SEQUENCE)]
     for report in reports:
         counted = Counter(change["op"] for change in changes(client, report["syncId"]))
         assert {op: counted[op] for op in OPS} == {op: report[op] for op in OPS}, report
@@ -94,7 +83,7 @@ def test_per_op_counts_equal_the_reports_after_random_syncs(client: FlaskClient,
 @pytest.mark.parametrize("seed", range(2))
 def test_the_newest_changes_end_at_what_reads_answer(client: FlaskClient, seed: int) -> None:
     reports = [sync(client, entity, records)
-               for entity, records in _random_snapshots(random.Random(seed))]
+               for entity, records in random_syncs(random.Random(seed), **SYNC_SEQUENCE)]
     last = reports[-1]
     live = {p["externalId"]: p for p in get_all(client, "/payments?limit=5")}
     for change in changes(client, last["syncId"]):

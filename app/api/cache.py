@@ -58,7 +58,8 @@ class ResponseCache:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.bytes = 0
-        self._entries: OrderedDict[Hashable, CachedResponse] = OrderedDict()
+        # Each entry with what it costs, computed once when it is stored.
+        self._entries: OrderedDict[Hashable, tuple[CachedResponse, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -72,25 +73,25 @@ class ResponseCache:
     def get(self, key: Hashable) -> CachedResponse | None:
         """The entry for ``key``, marked recently used, or None."""
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            return entry
+            stored = self._entries.get(key)
+            if stored is None:
+                return None
+            self._entries.move_to_end(key)
+            return stored[0]
 
     def put(self, key: Hashable, entry: CachedResponse) -> None:
         """Store ``entry`` (unless it is too large), evicting the least recently used."""
-        if entry.size + len(repr(key)) > self.max_bytes // _LARGEST_ENTRY_SHARE:
+        cost = entry.size + len(repr(key))
+        if cost > self.max_bytes // _LARGEST_ENTRY_SHARE:
             return
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self.bytes -= old.size + len(repr(key))
-            self._entries[key] = entry
-            self.bytes += entry.size + len(repr(key))
+            _, old_cost = self._entries.pop(key, (None, 0))
+            self._entries[key] = (entry, cost)
+            self.bytes += cost - old_cost
             while self._entries and (len(self._entries) > self.max_entries
                                      or self.bytes > self.max_bytes):
-                evicted_key, evicted = self._entries.popitem(last=False)
-                self.bytes -= evicted.size + len(repr(evicted_key))
+                _, (_, evicted_cost) = self._entries.popitem(last=False)
+                self.bytes -= evicted_cost
 
 
 def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:

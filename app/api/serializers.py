@@ -18,15 +18,31 @@ def _iso(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def patient_json(row: Any) -> dict[str, Any]:
-    """A patients row as PatientSchema dumps it."""
+def _patient_fields(row: Any) -> dict[str, Any]:
+    """A patient's synced fields, in every shape that shows them."""
     return {
-        "id": row.id,
         "externalId": row.external_id,
         "firstName": row.first_name,
         "lastName": row.last_name,
         "middleName": row.middle_name,
         "dateOfBirth": _iso(row.date_of_birth),
+    }
+
+
+def _payment_fields(row: Any) -> dict[str, Any]:
+    """A payment's synced fields (its patient by externalId), in every shape that shows them."""
+    return {
+        "externalId": row.external_id,
+        "patientId": row.patient_external_id,
+        "amount": row.amount,
+    }
+
+
+def patient_json(row: Any) -> dict[str, Any]:
+    """A patients row as PatientSchema dumps it."""
+    return {
+        "id": row.id,
+        **_patient_fields(row),
         "paymentsTotal": row.payments_total,
         "paymentsCount": row.payments_count,
         "created": row.created.isoformat(),
@@ -38,9 +54,7 @@ def payment_json(row: Any) -> dict[str, Any]:
     """A payments row (with its patient's externalId) as PaymentSchema dumps it."""
     return {
         "id": row.id,
-        "externalId": row.external_id,
-        "patientId": row.patient_external_id,
-        "amount": row.amount,
+        **_payment_fields(row),
         "created": row.created.isoformat(),
         "updated": row.updated.isoformat(),
     }
@@ -57,24 +71,12 @@ def _version(row: Any) -> dict[str, Any]:
 
 def patient_version_json(row: Any) -> dict[str, Any]:
     """One version of a patient as PatientVersionSchema dumps it."""
-    return {
-        "externalId": row.external_id,
-        "firstName": row.first_name,
-        "lastName": row.last_name,
-        "middleName": row.middle_name,
-        "dateOfBirth": _iso(row.date_of_birth),
-        **_version(row),
-    }
+    return {**_patient_fields(row), **_version(row)}
 
 
 def payment_version_json(row: Any) -> dict[str, Any]:
     """One version of a payment as PaymentVersionSchema dumps it."""
-    return {
-        "externalId": row.external_id,
-        "patientId": row.patient_external_id,
-        "amount": row.amount,
-        **_version(row),
-    }
+    return {**_payment_fields(row), **_version(row)}
 
 
 # How a change shows each entity's synced fields: (JSON key, column of the change row).
