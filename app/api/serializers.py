@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from app.queries import PATIENT_CHANGE_FIELDS
+from app.changes import describe
 
 
 def _iso(value: date | None) -> str | None:
@@ -79,44 +79,21 @@ def payment_version_json(row: Any) -> dict[str, Any]:
     return {**_payment_fields(row), **_version(row)}
 
 
-# How a change shows each entity's synced fields: (JSON key, column of the change row).
-_CHANGE_KEYS = {
-    "patients": tuple(zip(("firstName", "lastName", "middleName", "dateOfBirth"),
-                          PATIENT_CHANGE_FIELDS, strict=True)),
-    "payments": (("patientId", "patient_external_id"), ("amount", "amount")),
-}
-
-
 def change_json(row: Any) -> dict[str, Any]:
     """One record a sync changed (SPEC §5): op, before, after and the fields that changed.
 
     ``before`` is null when the record did not exist before the sync (created,
     or restored from deleted), ``after`` when it does not after (deleted).
-    ``changedFields`` names the synced fields that differ from the version
-    the sync replaced, deleted or not: all of them for a created record, none
-    for a deleted one.
     """
-    keys = _CHANGE_KEYS[row.entity]
-    after = {key: getattr(row, f"after_{column}") for key, column in keys}
-    before = {key: getattr(row, f"before_{column}") for key, column in keys}
-    was_deleted = row.existed and row.before_deleted is not None
-    is_deleted = row.after_deleted is not None
-    if not row.existed:
-        op = "created"
-    elif is_deleted and not was_deleted:
-        op = "deleted"
-    elif was_deleted and not is_deleted:
-        op = "restored"
-    else:
-        op = "updated"
-    changed = [key for key, _ in keys if not row.existed or before[key] != after[key]]
+    change = describe(row)
     return {
         "entity": row.entity,
         "externalId": row.external_id,
-        "op": op,
-        "before": None if op in ("created", "restored") else _shown(row.external_id, before),
-        "after": None if op == "deleted" else _shown(row.external_id, after),
-        "changedFields": changed,
+        "op": change.op,
+        "before": (None if change.op in ("created", "restored")
+                   else _shown(row.external_id, change.before)),
+        "after": None if change.op == "deleted" else _shown(row.external_id, change.after),
+        "changedFields": change.changed_fields,
     }
 
 
