@@ -161,6 +161,12 @@ class SyncRun(Base):
     finished_at: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime())
     report: orm.Mapped[dict[str, Any]] = orm.mapped_column(
         sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"))
+    # The records this sync created have ids in (created_after_id,
+    # created_through_id]: its changes find them by id, not by a scan for
+    # sync_id. Null for a sync that created none, and for syncs recorded
+    # before migration d4e6f8a0b2c4.
+    created_after_id: orm.Mapped[int | None]
+    created_through_id: orm.Mapped[int | None]
 
 
 class DataVersion(Base):
