@@ -163,8 +163,7 @@ class SyncRun(Base):
         sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"))
     # The records this sync created have ids in (created_after_id,
     # created_through_id]: its changes find them by id, not by a scan for
-    # sync_id. Null for a sync that created none, and for syncs recorded
-    # before migration d4e6f8a0b2c4.
+    # sync_id. An empty range if it created none; null for a dry run.
     created_after_id: orm.Mapped[int | None]
     created_through_id: orm.Mapped[int | None]
 
@@ -192,5 +191,28 @@ class HistoryHorizon(Base):
 
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
     pruned_before: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime())
+
+    __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)
+
+
+class EventRelayPosition(Base):
+    """The one row that says how far the change-event relay got (SPEC §6).
+
+    The broker confirmed every event up to and including the change of
+    record ``record_id`` in sync ``sync_id`` (and that sync's ``sync.applied``
+    too when ``sync_complete``); ``sync_events`` of that sync's events were
+    confirmed. The relay writes it only after the broker's confirms, so a
+    relay that dies resumes here. No data-version trigger: it is not replica data.
+    """
+
+    __tablename__ = "event_relay_position"
+
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    sync_id: orm.Mapped[int] = orm.mapped_column(default=0)
+    record_id: orm.Mapped[int] = orm.mapped_column(sa.BigInteger(), default=0)
+    sync_complete: orm.Mapped[bool] = orm.mapped_column(default=True)
+    sync_events: orm.Mapped[int] = orm.mapped_column(default=0)
+    published_total: orm.Mapped[int] = orm.mapped_column(sa.BigInteger(), default=0)
+    updated_at: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)

@@ -114,7 +114,8 @@ def sync_entity(session: orm.Session, sync_id: int) -> str | None:
     return session.scalar(sa.select(SyncRun.entity).where(SyncRun.id == sync_id))
 
 
-def sync_changes(entity: str, sync_id: int) -> sa.Subquery:
+def sync_changes(entity: str, sync_id: int, *, after_record_id: int | None = None,
+                 limit: int | None = None) -> sa.Subquery:
     """Every record sync ``sync_id`` changed: the version it made and the one it replaced.
 
     The version a sync made is the record's row if no later sync replaced
@@ -122,27 +123,38 @@ def sync_changes(entity: str, sync_id: int) -> sa.Subquery:
     ended. Columns: ``record_id``, ``external_id``, then for each field and
     for ``deleted`` an ``after_`` and a ``before_`` column, and ``existed``
     (whether there was a version before).
+
+    The records are those whose version the sync ended (index (ended_by,
+    record_id)) and those it created (a primary-key range recorded with the
+    sync): two index scans in ``record_id`` order. A page passes its keyset
+    (``after_record_id``) and ``limit`` so that each scan stops early; the
+    planner would not merge two ordered scans of a UNION ALL by itself. The
+    live table is never scanned for ``sync_id``: it has no index, since one
+    would make every update non-HOT.
     """
     target, versions = ((Patient, PatientVersion) if entity == "patients"
                         else (Payment, PaymentVersion))
-    fields = PATIENT_CHANGE_FIELDS if entity == "patients" else PAYMENT_CHANGE_FIELDS
-    made = sa.union_all(
-        sa.select(versions.record_id, versions.external_id,
-                  *(getattr(versions, name) for name in fields), versions.deleted)
-        .where(versions.sync_id == sync_id),
-        sa.select(target.id, target.external_id,
-                  *(getattr(target, name) for name in fields), target.deleted)
-        .where(target.sync_id == sync_id),
-    ).subquery("made")
-    before = orm.aliased(versions, name="before")
-    joined = made.outerjoin(before, sa.and_(before.record_id == made.c.record_id,
-                                            before.ended_by == sync_id))
-    columns = [sa.literal(entity).label("entity"), made.c.record_id, made.c.external_id,
-               before.record_id.is_not(None).label("existed")]
-    for name in (*fields, "deleted"):
-        columns += [made.c[name].label(f"after_{name}"),
-                    getattr(before, name).label(f"before_{name}")]
-    query = sa.select(*columns).select_from(joined)
+    fields = (*(PATIENT_CHANGE_FIELDS if entity == "patients" else PAYMENT_CHANGE_FIELDS),
+              "deleted")
+    changed = sa.union_all(*(
+        _window(branch, after_record_id, limit) for branch in
+        (_replaced(versions, fields, sync_id), _created(target, fields, sync_id)))
+    ).subquery("changed")
+    # What the sync made: a kept version if a later sync replaced it, else the row.
+    kept = orm.aliased(versions, name="kept")
+    row = orm.aliased(target, name="row")
+    query = (sa.select(sa.literal(entity).label("entity"), changed.c.record_id,
+                       sa.func.coalesce(kept.external_id, row.external_id).label("external_id"),
+                       changed.c.existed)
+             .outerjoin(kept, sa.and_(kept.record_id == changed.c.record_id,
+                                      kept.sync_id == sync_id))
+             .outerjoin(row, sa.and_(row.id == changed.c.record_id, row.sync_id == sync_id))
+             .where(sa.or_(kept.record_id.is_not(None), row.id.is_not(None))))
+    for name in fields:
+        after = sa.case((kept.record_id.is_not(None), getattr(kept, name)),
+                        else_=getattr(row, name))
+        query = query.add_columns(after.label(f"after_{name}"),
+                                  changed.c[name].label(f"before_{name}"))
     if entity == "payments":
         # Changes show a payment's patient by its externalId, as reads do.
         for side in ("after", "before"):
@@ -151,6 +163,41 @@ def sync_changes(entity: str, sync_id: int) -> sa.Subquery:
                 f"{side}_patient_id"]).add_columns(
                 owner.external_id.label(f"{side}_patient_external_id")))
     return query.subquery("changes")
+
+
+def _window(records: sa.Select[Any], after_record_id: int | None,
+            limit: int | None) -> sa.Select[Any]:
+    """One branch of the changed records, from after a keyset position, at most ``limit``."""
+    record_id = records.selected_columns.record_id
+    if after_record_id is not None:
+        records = records.where(record_id > after_record_id)
+    if limit is not None:
+        records = records.order_by(record_id).limit(limit).subquery().select()
+    return records
+
+
+def _replaced(versions: Any, fields: tuple[str, ...], sync_id: int) -> sa.Select[Any]:
+    """The records whose version the sync replaced, with that version."""
+    return (sa.select(versions.record_id, sa.true().label("existed"),
+                      *(getattr(versions, name) for name in fields))
+            .where(versions.ended_by == sync_id))
+
+
+def _created(target: Any, fields: tuple[str, ...], sync_id: int) -> sa.Select[Any]:
+    """The records the sync created: ids in the range it recorded, with no version before.
+
+    A row in the range that the sync did not make (a manual insert between
+    two of its ids) has no version made by the sync, and sync_changes drops it.
+    """
+    run = sa.select(SyncRun.created_after_id, SyncRun.created_through_id) \
+        .where(SyncRun.id == sync_id)
+    after = run.with_only_columns(SyncRun.created_after_id).scalar_subquery()
+    through = run.with_only_columns(SyncRun.created_through_id).scalar_subquery()
+    return (sa.select(target.id.label("record_id"), sa.false().label("existed"),
+                      # Typed, so that the union is flattened and ordered by index.
+                      *(sa.cast(sa.null(), getattr(target, name).type).label(name)
+                        for name in fields))
+            .where(target.id > after, target.id <= through))
 
 
 def sync_runs(dialect: str, after: int | None = None) -> sa.Select[Any]:

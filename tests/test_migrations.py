@@ -15,6 +15,7 @@ from alembic.migration import MigrationContext
 from app import create_app
 from app.extensions import db
 from tests.conftest import ADMIN_URL, base_config
+from tests.helpers import get_all, patient_record, payment_record, sync
 
 
 @pytest.fixture
@@ -76,3 +77,26 @@ def test_upgrade_leaves_room_for_hot_updates(empty_database_url: str) -> None:
         db.session.remove()
         db.engine.dispose()
     assert options == {"patients": ["fillfactor=90"], "payments": ["fillfactor=85"]}
+
+
+def test_upgrade_finds_what_syncs_recorded_before_it_created(empty_database_url: str) -> None:
+    # Syncs recorded before migration d4e6f8a0b2c4 have no created-id range;
+    # the upgrade derives it, and their changes read the same as before.
+    app = create_app(base_config(empty_database_url))
+    with app.app_context():
+        flask_migrate.upgrade()
+        client = app.test_client()
+        sync(client, "patients", [patient_record("p1"), patient_record("p2")])
+        sync(client, "payments", [payment_record(f"m{i}", "p1", i) for i in range(5)])
+        sync(client, "payments", [payment_record(f"m{i}", "p2", i + 1) for i in range(1, 8)])
+        sync(client, "payments", [payment_record("m0", "p1", 0)], query="?force=true")
+        syncs = range(1, 5)
+        recorded = {n: get_all(client, f"/syncs/{n}/changes?limit=2") for n in syncs}
+        db.session.remove()
+        flask_migrate.downgrade(revision="c3d5e7f9a1b3")
+        flask_migrate.upgrade()
+        migrated = {n: get_all(client, f"/syncs/{n}/changes?limit=2") for n in syncs}
+        db.session.remove()
+        db.engine.dispose()
+    assert [len(recorded[n]) for n in syncs] == [2, 5, 8, 8]
+    assert migrated == recorded

@@ -17,7 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import queries
-from app.api.orderings import PATIENT_SORTS, PAYMENTS_BY_ID
+from app.api.orderings import PATIENT_SORTS, PAYMENTS_BY_ID, by_record
 from app.extensions import db
 from tests.helpers import patient_record, payment_record, sync
 
@@ -78,3 +78,47 @@ def test_payments_of_a_patient_use_the_patient_index(app: Flask, seeded: None) -
     query = page(queries.live_payments("p7"), PAYMENTS_BY_ID, [3])
     assert "ix_payments_live_patient_id_id" in indexes_used(app, query)
     assert "uq_patients_external_id" in indexes_used(app, query)
+
+
+def rows_read(app: Flask, query: sa.Select[Any], table: str) -> int:
+    """The most rows any one scan of ``table`` produced over all its loops (EXPLAIN ANALYZE).
+
+    Run with the plans a large table gets (index scans, nested loops): on a
+    few hundred rows the planner would rightly read everything, which says
+    nothing about a million.
+    """
+    with app.app_context():
+        sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
+        for method in ("seqscan", "material", "hashjoin", "mergejoin", "bitmapscan"):
+            db.session.execute(sa.text(f"SET LOCAL enable_{method} = off"))
+        [plan] = db.session.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")).scalar_one()
+        db.session.rollback()
+    return max(n["Actual Rows"] * n["Actual Loops"] for n in plan_nodes(plan["Plan"])
+               if n.get("Relation Name") == table)
+
+
+@pytest.mark.parametrize("which", ["initial-load", "re-sync"])
+@pytest.mark.parametrize("after", [None, 150], ids=["first-page", "deep-page"])
+def test_a_page_of_changes_reads_about_a_page_of_rows(app: Flask, client: FlaskClient,
+                                                      which: str, after: int | None) -> None:
+    # The initial load creates 300 payments; the re-sync changes every amount
+    # and creates 100 more. A page of 6 must not read the sync's rows beyond
+    # its window from the live table, which has no index on sync_id: a scan
+    # for it reads every row.
+    sync(client, "patients", [patient_record(f"p{i}") for i in range(10)])
+    syncs = {
+        "initial-load": sync(client, "payments", [payment_record(f"m{i}", f"p{i % 10}", Decimal(i))
+                                                  for i in range(300)]),
+        "re-sync": sync(client, "payments", [payment_record(f"m{i}", f"p{i % 10}", Decimal(i + 1))
+                                             for i in range(400)]),
+    }
+    sync_id, limit = syncs[which]["syncId"], 6
+    first_id = client.get("/payments?limit=1").get_json()[0]["id"]
+    after_id = None if after is None else first_id + after
+    changes = queries.sync_changes("payments", sync_id, after_record_id=after_id,
+                                   limit=limit + 1)
+    query = page(sa.select(changes), by_record(changes),
+                 None if after_id is None else [after_id]).limit(limit + 1)
+    with app.app_context():
+        assert len(db.session.execute(query).all()) == limit + 1
+    assert rows_read(app, query, "payments") <= 2 * (limit + 1)

@@ -34,9 +34,14 @@ SYNCS_NEWEST_FIRST = SortKey("-id", (KeyColumn("id", SyncRun.id, descending=True
 SYNCS_OLDEST_FIRST = SortKey("id", (KeyColumn("id", SyncRun.id),))
 
 
-def by_record(changes: sa.Subquery) -> SortKey:
-    """The records a sync changed, in the order they were stored (their ids)."""
-    return SortKey("record", (KeyColumn("record_id", changes.c.record_id),))
+def by_record(changes: sa.Subquery | None = None) -> SortKey:
+    """The records a sync changed, in the order they were stored (their ids).
+
+    Without ``changes``, the key only reads cursors (Window.after): the
+    keyset is pushed into the query before the query exists.
+    """
+    record_id = sa.column("record_id") if changes is None else changes.c.record_id
+    return SortKey("record", (KeyColumn("record_id", record_id),))
 
 
 def newest_version_first(versions: sa.Subquery) -> SortKey:

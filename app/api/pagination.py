@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,15 +160,31 @@ def _typed(kind: type, value: Any) -> Any:
     return number
 
 
+@dataclass(frozen=True)
+class Window:
+    """The rows a page reads: ``rows`` of them, after ``cursor`` (None on the first page)."""
+
+    cursor: str | None
+    rows: int
+
+    def after(self, key: SortKey) -> list[Any] | None:
+        """The position the cursor points after in ``key``'s order (None on the first page)."""
+        return None if self.cursor is None else key.decode(self.cursor)
+
+
 def paginated(item: Callable[[Any], Any]) -> Callable[..., Any]:
     """Decorate a view returning ``(select, SortKey)``; it then takes ``limit`` and ``cursor``.
 
     ``item`` turns one result row into its JSON object. A view that takes
     ``as_of`` gets stable paging: its cursors carry a Pin, and a later page
-    whose data changed since the first is read as of the pinned instant.
+    whose data changed since the first is read as of the pinned instant. A
+    view that takes ``window`` is given the page's Window, to push the keyset
+    and the limit into a query the planner cannot push them into itself.
     """
 
     def decorator(view: Callable[..., tuple[sa.Select[Any], SortKey]]) -> Callable[..., Any]:
+        wants_window = "window" in inspect.signature(view).parameters
+
         @functools.wraps(view)
         def wrapper(*args: Any, limit: int, cursor: str | None, **kwargs: Any) -> Any:
             pinnable = "as_of" in kwargs and kwargs["as_of"] is None
@@ -175,6 +192,8 @@ def paginated(item: Callable[[Any], Any]) -> Callable[..., Any]:
             read_as = kwargs
             if pin is not None and pin.version != g.get("data_version"):
                 read_as = {**kwargs, "as_of": pin.at}
+            if wants_window:
+                read_as = {**read_as, "window": Window(cursor, limit + 1)}
             query, key = view(*args, **read_as)
             if cursor is not None:
                 query = query.where(key.after(key.decode(cursor)))

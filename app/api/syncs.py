@@ -11,7 +11,7 @@ from app import queries
 from app.api.args import PageArgsSchema, SyncListArgsSchema
 from app.api.cache import cached_read
 from app.api.orderings import SYNCS_NEWEST_FIRST, SYNCS_OLDEST_FIRST, by_record
-from app.api.pagination import SortKey, paginated
+from app.api.pagination import SortKey, Window, paginated
 from app.api.schemas import SyncChangeSchema, SyncReportSchema, SyncSummarySchema
 from app.api.serializers import change_json
 from app.errors import APIError
@@ -43,12 +43,14 @@ def list_syncs(after: int | None) -> tuple[sa.Select[Any], SortKey]:
 @bp.alt_response(404, response="NOT_FOUND", description="No sync has this id.")
 @cached_read
 @paginated(item=change_json)
-def list_sync_changes(sync_id: int) -> tuple[sa.Select[Any], SortKey]:
+def list_sync_changes(sync_id: int, window: Window) -> tuple[sa.Select[Any], SortKey]:
     """List every record one sync changed: op, before, after and the changed fields."""
     entity = queries.sync_entity(db.session, sync_id)
     if entity is None:
         raise APIError.not_found(f"Sync {sync_id}")
-    changes = queries.sync_changes(entity, sync_id)
+    after = window.after(by_record())
+    changes = queries.sync_changes(entity, sync_id, limit=window.rows,
+                                   after_record_id=None if after is None else after[0])
     return sa.select(changes), by_record(changes)
 
 

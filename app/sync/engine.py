@@ -76,6 +76,8 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
                 report = _report(entity, dry_run, summary, outcome, settings.max_errors, now)
                 if changes is not None:
                     changes.rollback()
+                else:
+                    run.created_after_id, run.created_through_id = outcome.created_ids
                 report = _record(run, report)
                 session.commit()
         except BaseException:
@@ -104,6 +106,8 @@ class MergeOutcome:
     counts: MergeCounts
     rejected: int
     errors: list[RecordError]
+    # The ids of the rows created: (after, through], an empty range if none.
+    created_ids: tuple[int, int]
 
 
 def _apply(connection: sa.Connection, entity: Entity, stage: sa.Table, plan: sa.Table,
@@ -124,18 +128,22 @@ def _apply(connection: sa.Connection, entity: Entity, stage: sa.Table, plan: sa.
     # Checked after the fact: a refusal rolls the whole transaction back anyway,
     # and the delete's own row count saves a second anti-join.
     _guard_mass_delete(live, deleted, settings, force)
-    counts = MergeCounts(
-        deleted=deleted,
-        updated=merge.update_changed(connection, target, plan, fields, stamp),
-        restored=merge.restore_deleted(connection, target, plan, fields, stamp),
-        created=merge.insert_new(connection, target, plan, fields, stamp),
-    )
+    updated = merge.update_changed(connection, target, plan, fields, stamp)
+    restored = merge.restore_deleted(connection, target, plan, fields, stamp)
+    # One INSERT under the entity's lock takes its ids from the sequence: every
+    # id it gives is above the highest id visible before it, and the range is
+    # how the sync's changes find the rows it created.
+    created_after = merge.last_id(connection, target)
+    created = merge.insert_new(connection, target, plan, fields, stamp)
+    created_ids = (created_after,
+                   merge.last_id(connection, target) if created else created_after)
+    counts = MergeCounts(deleted=deleted, updated=updated, restored=restored, created=created)
     if counts.deleted + counts.updated + counts.restored + counts.created \
             > merge.ANALYZE_SHARE * max(live, 1):
         merge.analyze(connection, target)
     if entity.after_merge is not None:
         entity.after_merge(connection, plan, stamp.at)
-    return MergeOutcome(counts, rejected, errors)
+    return MergeOutcome(counts, rejected, errors, created_ids)
 
 
 def _guard_mass_delete(live: int, doomed: int, settings: SyncSettings, force: bool) -> None:

@@ -46,6 +46,11 @@ def count_live(connection: sa.Connection, target: sa.Table) -> int:
     return connection.scalar(query) or 0
 
 
+def last_id(connection: sa.Connection, target: sa.Table) -> int:
+    """The highest id of the target table (0 if empty): one step down its primary key."""
+    return connection.scalar(sa.select(sa.func.max(target.c.id))) or 0
+
+
 def analyze(connection: sa.Connection, table: sa.Table) -> None:
     """Refresh the planner's statistics for ``table`` (PostgreSQL only)."""
     if connection.dialect.name == "postgresql":
