@@ -120,11 +120,11 @@ def _apply(connection: sa.Connection, entity: Entity, stage: sa.Table, plan: sa.
         more, more_errors = entity.reject_in_plan(connection, plan, settings.max_errors)
         rejected, errors = rejected + more, errors + more_errors
     live = merge.count_live(connection, target)
-    # Counted from the plan alone: when nothing is absent (a resend) the two
-    # anti-joins over the whole table (copy, then soft delete) are skipped.
+    # Counted from the plan alone: when nothing is absent (a resend) the
+    # anti-join over the whole table (the soft delete) is skipped.
     absent = live - merge.count_present(connection, plan)
-    merge.keep_superseded_versions(connection, entity, plan, stamp, absent=absent > 0)
-    deleted = merge.soft_delete_absent(connection, target, plan, stamp) if absent else 0
+    merge.keep_superseded_versions(connection, entity, plan, stamp)
+    deleted = merge.soft_delete_absent(connection, entity, plan, stamp) if absent else 0
     # Checked after the fact: a refusal rolls the whole transaction back anyway,
     # and the delete's own row count saves a second anti-join.
     _guard_mass_delete(live, deleted, settings, force)

@@ -115,32 +115,38 @@ def count_present(connection: sa.Connection, plan: sa.Table) -> int:
 
 
 def keep_superseded_versions(connection: sa.Connection, entity: Entity, plan: sa.Table,
-                             stamp: SyncStamp, *, absent: bool = True) -> int:
-    """SPEC §5: copy every row this sync will replace into the entity's versions.
+                             stamp: SyncStamp) -> int:
+    """SPEC §5: copy every row an update or a restore will replace into the entity's versions.
 
-    Run before the rules write: the rows an update, a restore or a soft delete
-    is about to change, as they stand, each ending now. Created rows and
-    unchanged ones replace nothing, so an initial load or a resend copies
-    nothing. Two statements, so each is a plain join or anti-join; each runs
-    only if the plan says it has rows to copy (``absent``: rows to delete).
+    Run before those rules write: the rows they are about to change, as they
+    stand, each ending now. Created and unchanged rows replace nothing, so an
+    initial load or a resend copies nothing; the statement runs only if the
+    plan has rows to copy. Rows the soft delete replaces are kept by
+    ``soft_delete_absent``.
     """
-    target = entity.target
-    kept = sa.select(
-        target.c.id.label("record_id"), target.c.external_id,
-        *(target.c[name] for name in entity.merged), target.c.deleted,
-        target.c.updated.label("valid_from"),
-        sa.literal(stamp.at, UTCDateTime()).label("valid_to"),
-        target.c.sync_id, sa.literal(stamp.sync_id).label("ended_by"))
     rewrites = sa.and_(plan.c.valid, sa.or_(plan.c.changed, plan.c.target_deleted))
-    copies = []
-    if connection.scalar(sa.select(sa.exists().where(rewrites))):
-        copies.append(kept.join_from(target, plan, plan.c.target_id == target.c.id)
-                      .where(rewrites))
-    if absent:
-        copies.append(kept.where(_absent_and_live(target, plan)))
-    return sum(connection.execute(sa.insert(entity.versions).from_select(
+    if not connection.scalar(sa.select(sa.exists().where(rewrites))):
+        return 0
+    target = entity.target
+    rows = _as_versions(entity, stamp, target, target.c.updated, target.c.sync_id) \
+        .join_from(target, plan, plan.c.target_id == target.c.id).where(rewrites)
+    return _insert_versions(connection, entity, rows)
+
+
+def _as_versions(entity: Entity, stamp: SyncStamp, rows: sa.FromClause,
+                 valid_from: sa.ColumnElement[datetime],
+                 made_by: sa.ColumnElement[int]) -> sa.Select[tuple]:
+    """Rows of the target (or of a RETURNING) as the versions they become, ending now."""
+    return sa.select(
+        rows.c.id.label("record_id"), rows.c.external_id,
+        *(rows.c[name] for name in entity.merged), rows.c.deleted,
+        valid_from.label("valid_from"), sa.literal(stamp.at, UTCDateTime()).label("valid_to"),
+        made_by.label("sync_id"), sa.literal(stamp.sync_id).label("ended_by"))
+
+
+def _insert_versions(connection: sa.Connection, entity: Entity, rows: sa.Select[tuple]) -> int:
+    return connection.execute(sa.insert(entity.versions).from_select(
         [column.name for column in rows.selected_columns], rows)).rowcount
-        for rows in copies)
 
 
 def _absent_and_live(target: sa.Table, plan: sa.Table) -> sa.ColumnElement[bool]:
@@ -149,16 +155,34 @@ def _absent_and_live(target: sa.Table, plan: sa.Table) -> sa.ColumnElement[bool]
                    ~sa.exists().where(plan.c.target_id == target.c.id))
 
 
-def soft_delete_absent(connection: sa.Connection, target: sa.Table, plan: sa.Table,
+def soft_delete_absent(connection: sa.Connection, entity: Entity, plan: sa.Table,
                        stamp: SyncStamp) -> int:
     """Rule 3: a live row whose externalId is absent from the upload is soft-deleted.
 
     Rejected records are in the plan too (valid = false), so their rows count
-    as present and stay as they are (rule 5).
+    as present and stay as they are (rule 5). Each deleted row's live version
+    is kept (SPEC §5). On PostgreSQL one statement does both, so the
+    anti-join over the whole table runs once: the UPDATE returns the rows it
+    deleted, with the ``updated`` and ``sync_id`` they had, into the INSERT.
     """
-    statement = (sa.update(target).where(_absent_and_live(target, plan))
-                 .values(deleted=stamp.at, updated=stamp.at, sync_id=stamp.sync_id))
-    return connection.execute(statement).rowcount
+    target = entity.target
+    stamped = {"deleted": stamp.at, "updated": stamp.at, "sync_id": stamp.sync_id}
+    if connection.dialect.name != "postgresql":
+        kept = _as_versions(entity, stamp, target, target.c.updated, target.c.sync_id) \
+            .where(_absent_and_live(target, plan))
+        _insert_versions(connection, entity, kept)
+        return connection.execute(
+            sa.update(target).where(_absent_and_live(target, plan)).values(stamped)).rowcount
+    before = (sa.select(target.c.id, target.c.updated, target.c.sync_id)
+              .where(_absent_and_live(target, plan)).subquery("before"))
+    gone = (sa.update(target).where(target.c.id == before.c.id).values(stamped)
+            .returning(target.c.id, target.c.external_id,
+                       *(target.c[name] for name in entity.merged),
+                       sa.cast(sa.null(), target.c.deleted.type).label("deleted"),
+                       before.c.updated.label("valid_from"), before.c.sync_id.label("made_by"))
+            .cte("gone"))
+    return _insert_versions(connection, entity,
+                            _as_versions(entity, stamp, gone, gone.c.valid_from, gone.c.made_by))
 
 
 def update_changed(connection: sa.Connection, target: sa.Table, plan: sa.Table,
