@@ -26,6 +26,7 @@ import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from bench.generate import generate
 
@@ -192,13 +193,14 @@ def vm_hwm_kb(pid: int) -> int:
     return int(match.group(1)) if match else 0
 
 
-def wrk(url: str, seconds: int) -> dict[str, float]:
-    """p50/p99 latency (ms) and requests/s for ``url`` with 8 connections."""
-    out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency",
+def wrk(url: str, seconds: int, connections: int = 8) -> dict[str, float]:
+    """p50/p99 latency (ms) and requests/s for ``url`` with 8 connections (or as many as given)."""
+    threads = min(2, connections)
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
                           "-H", f"Authorization: {AUTH['Authorization']}", url],
                          capture_output=True, text=True, check=True).stdout
     def latency(label: str) -> float:
-        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)$", out, re.M).groups()  # type: ignore[union-attr]
+        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
@@ -220,12 +222,12 @@ def deep_page(base: str, pages: int) -> tuple[str, int]:
 
 
 def reads(data: Path, seconds: int) -> dict[str, dict[str, float]]:
-    """Read latencies on the state after the initial sync, with the cache on and off."""
+    """Read latencies after the initial sync, cache on and off; then reads over history."""
     fresh_database()
     server = Server()
     try:
-        for entity in ("patients", "payments"):
-            post(data / "day1" / f"{entity}.json.gz", entity)
+        initial = {entity: post(data / "day1" / f"{entity}.json.gz", entity)[1]["syncId"]
+                   for entity in ("patients", "payments")}
     finally:
         server.stop()
     # What autovacuum would do soon after a bulk load; measured now, it would
@@ -249,7 +251,43 @@ def reads(data: Path, seconds: int) -> dict[str, dict[str, float]]:
                 figures[f"{name} ({cache})"] = wrk(url, seconds)
         finally:
             server.stop()
-    return figures
+    return figures | history_reads(data, seconds, initial["payments"])
+
+
+def history_reads(data: Path, seconds: int, initial_sync: int) -> dict[str, dict[str, float]]:
+    """Reads over history (SPEC §5), uncached, after the next day's re-sync.
+
+    Changes pages are measured like the list pages above (8 connections);
+    ``as_of`` range queries, which aggregate versions, with one connection:
+    the budget is a p50 for one client.
+    """
+    base = f"http://127.0.0.1:{PORT}"
+    server = Server(READ_CACHE_SIZE="0")
+    try:
+        before_resync = datetime.now(UTC).isoformat()
+        resync = {entity: post(data / "day2" / f"{entity}.json.gz", entity)[1]["syncId"]
+                  for entity in ("patients", "payments")}
+        subprocess.run(["psql", database_url(), "-qc", "VACUUM ANALYZE"], check=True,
+                       capture_output=True)
+        changes = f"{base}/syncs/{resync['payments']}/changes"
+        with urllib.request.urlopen(urllib.request.Request(
+                f"{changes}?limit=1", headers=AUTH)) as response:
+            changed_payment = json.load(response)[0]["externalId"]
+        resync_deep, resync_depth = deep_page(changes, 100)
+        initial_deep, initial_depth = deep_page(f"{base}/syncs/{initial_sync}/changes", 100)
+        paged = {
+            "re-sync changes, first page": changes,
+            f"re-sync changes, page {resync_depth}": resync_deep,
+            f"initial-load changes, page {initial_depth}": initial_deep,
+            "one payment's history": f"{base}/payments/{quote(changed_payment, safe='')}/history",
+        }
+        figures = {f"{name} (uncached)": wrk(url, seconds) for name, url in paged.items()}
+        as_of = f"&as_of={quote(before_resync)}"
+        figures["range as_of before the re-sync (uncached, 1 connection)"] = wrk(
+            f"{base}/patients?payment_min=100&payment_max=200{as_of}", seconds, connections=1)
+        return figures
+    finally:
+        server.stop()
 
 
 def main() -> None:
