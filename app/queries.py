@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -114,15 +115,27 @@ def sync_entity(session: orm.Session, sync_id: int) -> str | None:
     return session.scalar(sa.select(SyncRun.entity).where(SyncRun.id == sync_id))
 
 
+class ChangesQuery(NamedTuple):
+    """A sync's changes: the statement (built once per entity) and the values it is run with."""
+
+    changes: sa.Subquery
+    parameters: dict[str, int]
+
+
+# Bounds that leave a page unlimited in either direction (ids are 32-bit).
+_NO_RECORD_BEFORE, _NO_LIMIT = -(2**31), 2**62
+
+
 def sync_changes(entity: str, sync_id: int, *, after_record_id: int | None = None,
-                 limit: int | None = None) -> sa.Subquery:
+                 limit: int | None = None) -> ChangesQuery:
     """Every record sync ``sync_id`` changed: the version it made and the one it replaced.
 
     The version a sync made is the record's row if no later sync replaced
     it, else a kept version; the one it replaced is the kept version it
     ended. Columns: ``record_id``, ``external_id``, then for each field and
     for ``deleted`` an ``after_`` and a ``before_`` column, and ``existed``
-    (whether there was a version before).
+    (whether there was a version before). Run any select over ``changes``
+    with ``parameters``.
 
     The records are those whose version the sync ended (index (ended_by,
     record_id)) and those it created (a primary-key range recorded with the
@@ -132,14 +145,26 @@ def sync_changes(entity: str, sync_id: int, *, after_record_id: int | None = Non
     live table is never scanned for ``sync_id``: it has no index, since one
     would make every update non-HOT.
     """
-    # Core tables, not ORM aliases: adapting ORM attributes to aliases costs
-    # more than running the page's query.
+    return ChangesQuery(_changes_statement(entity), {
+        "changes_sync_id": sync_id,
+        "changes_after": _NO_RECORD_BEFORE if after_record_id is None else after_record_id,
+        "changes_limit": _NO_LIMIT if limit is None else limit,
+    })
+
+
+@functools.cache
+def _changes_statement(entity: str) -> sa.Subquery:
+    """The changes statement of ``entity``, with its values as bind parameters.
+
+    Built once: constructing it costs more than running a page of it.
+    """
+    sync_id = sa.bindparam("changes_sync_id", type_=sa.Integer())
     target, versions = ((Patient.__table__, PatientVersion.__table__) if entity == "patients"
                         else (Payment.__table__, PaymentVersion.__table__))
     fields = (*(PATIENT_CHANGE_FIELDS if entity == "patients" else PAYMENT_CHANGE_FIELDS),
               "deleted")
     changed = sa.union_all(*(
-        _window(branch, after_record_id, limit) for branch in
+        _window(branch) for branch in
         (_replaced(versions, fields, sync_id), _created(target, fields, sync_id)))
     ).subquery("changed")
     # What the sync made: a kept version if a later sync replaced it, else the row.
@@ -165,25 +190,24 @@ def sync_changes(entity: str, sync_id: int, *, after_record_id: int | None = Non
     return query.subquery("changes")
 
 
-def _window(records: sa.Select[Any], after_record_id: int | None,
-            limit: int | None) -> sa.Select[Any]:
-    """One branch of the changed records, from after a keyset position, at most ``limit``."""
+def _window(records: sa.Select[Any]) -> sa.Select[Any]:
+    """One branch of the changed records, from after a keyset position, at most a limit."""
     record_id = records.selected_columns.record_id
-    if after_record_id is not None:
-        records = records.where(record_id > after_record_id)
-    if limit is not None:
-        records = records.order_by(record_id).limit(limit).subquery().select()
-    return records
+    return (records.where(record_id > sa.bindparam("changes_after", type_=sa.Integer()))
+            .order_by(record_id).limit(sa.bindparam("changes_limit", type_=sa.BigInteger()))
+            .subquery().select())
 
 
-def _replaced(versions: sa.Table, fields: tuple[str, ...], sync_id: int) -> sa.Select[Any]:
+def _replaced(versions: sa.Table, fields: tuple[str, ...],
+              sync_id: sa.BindParameter[int]) -> sa.Select[Any]:
     """The records whose version the sync replaced, with that version."""
     return (sa.select(versions.c.record_id, sa.true().label("existed"),
                       *(versions.c[name] for name in fields))
             .where(versions.c.ended_by == sync_id))
 
 
-def _created(target: sa.Table, fields: tuple[str, ...], sync_id: int) -> sa.Select[Any]:
+def _created(target: sa.Table, fields: tuple[str, ...],
+             sync_id: sa.BindParameter[int]) -> sa.Select[Any]:
     """The records the sync created: ids in the range it recorded, with no version before.
 
     A row in the range that the sync did not make (a manual insert between

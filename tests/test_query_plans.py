@@ -115,10 +115,11 @@ def test_a_page_of_changes_reads_about_a_page_of_rows(app: Flask, client: FlaskC
     sync_id, limit = syncs[which]["syncId"], 6
     first_id = client.get("/payments?limit=1").get_json()[0]["id"]
     after_id = None if after is None else first_id + after
-    changes = queries.sync_changes("payments", sync_id, after_record_id=after_id,
-                                   limit=limit + 1)
+    changes, parameters = queries.sync_changes("payments", sync_id, after_record_id=after_id,
+                                               limit=limit + 1)
     query = page(sa.select(changes), by_record(changes),
                  None if after_id is None else [after_id]).limit(limit + 1)
+    query = query.params(parameters)
     with app.app_context():
         assert len(db.session.execute(query).all()) == limit + 1
     assert rows_read(app, query, "payments") <= 2 * (limit + 1)

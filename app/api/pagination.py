@@ -175,6 +175,9 @@ class Window:
 def paginated(item: Callable[[Any], Any]) -> Callable[..., Any]:
     """Decorate a view returning ``(select, SortKey)``; it then takes ``limit`` and ``cursor``.
 
+    A view whose select has bind parameters without values (a statement
+    built once) returns their values third: ``(select, SortKey, parameters)``.
+
     ``item`` turns one result row into its JSON object. A view that takes
     ``as_of`` gets stable paging: its cursors carry a Pin, and a later page
     whose data changed since the first is read as of the pinned instant. A
@@ -194,12 +197,12 @@ def paginated(item: Callable[[Any], Any]) -> Callable[..., Any]:
                 read_as = {**kwargs, "as_of": pin.at}
             if wants_window:
                 read_as = {**read_as, "window": Window(cursor, limit + 1)}
-            query, key = view(*args, **read_as)
+            query, key, *parameters = view(*args, **read_as)
             if cursor is not None:
                 query = query.where(key.after(key.decode(cursor)))
             # Core execution: these are column selects, the ORM layer adds only cost.
             page = query.order_by(*key.order_by()).limit(limit + 1)
-            rows = db.session.connection().execute(page).all()
+            rows = db.session.connection().execute(page, *parameters).all()
             headers = {}
             if len(rows) > limit:
                 rows = rows[:limit]

@@ -43,15 +43,16 @@ def list_syncs(after: int | None) -> tuple[sa.Select[Any], SortKey]:
 @bp.alt_response(404, response="NOT_FOUND", description="No sync has this id.")
 @cached_read
 @paginated(item=change_json)
-def list_sync_changes(sync_id: int, window: Window) -> tuple[sa.Select[Any], SortKey]:
+def list_sync_changes(sync_id: int,
+                      window: Window) -> tuple[sa.Select[Any], SortKey, dict[str, int]]:
     """List every record one sync changed: op, before, after and the changed fields."""
     entity = queries.sync_entity(db.session, sync_id)
     if entity is None:
         raise APIError.not_found(f"Sync {sync_id}")
     after = window.after(by_record())
-    changes = queries.sync_changes(entity, sync_id, limit=window.rows,
-                                   after_record_id=None if after is None else after[0])
-    return sa.select(changes), by_record(changes)
+    changes, parameters = queries.sync_changes(
+        entity, sync_id, limit=window.rows, after_record_id=None if after is None else after[0])
+    return sa.select(changes), by_record(changes), parameters
 
 
 @bp.route(f"/syncs/{SYNC_ID}", methods=["GET"])
