@@ -100,6 +100,15 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SYNC_MAX_RECORD_BYTES": as_number("SYNC_MAX_RECORD_BYTES", 1024 * 1024, env, kind=int,
                                            minimum=1024),
         "SYNC_MAX_ERRORS": as_number("SYNC_MAX_ERRORS", 1000, env, kind=int, minimum=0),
+        # The change-event relay (`flask events relay`, SPEC §6). Of these the API reads only
+        # EVENTS_BROKER_URL: when it is set, /metrics shows the lag before the relay first ran.
+        "EVENTS_BROKER_URL": env.get("EVENTS_BROKER_URL", "").strip() or None,
+        "EVENTS_EXCHANGE": env.get("EVENTS_EXCHANGE", "").strip() or "patient-payments",
+        "EVENTS_BATCH_SIZE": as_number("EVENTS_BATCH_SIZE", 1000, env, kind=int, minimum=1,
+                                       maximum=100_000),
+        "EVENTS_POLL_SECONDS": as_number("EVENTS_POLL_SECONDS", 1.0, env, minimum=0.01,
+                                         maximum=3600),
+        "EVENTS_CONFIRM_TIMEOUT": as_number("EVENTS_CONFIRM_TIMEOUT", 30.0, env, minimum=0.1),
         # flask-smorest: serve /openapi.json at the root.
         "API_TITLE": "Patient Payments",
         "API_VERSION": "1.0.0",
@@ -143,6 +152,11 @@ def validate_config(config: Mapping[str, Any]) -> None:
                               f"'10/second;1000/hour', got {config[name]!r}")
     if not isinstance(logging.getLevelName(config["LOG_LEVEL"]), int):
         raise ConfigError(f"LOG_LEVEL must be a logging level name, got {config['LOG_LEVEL']!r}")
+    broker = config.get("EVENTS_BROKER_URL")
+    if broker is not None and not broker.startswith(("amqp://", "amqps://")):
+        # The URL may hold a password: name the scheme only.
+        raise ConfigError("EVENTS_BROKER_URL must be an amqp:// or amqps:// URL, got one "
+                          f"starting {broker.split(':', 1)[0]!r}")
 
 
 def check_environment(env: Mapping[str, str] | None = None) -> None:

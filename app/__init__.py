@@ -110,11 +110,13 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    """Add `flask sync ...` and `flask history ...`."""
+    """Add `flask sync ...`, `flask history ...` and `flask events relay`."""
     from app.cli import history_cli, sync_cli
+    from app.events.cli import events_cli
 
     app.cli.add_command(sync_cli)
     app.cli.add_command(history_cli)
+    app.cli.add_command(events_cli)
 
 
 def _abort_queries_of_vanished_clients(engine: sa.Engine) -> None:

@@ -29,7 +29,7 @@ ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
                            "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_POSTGRES = os.environ.get("TEST_REQUIRE_POSTGRES", "") not in ("", "0")
 BACKENDS = ("postgresql", "sqlite")
-pytest_plugins = ["tests.live_server"]
+pytest_plugins = ["tests.live_server", "tests.events_support"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -1,0 +1,56 @@
+"""The relay as /metrics shows it: its lag and how many events the broker confirmed (SPEC §6).
+
+Read from the database at scrape time in one query, so the API knows it
+without talking to the relay or the broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from app.events.messages import CHANGE_OUTCOMES
+from app.events.position import ROW_ID, START
+from app.models import EventRelayPosition, SyncRun
+
+
+@dataclass(frozen=True, slots=True)
+class RelayStatus:
+    """``lag``: events committed but not yet confirmed; ``published_total``: confirmed so far."""
+
+    lag: int
+    published_total: int
+
+
+def relay_status(session: orm.Session, configured: bool) -> RelayStatus | None:
+    """The relay's lag and confirmed total; None if no relay ever ran and none is ``configured``.
+
+    The lag counts from the sync reports (one event per created, updated,
+    deleted or restored record, plus one sync.applied per applied sync)
+    after the stored position, less what of the current sync is confirmed:
+    an index range of sync_runs, not a count of the changes. Before the
+    first relay run the position is the start.
+    """
+    position = EventRelayPosition
+    # One row whether or not the position row exists yet.
+    anchor = sa.select(sa.literal(ROW_ID).label("id")).subquery("anchor")
+    sync_id = sa.func.coalesce(position.sync_id, START.sync_id)
+    complete = sa.func.coalesce(position.sync_complete, START.sync_complete)
+    count = {name: SyncRun.report[name].as_integer() for name in CHANGE_OUTCOMES}
+    events = count["created"] + count["updated"] + count["deleted"] + count["restored"] + 1
+    pending = (sa.select(sa.func.coalesce(sa.func.sum(events), 0))
+               .where(SyncRun.dry_run.is_(False),
+                      sa.or_(SyncRun.id > sync_id,
+                             sa.and_(SyncRun.id == sync_id, sa.not_(complete))))
+               .scalar_subquery())
+    confirmed = sa.case((complete, 0), else_=sa.func.coalesce(position.sync_events, 0))
+    ran, published_total, lag = session.execute(
+        sa.select(position.id.is_not(None), sa.func.coalesce(position.published_total, 0),
+                  pending - confirmed)
+        .select_from(anchor.outerjoin(position, position.id == anchor.c.id))).one()
+    if not (ran or configured):
+        return None
+    # Negative only if the current sync was pruned mid-way; it has no events left then.
+    return RelayStatus(lag=max(int(lag), 0), published_total=int(published_total))
