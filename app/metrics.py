@@ -1,4 +1,4 @@
-"""Prometheus metrics: request latency, sync runs, rows by outcome, sync duration.
+"""Prometheus metrics: request latency, sync runs, rows by outcome, sync duration, event relay.
 
 Labels carry route templates, known methods, statuses, entities and outcomes
 only, never patient data. Every label comes from a closed set: nothing a
@@ -7,7 +7,9 @@ client sends (a probed path, a made-up method) can add a series, so neither
 
 Under gunicorn each worker is a process: with PROMETHEUS_MULTIPROC_DIR set
 (gunicorn.conf.py sets it) the values live in files there and /metrics adds
-up every worker's.
+up every worker's. The event relay's figures are not counted here: they are
+read from the database at scrape time (app/events/status.py), so any worker
+shows them, whether or not the relay runs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 # The methods labelled by name; any other is "other" (a client can invent methods).
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -84,3 +88,27 @@ def exposition() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+class _RelayFigures(Collector):
+    """The event relay's lag and confirmed total, as read at this scrape."""
+
+    def __init__(self, lag: int, published_total: int) -> None:
+        self._lag = lag
+        self._published_total = published_total
+
+    def collect(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
+        return [
+            GaugeMetricFamily("events_relay_lag", "Change events committed to the database "
+                              "but not yet confirmed by the broker.", value=self._lag),
+            CounterMetricFamily("events_published", "Change events the broker confirmed "
+                                "(rate() is the relay's publish rate).",
+                                value=self._published_total),
+        ]
+
+
+def relay_exposition(lag: int, published_total: int) -> bytes:
+    """The relay's two series in Prometheus text format, to follow ``exposition()``'s."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_RelayFigures(lag, published_total))
+    return generate_latest(registry)

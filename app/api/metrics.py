@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Response
+import logging
+
+import sqlalchemy as sa
+from flask import Response, current_app
 from flask_smorest import Blueprint
 
 from app import metrics
+from app.events.status import RelayStatus, relay_status
+from app.extensions import db
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("metrics", __name__, description="Prometheus metrics for operators.")
 
@@ -16,6 +23,23 @@ _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 @bp.doc(responses={"200": {"description": "Prometheus text exposition format.",
                            "content": _TEXT}})
 def prometheus_metrics() -> Response:
-    """Request latencies, sync runs and rows by outcome, sync durations."""
+    """Request latencies, sync runs and rows by outcome, sync durations, event relay lag."""
     body, content_type = metrics.exposition()
+    relay = _relay_status()
+    if relay is not None:
+        body += metrics.relay_exposition(relay.lag, relay.published_total)
     return Response(body, content_type=content_type)
+
+
+def _relay_status() -> RelayStatus | None:
+    """The relay's figures, once it ran on this database or is configured here.
+
+    A scrape must not fail with the database: the relay's series are then
+    left out (alert on their absence), the rest is served as always.
+    """
+    try:
+        return relay_status(db.session, configured=bool(current_app.config["EVENTS_BROKER_URL"]))
+    except sa.exc.SQLAlchemyError as error:
+        db.session.rollback()
+        log.warning("event relay metrics unavailable: %s", type(error).__name__)
+        return None
