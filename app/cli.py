@@ -76,11 +76,14 @@ def parse_instant(text: str) -> datetime:
 @history_cli.command("prune")
 @click.option("--before", "before", required=True,
               help="A date (YYYY-MM-DD, midnight UTC) or an ISO 8601 timestamp with an offset.")
-def prune_history(before: str) -> None:
+@click.option("--force", is_flag=True,
+              help="Prune even syncs whose change events the relay has not published yet.")
+def prune_history(before: str, force: bool) -> None:
     """Drop versions that ended, and sync records that began, before an instant.
 
     That instant becomes the horizon: as_of before it is refused with
-    history_pruned. Prints what was dropped as JSON; exits 2 on a bad instant.
+    history_pruned. Prints what was dropped as JSON; exits 2 on a bad
+    instant, and when the event relay has yet to publish a sync it would drop.
     """
     try:
         instant = parse_instant(before)
@@ -88,7 +91,8 @@ def prune_history(before: str) -> None:
         click.echo(f"error: invalid --before {before!r}: {error}", err=True)
         sys.exit(EXIT_REFUSED)
     try:
-        report = history.prune(db.session, instant, current_app.config["SYNC_LOCK_TIMEOUT"])
+        report = history.prune(db.session, instant, current_app.config["SYNC_LOCK_TIMEOUT"],
+                               force=force)
     except SyncRefused as error:
         click.echo(f"refused: {error.code}: {error.message}", err=True)
         sys.exit(EXIT_REFUSED)

@@ -3,7 +3,10 @@
 ``prune`` drops the versions that ended, and the sync records that began,
 before an instant, and makes that instant the horizon: ``as_of`` before it
 is refused (history_pruned), since the versions that would answer it are
-gone. It runs under the sync lock, in one transaction.
+gone. It runs under the sync lock, in one transaction. Once the event
+relay has run, a prune that would drop syncs whose events it has not yet
+published is refused (UnpublishedEvents) unless forced: downstream services
+would never hear of those changes.
 """
 
 from __future__ import annotations
@@ -14,8 +17,15 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app.models import HistoryHorizon, PatientVersion, PaymentVersion, SyncRun
+from app.models import EventRelayPosition, HistoryHorizon, PatientVersion, PaymentVersion, SyncRun
+from app.sync.errors import SyncRefused
 from app.sync.lock import sync_lock
+
+
+class UnpublishedEvents(SyncRefused):
+    """The prune would drop applied syncs whose change events the relay has not published."""
+
+    code = "events_unpublished"
 
 
 @dataclass(frozen=True)
@@ -37,17 +47,26 @@ def horizon(session: orm.Session) -> datetime | None:
     return session.scalar(sa.select(HistoryHorizon.pruned_before))
 
 
-def prune(session: orm.Session, before: datetime, lock_timeout: float) -> PruneReport:
+def prune(session: orm.Session, before: datetime, lock_timeout: float, *,
+          force: bool = False) -> PruneReport:
     """Drop versions that ended and syncs that began before ``before``; commit.
 
     The horizon only moves forward: pruning before an earlier instant than a
-    previous prune drops nothing more and keeps the later horizon.
+    previous prune drops nothing more and keeps the later horizon. Raises
+    UnpublishedEvents, changing nothing, if the relay has yet to publish a
+    sync the prune would drop, unless ``force``.
     """
     try:
         with sync_lock(session.connection(), lock_timeout):
             current = horizon(session)
             if current is not None and current > before:
                 before = current
+            unpublished = 0 if force else _unpublished_syncs(session, before)
+            if unpublished:
+                raise UnpublishedEvents(
+                    f"{unpublished} applied sync(s) that began before {before.isoformat()} "
+                    "are not yet published by the event relay (see events_relay_lag); "
+                    "prune once it has caught up, or force it", {"syncs": unpublished})
             versions = sum(session.execute(
                 sa.delete(model).where(model.valid_to < before)).rowcount  # type: ignore[attr-defined]
                 for model in (PatientVersion, PaymentVersion))
@@ -59,3 +78,15 @@ def prune(session: orm.Session, before: datetime, lock_timeout: float) -> PruneR
         session.rollback()
         raise
     return PruneReport(before, versions, syncs)
+
+
+def _unpublished_syncs(session: orm.Session, before: datetime) -> int:
+    """Applied syncs begun before ``before`` the relay has not fully published (0: it never ran)."""
+    relay = session.execute(sa.select(EventRelayPosition.sync_id,
+                                      EventRelayPosition.sync_complete)).first()
+    if relay is None:
+        return 0
+    beyond = (SyncRun.id > relay.sync_id) if relay.sync_complete else \
+        (SyncRun.id >= relay.sync_id)
+    return session.scalar(sa.select(sa.func.count()).where(
+        SyncRun.dry_run.is_(False), SyncRun.started_at < before, beyond)) or 0

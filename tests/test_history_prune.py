@@ -7,8 +7,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
+from app.events import position
+from app.extensions import db
 from tests.helpers import error_code, patient_record, sync
 
 
@@ -82,3 +85,41 @@ def test_a_prune_is_seen_by_the_read_cache(client: FlaskClient, runner: FlaskCli
     assert prune(runner, reports[2]["startedAt"]).exit_code == 0
     assert len(client.get("/syncs").get_json()) == 1
     assert len(client.get("/patients/a/history").get_json()) == 2
+
+
+def relay_position(app: Flask, sync_id: int, *, complete: bool) -> None:
+    """Store the event relay's position as if it had published up to ``sync_id``."""
+    with app.app_context():
+        connection = db.session.connection()
+        position.reset(connection, position.Position(sync_id, 0, complete, 0))
+        db.session.commit()
+
+
+def test_prune_refuses_to_drop_syncs_the_relay_has_not_published(
+        app: Flask, client: FlaskClient, runner: FlaskCliRunner) -> None:
+    reports = three_versions(client)
+    relay_position(app, reports[0]["syncId"], complete=False)
+    result = prune(runner, reports[2]["startedAt"])
+    assert result.exit_code == 2
+    assert "events_unpublished" in result.output
+    assert len(client.get("/syncs").get_json()) == 3
+    assert len(client.get("/patients/a/history").get_json()) == 3
+
+
+def test_prune_drops_syncs_the_relay_has_published(
+        app: Flask, client: FlaskClient, runner: FlaskCliRunner) -> None:
+    reports = three_versions(client)
+    relay_position(app, reports[1]["syncId"], complete=True)
+    result = prune(runner, reports[2]["startedAt"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["syncsDeleted"] == 2
+
+
+def test_a_forced_prune_drops_unpublished_syncs(
+        app: Flask, client: FlaskClient, runner: FlaskCliRunner) -> None:
+    reports = three_versions(client)
+    relay_position(app, reports[0]["syncId"], complete=False)
+    result = runner.invoke(args=["history", "prune", "--before", reports[2]["startedAt"],
+                                 "--force"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["syncsDeleted"] == 2
