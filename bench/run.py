@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import http.client
+import io
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from bench import sync_floor
 from bench.events import events_bench
 from bench.generate import generate
 
@@ -151,12 +153,34 @@ def http_syncs(data: Path) -> dict[str, float]:
         figures["initial_s"] = seconds_p + seconds_m
         figures["initial_payments_s"] = seconds_m
         figures["peak_rss_mb"] = server.peak_rss_mb()
-        for name in ("resync_s", "unchanged_s"):
+        for name in ("resync", "unchanged"):
             seconds_p, _ = post(data / "day2" / "patients.json.gz", "patients")
             seconds_m, _ = post(data / "day2" / "payments.json.gz", "payments")
-            figures[name] = seconds_p + seconds_m
+            figures[f"{name}_s"] = seconds_p + seconds_m
+            figures[f"{name}_payments_s"] = seconds_m
         figures["dry_run_payments_s"], _ = post(data / "day1" / "payments.json.gz", "payments",
                                                 "?dry_run=true&force=true")
+        return figures
+    finally:
+        server.stop()
+
+
+def floor_syncs(data: Path, snapshots: dict[str, io.StringIO]) -> dict[str, float]:
+    """One round of the sync floor (bench/sync_floor.py) on a fresh database.
+
+    The patients go through the service (the floor is payments rows only),
+    each payments snapshot through the floor: initial, re-sync, resend.
+    """
+    fresh_database()
+    server = Server()
+    try:
+        post(data / "day1" / "patients.json.gz", "patients")
+        figures = {"floor_initial_payments_s": sync_floor.apply(database_url(),
+                                                                snapshots["day1"])}
+        post(data / "day2" / "patients.json.gz", "patients")
+        figures["floor_resync_payments_s"] = sync_floor.apply(database_url(), snapshots["day2"])
+        figures["floor_unchanged_payments_s"] = sync_floor.apply(database_url(),
+                                                                 snapshots["day2"])
         return figures
     finally:
         server.stop()
@@ -318,12 +342,16 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk (make bench does it)")
     data = dataset(args.scale)
+    log("parsing the payments snapshots for the sync floor")
+    snapshots = {day: sync_floor.parsed(data / day / "payments.json") for day in ("day1", "day2")}
     rounds = []
     for number in range(args.repeat):
         log(f"round {number + 1}/{args.repeat}: HTTP syncs")
         figures = http_syncs(data)
         log(f"round {number + 1}/{args.repeat}: CLI initial sync")
         figures |= cli_initial(data)
+        log(f"round {number + 1}/{args.repeat}: sync floor")
+        figures |= floor_syncs(data, snapshots)
         log(json.dumps(figures))
         rounds.append(figures)
     syncs = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
@@ -355,6 +383,12 @@ def table(result: dict[str, Any]) -> str:
              "cli_initial_s": "initial (CLI)"}
     for key, label in names.items():
         lines.append(f"| {label} | {result['syncs_median'][key]:.1f} |")
+    lines += ["", "| payments rows (issue 11) | ours, HTTP gzip (s) | floor, raw SQL (s) | "
+              "ours/floor |", "|---|---|---|---|"]
+    for phase in ("initial", "resync", "unchanged"):
+        ours = result["syncs_median"][f"{phase}_payments_s"]
+        floor = result["syncs_median"][f"floor_{phase}_payments_s"]
+        lines.append(f"| {phase} | {ours:.1f} | {floor:.1f} | {ours / floor:.2f} |")
     lines += ["", "| peak RSS | MB |", "|---|---|",
               f"| gunicorn worker, initial sync | {result['syncs_median']['peak_rss_mb']:.0f} |",
               f"| CLI process, initial sync | {result['syncs_median']['cli_peak_rss_mb']:.0f} |",
