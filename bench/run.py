@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bench import sync_floor
+from bench import read_floor, sync_floor
 from bench.events import events_bench
 from bench.generate import generate
 
@@ -274,6 +274,12 @@ def reads(data: Path, seconds: int) -> dict[str, dict[str, float]]:
             }
             for name, url in targets.items():
                 figures[f"{name} ({cache})"] = wrk(url, seconds)
+            figures[f"varied_urls ({cache})"] = read_floor.wrk_varied(base, seconds, AUTH)
+            if cache == "cached":
+                # Checked equal to this server's pages before it is measured.
+                floor = read_floor.read_floor_figures(database_url(), env(), PORT + 1, seconds,
+                                                      service_base=base, headers=AUTH)
+                figures |= {f"floor: {name}": values for name, values in floor.items()}
         finally:
             server.stop()
     return figures | history_reads(data, seconds, initial["payments"])
@@ -396,6 +402,16 @@ def table(result: dict[str, Any]) -> str:
     for name, figures in result["reads"].items():
         lines.append(f"| {name} | {figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | "
                      f"{figures['rps']:.0f} |")
+    reads = result["reads"]
+    lines += ["", "| reads, 8 connections (issue 11) | ours req/s | floor req/s | ours/floor |",
+              "|---|---|---|---|"]
+    for label, ours, floor in (
+            ("same URL, cached", "range_first_page (cached)", "floor: same-URL"),
+            ("same URL, uncached", "range_first_page (uncached)", "floor: same-URL"),
+            ("varied URLs, cached", "varied_urls (cached)", "floor: varied-URL"),
+            ("varied URLs, uncached", "varied_urls (uncached)", "floor: varied-URL")):
+        lines.append(f"| {label} | {reads[ours]['rps']:.0f} | {reads[floor]['rps']:.0f} | "
+                     f"{reads[ours]['rps'] / reads[floor]['rps']:.2f} |")
     events = result["events"]
     lines += ["", "| event relay, initial load, durable queue bound | |", "|---|---|",
               f"| events | {events['events']:,.0f} |",
