@@ -250,7 +250,12 @@ def data_version(session: orm.Session) -> str | None:
     Triggers replace it with a fresh random value on every committed change,
     by any route, so it is never reused for a different state.
     """
-    return session.scalar(sa.select(DataVersion.token).where(DataVersion.id == 1))
+    # Core on the session's connection: it runs on every read, cache hits
+    # included, and the ORM's statement handling costs more than the query.
+    return session.connection().scalar(_DATA_VERSION)
+
+
+_DATA_VERSION = sa.select(DataVersion.__table__.c.token).where(DataVersion.__table__.c.id == 1)
 
 
 def last_applied_sync_start(session: orm.Session) -> datetime | None:
