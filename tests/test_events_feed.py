@@ -87,6 +87,8 @@ def test_every_change_of_the_samples_is_an_event_with_its_routing_key(
                                    for op in OPS if report[op]}), report
         assert applied.routing_key == SYNC_APPLIED
         assert applied.message["counts"] == {name: report[name] for name in COUNTS}
+        assert set(applied.message) == CHANGE_KEYS | {"counts"}
+        assert (applied.message["externalId"], applied.message["changedFields"]) == (None, [])
         assert applied.message["occurredAt"] == report["startedAt"]
         for event in changes:
             assert set(event.message) == CHANGE_KEYS

@@ -95,12 +95,18 @@ def change_event(sync: AppliedSync, record_id: int, external_id: str, change: Ch
 
 
 def sync_applied_event(sync: AppliedSync) -> Event:
-    """The event that closes a sync's changes: its report counts, and nothing else."""
+    """The event that closes a sync's changes: its report counts, and nothing else.
+
+    It has every key a change event has (SPEC §6), so one consumer parses
+    both: no record (``externalId`` null), no fields (``changedFields`` empty).
+    """
     return Event(SYNC_APPLIED, {
         "eventId": event_id(sync.id, sync.entity),
         "syncId": sync.id,
         "entity": sync.entity,
+        "externalId": None,
         "op": "applied",
+        "changedFields": [],
         "counts": {name: sync.counts[name] for name in SYNC_COUNTS},
         "occurredAt": sync.occurred_at,
     })
