@@ -93,9 +93,10 @@ def exposition() -> tuple[bytes, str]:
 class _RelayFigures(Collector):
     """The event relay's lag and confirmed total, as read at this scrape."""
 
-    def __init__(self, lag: int, published_total: int) -> None:
+    def __init__(self, lag: int, published_total: int, publish_rate: float) -> None:
         self._lag = lag
         self._published_total = published_total
+        self._publish_rate = publish_rate
 
     def collect(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
         return [
@@ -104,11 +105,14 @@ class _RelayFigures(Collector):
             CounterMetricFamily("events_published", "Change events the broker confirmed "
                                 "(rate() is the relay's publish rate).",
                                 value=self._published_total),
+            GaugeMetricFamily("events_relay_publish_rate", "Events per second the relay's "
+                              "latest window was confirmed at (0 when it has been idle "
+                              "for 15 s).", value=self._publish_rate),
         ]
 
 
-def relay_exposition(lag: int, published_total: int) -> bytes:
-    """The relay's two series in Prometheus text format, to follow ``exposition()``'s."""
+def relay_exposition(lag: int, published_total: int, publish_rate: float) -> bytes:
+    """The relay's three series in Prometheus text format, to follow ``exposition()``'s."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_RelayFigures(lag, published_total))
+    registry.register(_RelayFigures(lag, published_total, publish_rate))
     return generate_latest(registry)

@@ -213,6 +213,8 @@ class EventRelayPosition(Base):
     sync_complete: orm.Mapped[bool] = orm.mapped_column(default=True)
     sync_events: orm.Mapped[int] = orm.mapped_column(default=0)
     published_total: orm.Mapped[int] = orm.mapped_column(sa.BigInteger(), default=0)
+    # Events per second confirmed by the latest window (as of updated_at).
+    publish_rate: orm.Mapped[float] = orm.mapped_column(default=0.0, server_default="0")
     updated_at: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)

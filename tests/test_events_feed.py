@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,10 @@ from app import create_app
 from app.events import feed, position
 from app.events.messages import SYNC_APPLIED, Event, event_id
 from app.events.position import START, Position
-from app.events.status import relay_status
+from app.events.status import RATE_FRESH_SECONDS, relay_status
 from app.extensions import db
+from app.models import EventRelayPosition
+from app.types import utcnow
 from tests.conftest import base_config
 from tests.helpers import get_all, patient_record, payment_record, random_syncs, sync
 
@@ -238,7 +241,25 @@ def test_metrics_show_the_relay_once_it_ran(app: Flask, client: FlaskClient) -> 
         assert first.message["syncId"] == report["syncId"]
         assert position.store(connection(), START, one, 1)
         db.session.commit()
-    assert relay_series(client) == {"events_relay_lag": 2.0, "events_published_total": 1.0}
+    assert relay_series(client) == {"events_relay_lag": 2.0, "events_published_total": 1.0,
+                                    "events_relay_publish_rate": 0.0}
+
+
+def test_metrics_show_the_publish_rate_of_the_latest_window_while_it_is_fresh(
+        app: Flask, client: FlaskClient) -> None:
+    report = sync(client, "patients", [patient_record("a"), patient_record("b")])
+    with app.app_context():
+        position.ensure(connection())
+        one = Position(report["syncId"], 0, sync_complete=False, sync_events=1)
+        assert position.store(connection(), START, one, 1, rate=8500.0)
+        db.session.commit()
+    assert relay_series(client)["events_relay_publish_rate"] == 8500.0
+    with app.app_context():
+        # A relay that stored nothing for a while is idle or gone: its rate is 0.
+        stale = utcnow() - timedelta(seconds=RATE_FRESH_SECONDS + 1)
+        connection().execute(sa.update(EventRelayPosition).values(updated_at=stale))
+        db.session.commit()
+    assert relay_series(client)["events_relay_publish_rate"] == 0.0
 
 
 class TestConfiguredRelay:
@@ -251,7 +272,8 @@ class TestConfiguredRelay:
     def test_metrics_count_every_event_as_lag_before_the_first_run(
             self, client: FlaskClient) -> None:
         sync(client, "patients", [patient_record("a"), patient_record("b")])
-        assert relay_series(client) == {"events_relay_lag": 3.0, "events_published_total": 0.0}
+        assert relay_series(client) == {"events_relay_lag": 3.0, "events_published_total": 0.0,
+                                        "events_relay_publish_rate": 0.0}
 
 
 def test_metrics_are_served_without_the_relay_series_when_the_database_is_down() -> None:

@@ -27,7 +27,7 @@ def prometheus_metrics() -> Response:
     body, content_type = metrics.exposition()
     relay = _relay_status()
     if relay is not None:
-        body += metrics.relay_exposition(relay.lag, relay.published_total)
+        body += metrics.relay_exposition(relay.lag, relay.published_total, relay.publish_rate)
     return Response(body, content_type=content_type)
 
 

@@ -55,8 +55,11 @@ def load(connection: sa.Connection) -> Position:
     return START if row is None else Position(*row)
 
 
-def store(connection: sa.Connection, expected: Position, new: Position, published: int) -> bool:
+def store(connection: sa.Connection, expected: Position, new: Position, published: int,
+          rate: float = 0.0) -> bool:
     """Move the position from ``expected`` to ``new`` after ``published`` confirmed events.
+
+    ``rate`` is the events per second the relay confirmed lately (/metrics).
 
     A compare-and-set: False, and nothing written, if the stored position is
     no longer ``expected`` (someone moved it), so it never moves backwards.
@@ -72,7 +75,7 @@ def store(connection: sa.Connection, expected: Position, new: Position, publishe
         .where(table.id == ROW_ID,
                *(getattr(table, name) == value for name, value in _values(expected).items()))
         .values(**_values(new), published_total=table.published_total + published,
-                updated_at=utcnow()))
+                publish_rate=rate, updated_at=utcnow()))
     return result.rowcount == 1
 
 

@@ -111,6 +111,7 @@ class Relay:
         self._backoff = Backoff()
         self._caught_up = False
         self._progress = _Progress()
+        self._stored_at = time.monotonic()
 
     def run(self) -> None:
         """Publish until stopped (or caught up, with ``exit_when_idle``); never gives up."""
@@ -183,10 +184,11 @@ class Relay:
                 publisher.idle(self._settings.poll_seconds, lambda: self._stop.requested)
                 window = self._read(connection, current)
                 continue
+            began = time.monotonic()
             sent = publisher.send(window.events)
             following = self._read(connection, window.end)
             publisher.wait_confirmed(sent)
-            current = self._store(connection, current, window)
+            current = self._store(connection, current, window, began)
             self._backoff.reset()
             window = following if current == window.end else self._read(connection, current)
 
@@ -197,9 +199,17 @@ class Relay:
         return window
 
     def _store(self, connection: sa.Connection, current: position.Position,
-               window: Window) -> position.Position:
-        """Record that the broker confirmed ``window``; return where the relay now stands."""
-        if not position.store(connection, current, window.end, len(window.events)):
+               window: Window, began: float) -> position.Position:
+        """Record that the broker confirmed ``window``; return where the relay now stands.
+
+        The publish rate stored with it is the window's events over the time
+        since the previous window was stored, or since this one was sent if
+        the relay was idle in between.
+        """
+        now = time.monotonic()
+        elapsed, self._stored_at = now - max(self._stored_at, began), now
+        rate = len(window.events) / elapsed if elapsed > 0 else 0.0
+        if not position.store(connection, current, window.end, len(window.events), rate):
             connection.rollback()
             log.warning("the stored position moved under this relay (reset by an operator, or "
                         "another relay without the lock?); continuing from the stored one")

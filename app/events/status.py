@@ -14,14 +14,24 @@ from sqlalchemy import orm
 from app.events.messages import CHANGE_OUTCOMES
 from app.events.position import ROW_ID, START
 from app.models import EventRelayPosition, SyncRun
+from app.types import utcnow
 
 
 @dataclass(frozen=True, slots=True)
 class RelayStatus:
-    """``lag``: events committed but not yet confirmed; ``published_total``: confirmed so far."""
+    """``lag``: events committed but not yet confirmed; ``published_total``: confirmed so far.
+
+    ``publish_rate``: events per second of the relay's latest window, or 0
+    once no window was stored for RATE_FRESH_SECONDS (an idle or dead relay).
+    """
 
     lag: int
     published_total: int
+    publish_rate: float = 0.0
+
+
+# An idle relay stores nothing: a rate older than this no longer describes it.
+RATE_FRESH_SECONDS = 15.0
 
 
 def relay_status(session: orm.Session, configured: bool) -> RelayStatus | None:
@@ -46,11 +56,14 @@ def relay_status(session: orm.Session, configured: bool) -> RelayStatus | None:
                              sa.and_(SyncRun.id == sync_id, sa.not_(complete))))
                .scalar_subquery())
     confirmed = sa.case((complete, 0), else_=sa.func.coalesce(position.sync_events, 0))
-    ran, published_total, lag = session.execute(
+    ran, published_total, lag, rate, updated_at = session.execute(
         sa.select(position.id.is_not(None), sa.func.coalesce(position.published_total, 0),
-                  pending - confirmed)
+                  pending - confirmed, position.publish_rate, position.updated_at)
         .select_from(anchor.outerjoin(position, position.id == anchor.c.id))).one()
     if not (ran or configured):
         return None
+    fresh = updated_at is not None and \
+        (utcnow() - updated_at).total_seconds() < RATE_FRESH_SECONDS
     # Negative only if the current sync was pruned mid-way; it has no events left then.
-    return RelayStatus(lag=max(int(lag), 0), published_total=int(published_total))
+    return RelayStatus(lag=max(int(lag), 0), published_total=int(published_total),
+                       publish_rate=float(rate) if fresh and rate else 0.0)

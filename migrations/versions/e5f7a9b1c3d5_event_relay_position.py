@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("sync_complete", sa.Boolean(), nullable=False),
         sa.Column("sync_events", sa.Integer(), nullable=False),
         sa.Column("published_total", sa.BigInteger(), nullable=False),
+        sa.Column("publish_rate", sa.Float(), server_default="0", nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("id = 1", name=op.f("ck_event_relay_position_single_row")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_relay_position")),
