@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from pika.frame import Method
 from pika.spec import Basic
@@ -22,6 +23,7 @@ from pika.spec import Basic
 from app.events.messages import SYNC_APPLIED
 from app.events.publisher import BrokerError, Publisher
 from app.events.relay import Backoff, StopFlag
+from app.extensions import db
 from tests.events_support import (
     Consumer,
     Received,
@@ -144,6 +146,8 @@ def test_sigterm_finishes_the_window_in_flight_stores_its_position_and_exits_0(
     assert relay.wait() == 0
     position, published = stored(committed_app)
     assert 0 < published < total, "the relay was not stopped mid-stream"
+    with committed_app.app_context(), db.engine.connect() as connection:
+        assert connection.scalar(sa.text("SELECT publish_rate FROM event_relay_position")) > 0
     # Every message the broker holds was confirmed and counted, and nothing more.
     assert consumer.waiting() == published
     received = consumer.receive(published)
