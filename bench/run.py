@@ -218,11 +218,13 @@ def vm_hwm_kb(pid: int) -> int:
     return int(match.group(1)) if match else 0
 
 
-def wrk(url: str, seconds: int, connections: int = 8) -> dict[str, float]:
+def wrk(url: str, seconds: int, connections: int = 8,
+        headers: dict[str, str] | None = None) -> dict[str, float]:
     """p50/p99 latency (ms) and requests/s for ``url`` with 8 connections (or as many as given)."""
     threads = min(2, connections)
+    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          "-H", f"Authorization: {AUTH['Authorization']}", url],
+                          "-H", f"Authorization: {AUTH['Authorization']}", *extra, url],
                          capture_output=True, text=True, check=True).stdout
     def latency(label: str) -> float:
         value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
@@ -232,6 +234,12 @@ def wrk(url: str, seconds: int, connections: int = 8) -> dict[str, float]:
         raise RuntimeError(f"{url}: {errors.group(1)} failed responses")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return {"p50_ms": latency("50%"), "p99_ms": latency("99%"), "rps": rps}
+
+
+def etag(url: str) -> str:
+    """The ETag of a 200 answer to ``url``."""
+    with urllib.request.urlopen(urllib.request.Request(url, headers=AUTH)) as response:
+        return response.headers["ETag"]
 
 
 def deep_page(base: str, pages: int) -> tuple[str, int]:
@@ -274,6 +282,9 @@ def reads(data: Path, seconds: int) -> dict[str, dict[str, float]]:
             }
             for name, url in targets.items():
                 figures[f"{name} ({cache})"] = wrk(url, seconds)
+            # A dashboard re-polling unchanged data: it sends back the ETag, gets 304.
+            figures[f"range_first_page, If-None-Match ({cache})"] = wrk(
+                range_url, seconds, headers={"If-None-Match": etag(range_url)})
             figures[f"varied_urls ({cache})"] = read_floor.wrk_varied(base, seconds, AUTH)
             if cache == "cached":
                 # Checked equal to this server's pages before it is measured.
