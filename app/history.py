@@ -17,7 +17,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app.models import EventRelayPosition, HistoryHorizon, PatientVersion, PaymentVersion, SyncRun
+from app.events import position
+from app.models import HistoryHorizon, PatientVersion, PaymentVersion, SyncRun
 from app.sync.errors import SyncRefused
 from app.sync.lock import sync_lock
 
@@ -82,11 +83,9 @@ def prune(session: orm.Session, before: datetime, lock_timeout: float, *,
 
 def _unpublished_syncs(session: orm.Session, before: datetime) -> int:
     """Applied syncs begun before ``before`` the relay has not fully published (0: it never ran)."""
-    relay = session.execute(sa.select(EventRelayPosition.sync_id,
-                                      EventRelayPosition.sync_complete)).first()
+    relay = position.stored(session.connection())
     if relay is None:
         return 0
-    beyond = (SyncRun.id > relay.sync_id) if relay.sync_complete else \
-        (SyncRun.id >= relay.sync_id)
     return session.scalar(sa.select(sa.func.count()).where(
-        SyncRun.dry_run.is_(False), SyncRun.started_at < before, beyond)) or 0
+        SyncRun.dry_run.is_(False), SyncRun.started_at < before,
+        position.unpublished(relay))) or 0

@@ -46,14 +46,18 @@ def parsed(path: Path) -> io.StringIO:
 
 
 def _valid(record: Any) -> bool:
-    if not (isinstance(record, dict) and isinstance(record.get("externalId"), str)
-            and isinstance(record.get("patientId"), str)):
+    if not isinstance(record, dict):
         return False
-    amount = record.get("amount")
-    plain = (record["externalId"] + record["patientId"]).isprintable()
-    return (isinstance(amount, (int, Decimal)) and not isinstance(amount, bool)
-            and abs(amount) <= MAX_AMOUNT and amount == round(amount, 2) and plain
-            and "\\" not in record["externalId"] + record["patientId"])
+    external_id, patient_id, amount = (record.get(key)
+                                       for key in ("externalId", "patientId", "amount"))
+    return (_copy_safe(external_id) and _copy_safe(patient_id)
+            and isinstance(amount, (int, Decimal)) and not isinstance(amount, bool)
+            and abs(amount) <= MAX_AMOUNT and amount == round(amount, 2))
+
+
+def _copy_safe(text: Any) -> bool:
+    """A string COPY's text format takes as it is (no tab, newline or backslash to escape)."""
+    return isinstance(text, str) and text.isprintable() and "\\" not in text
 
 
 _STATEMENTS = (

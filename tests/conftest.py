@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -44,11 +44,34 @@ def base_config(database_url: str) -> dict[str, Any]:
     return {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "SYNC_LOCK_TIMEOUT": 2.0}
 
 
-def _migrate(database_url: str) -> None:
+def migrate(database_url: str) -> None:
+    """Bring the database at ``database_url`` to the latest schema."""
     app = create_app(base_config(database_url))
     with app.app_context():
         flask_migrate.upgrade()
         db.engine.dispose()
+
+
+@contextmanager
+def scratch_database(suffix: str, template: str | None = None) -> Iterator[str]:
+    """A PostgreSQL database of this run's own (``pp_test_<pid>_<suffix>``), dropped after.
+
+    Empty, or a copy of the database named ``template``. The suffix is
+    lowercase letters, so that ``_drop_abandoned_databases`` finds it after a
+    killed run.
+    """
+    name = f"pp_test_{os.getpid()}_{suffix}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"{copy}'))
+    try:
+        yield sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +91,7 @@ def postgres_url() -> Iterator[str]:
             pytest.fail(message)
         pytest.skip(message)
     url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    _migrate(url)
+    migrate(url)
     yield url
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -89,7 +112,7 @@ def _drop_abandoned_databases(connection: sa.Connection) -> None:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file that each SQLite test copies."""
     path = tmp_path_factory.mktemp("sqlite") / "template.db"
-    _migrate(f"sqlite:///{path}")
+    migrate(f"sqlite:///{path}")
     return path
 
 

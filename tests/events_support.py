@@ -24,7 +24,6 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-import flask_migrate
 import pika
 import pika.exceptions
 import pytest
@@ -36,7 +35,7 @@ from app.events import feed
 from app.events.messages import Event
 from app.events.position import START, Position
 from app.extensions import db
-from tests.conftest import ADMIN_URL, REQUIRE_POSTGRES, base_config
+from tests.conftest import REQUIRE_POSTGRES, base_config, migrate, scratch_database
 from tests.live_server import BIN, ROOT, _terminate_with_parent
 
 BROKER_URL = os.environ.get("TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -150,20 +149,9 @@ def consumer(broker_url: str) -> Iterator[Consumer]:
 def relay_template_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A migrated PostgreSQL database that each relay test's database copies."""
     request.getfixturevalue("postgres_url")  # skips or fails the same way when PG is absent
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    name = f"pp_test_{os.getpid()}_evtemplate"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    app = create_app(base_config(url))
-    with app.app_context():
-        flask_migrate.upgrade()
-        db.engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database("evtemplate") as url:
+        migrate(url)
+        yield url
 
 
 @pytest.fixture
@@ -176,15 +164,8 @@ def committed_database_url(backend: str, request: pytest.FixtureRequest,
         yield f"sqlite:///{path}"
         return
     template = sa.make_url(request.getfixturevalue("relay_template_url")).database
-    name = f"pp_test_{os.getpid()}_ev{_letters(next(_databases))}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    yield sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(f"ev{_letters(next(_databases))}", template=template) as url:
+        yield url
 
 
 def _letters(number: int) -> str:

@@ -10,18 +10,14 @@ would each hold a row the other needs, and PostgreSQL would abort one.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
 
-import flask_migrate
 import pytest
 import sqlalchemy as sa
 
-from app import create_app
-from app.extensions import db
-from tests.conftest import ADMIN_URL, base_config
+from tests.conftest import migrate, scratch_database
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -29,29 +25,18 @@ pytestmark = pytest.mark.postgresql_only
 @pytest.fixture
 def committed_database(postgres_url: str) -> Iterator[sa.Engine]:
     """A migrated database of this test's own holding one committed patient and payment."""
-    name = f"pp_test_{os.getpid()}_locks"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    app = create_app(base_config(url))
-    with app.app_context():
-        flask_migrate.upgrade()
-        db.engine.dispose()
-    engine = sa.create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO patients (external_id, first_name, last_name, created, updated) "
-            "VALUES ('p1', 'Ada', 'Lovelace', now(), now())"))
-        connection.execute(sa.text(
-            "INSERT INTO payments (external_id, amount, patient_id, created, updated) "
-            "SELECT 'm1', 1, id, now(), now() FROM patients"))
-    yield engine
-    engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database("locks") as url:
+        migrate(url)
+        engine = sa.create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO patients (external_id, first_name, last_name, created, updated) "
+                "VALUES ('p1', 'Ada', 'Lovelace', now(), now())"))
+            connection.execute(sa.text(
+                "INSERT INTO payments (external_id, amount, patient_id, created, updated) "
+                "SELECT 'm1', 1, id, now(), now() FROM patients"))
+        yield engine
+        engine.dispose()
 
 
 def test_writers_in_opposite_orders_wait_instead_of_deadlocking(

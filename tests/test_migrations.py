@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from alembic.migration import MigrationContext
 
 from app import create_app
 from app.extensions import db
-from tests.conftest import ADMIN_URL, base_config
+from tests.conftest import base_config, scratch_database
 from tests.helpers import get_all, patient_record, payment_record, sync
 
 
@@ -26,15 +25,8 @@ def empty_database_url(backend: str, tmp_path: Path,
         yield f"sqlite:///{tmp_path / 'empty.db'}"
         return
     request.getfixturevalue("postgres_url")  # skips or fails the same way when PG is absent
-    name = f"pp_test_{os.getpid()}_migrations"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database("migrations") as url:
+        yield url
 
 
 def reflectable(entry: tuple, backend: str) -> bool:

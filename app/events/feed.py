@@ -25,7 +25,7 @@ from app.events.messages import (
     change_event,
     sync_applied_event,
 )
-from app.events.position import Position
+from app.events.position import Position, unpublished
 from app.models import SyncRun
 
 
@@ -74,14 +74,11 @@ def next_sync(connection: sa.Connection, position: Position) -> AppliedSync | No
 
     A sync that was pruned away (``flask history prune``) is passed over.
     """
-    if position.sync_complete:
-        later = SyncRun.id > position.sync_id
-    else:
-        later = SyncRun.id >= position.sync_id
     counts = (SyncRun.report[name].as_integer().label(name) for name in SYNC_COUNTS)
     row = connection.execute(
         sa.select(SyncRun.id, SyncRun.entity, SyncRun.started_at, *counts)
-        .where(SyncRun.dry_run.is_(False), later).order_by(SyncRun.id).limit(1)).first()
+        .where(SyncRun.dry_run.is_(False), unpublished(position))
+        .order_by(SyncRun.id).limit(1)).first()
     if row is None:
         return None
     return AppliedSync.of(row.id, row.entity, row.started_at,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from app.models import EventRelayPosition
+from app.models import EventRelayPosition, SyncRun
 from app.types import utcnow
 
 ROW_ID = 1
@@ -49,10 +49,22 @@ def ensure(connection: sa.Connection) -> None:
             id=ROW_ID, **_values(START), published_total=0, updated_at=utcnow()))
 
 
+def stored(connection: sa.Connection) -> Position | None:
+    """The stored position, or None if no relay ever ran on this database."""
+    row = connection.execute(sa.select(*_COLUMNS).where(EventRelayPosition.id == ROW_ID)).first()
+    return None if row is None else Position(*row)
+
+
 def load(connection: sa.Connection) -> Position:
     """The stored position (the start if the row is missing)."""
-    row = connection.execute(sa.select(*_COLUMNS).where(EventRelayPosition.id == ROW_ID)).first()
-    return START if row is None else Position(*row)
+    return stored(connection) or START
+
+
+def unpublished(position: Position) -> sa.ColumnElement[bool]:
+    """The sync_runs with events after ``position``: later syncs, and its own if unfinished."""
+    if position.sync_complete:
+        return SyncRun.id > position.sync_id
+    return SyncRun.id >= position.sync_id
 
 
 def store(connection: sa.Connection, expected: Position, new: Position, published: int,
