@@ -77,7 +77,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "APP_ENV": env.get("APP_ENV", "development").strip() or "development",
         "SQLALCHEMY_DATABASE_URI": database_url(env, instance_path),
         # hide_parameters: SQL errors would otherwise log names and amounts.
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "hide_parameters": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True},
         "API_READ_TOKENS": as_tokens("API_READ_TOKENS", env),
         "API_WRITE_TOKENS": as_tokens("API_WRITE_TOKENS", env),
         "RATELIMIT_SYNC": env.get("RATELIMIT_SYNC", "60 per minute"),

@@ -26,6 +26,7 @@ from typing import Any
 from flask import Response, current_app, g, request
 
 from app import queries
+from app.autocommit_reads import read_without_transaction
 from app.extensions import db
 
 _KEPT_HEADERS = ("Content-Type", "Link")
@@ -102,6 +103,7 @@ def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        read_without_transaction(db.session())
         version = g.data_version = queries.data_version(db.session)
         if version is None:  # the data_version row was removed by hand: no key to trust
             return view(*args, **kwargs)

@@ -1,0 +1,97 @@
+"""Pooled PostgreSQL connections: a read costs one round trip, and a connection
+goes back to the pool as it came (SPEC §2's atomic syncs depend on it).
+
+These run on a database of their own, not inside the per-test transaction
+of the other tests, because what they check is what a connection does
+between transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from unittest import mock
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from psycopg2.extensions import STATUS_READY
+
+import app as app_package
+from app import create_app
+from app.autocommit_reads import read_without_transaction
+from app.extensions import db
+from app.sync import merge
+from tests.conftest import base_config, migrate, scratch_database
+from tests.helpers import patient_record, payment_record, sync
+
+pytestmark = pytest.mark.postgresql_only
+
+
+@pytest.fixture
+def pooled_app(postgres_url: str) -> Iterator[Flask]:
+    """The app on a migrated database of its own, with a one-connection pool."""
+    with scratch_database("pool") as url:
+        migrate(url)
+        app = create_app(base_config(url) | {
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0}})
+        yield app
+        with app.app_context():
+            db.engine.dispose()
+
+
+def _pooled_dbapi_connection(app: Flask) -> object:
+    with app.app_context():
+        raw = db.engine.raw_connection()
+        dbapi_connection = raw.dbapi_connection
+        raw.close()
+        return dbapi_connection
+
+
+def test_a_read_runs_outside_a_transaction(pooled_app: Flask) -> None:
+    with pooled_app.app_context():
+        read_without_transaction(db.session())
+        db.session.execute(sa.text("SELECT 1"))
+        dbapi_connection = db.session.connection().connection.dbapi_connection
+        # psycopg2 sent no BEGIN, so no ROLLBACK will be needed either.
+        assert dbapi_connection.status == STATUS_READY
+        db.session.remove()
+
+
+def test_a_connection_goes_back_to_the_pool_transactional(pooled_app: Flask) -> None:
+    client = pooled_app.test_client()
+    assert client.get("/patients").status_code == 200
+    assert _pooled_dbapi_connection(pooled_app).autocommit is False
+
+
+def test_a_sync_after_reads_on_the_same_connection_is_still_all_or_nothing(
+        pooled_app: Flask) -> None:
+    client = pooled_app.test_client()
+    sync(client, "patients", [patient_record("p1")])
+    assert client.get("/patients").status_code == 200
+    insert_new = merge.insert_new
+
+    def insert_then_fail(*args: object, **kwargs: object) -> int:
+        insert_new(*args, **kwargs)
+        raise RuntimeError("the sync fails after it wrote its rows")
+
+    with mock.patch.object(merge, "insert_new", insert_then_fail):
+        failed = client.post("/payments", json=[payment_record("m1", "p1", 5)])
+    assert failed.status_code == 500
+    assert client.get("/payments").get_json() == []
+
+
+def test_a_connection_idle_in_the_pool_is_checked_before_use(
+        pooled_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_package, "PING_AFTER_IDLE_SECONDS", 0.0)
+    client = pooled_app.test_client()
+    assert client.get("/patients").status_code == 200
+    with pooled_app.app_context():
+        name = db.engine.url.database
+    admin = sa.create_engine(pooled_app.config["SQLALCHEMY_DATABASE_URI"], poolclass=sa.NullPool)
+    with admin.connect() as connection:
+        killed = connection.scalar(sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+    admin.dispose()
+    assert killed == 1
+    assert client.get("/patients").status_code == 200
