@@ -260,8 +260,11 @@ _DATA_VERSION = sa.select(DataVersion.__table__.c.token).where(DataVersion.__tab
 
 def last_applied_sync_start(session: orm.Session) -> datetime | None:
     """When the newest applied sync began: the instant that names the data it left."""
-    return session.scalar(sa.select(sa.func.max(SyncRun.started_at))
-                          .where(SyncRun.dry_run.is_(False)))
+    return session.connection().scalar(_LAST_APPLIED_SYNC_START)
+
+
+_LAST_APPLIED_SYNC_START = (sa.select(sa.func.max(SyncRun.__table__.c.started_at))
+                            .where(SyncRun.__table__.c.dry_run.is_(False)))
 
 
 def schema_revisions(session: orm.Session) -> set[str]:

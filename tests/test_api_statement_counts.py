@@ -40,3 +40,16 @@ def test_read_runs_one_statement_when_cached(client: FlaskClient, seeded: None,
         response = client.get(url)
     assert response.status_code == 200
     assert len(query_recorder.statements) == 1, query_recorder.statements
+
+
+@pytest.mark.parametrize("app_config", [{"READ_CACHE_SIZE": 0}])
+def test_a_paged_read_pins_without_a_statement_once_its_data_version_pinned(
+        client: FlaskClient, seeded: None, query_recorder: QueryRecorder) -> None:
+    # The first page with a next page also reads when the last sync began (its pin).
+    with query_recorder:
+        assert "Link" in client.get("/patients?limit=10").headers
+    assert len(query_recorder.statements) == 3, query_recorder.statements
+    # Until the data changes, that instant is known: the data version, then the page.
+    with query_recorder:
+        assert "Link" in client.get("/patients?limit=10&payment_min=1").headers
+    assert len(query_recorder.statements) == 2, query_recorder.statements

@@ -220,8 +220,19 @@ def paginated(item: Callable[[Any], Any]) -> Callable[..., Any]:
 def _pin_now() -> Pin | None:
     """The pin of a first page read from the live tables, if there is data to pin."""
     version = g.get("data_version")
-    at = queries.last_applied_sync_start(db.session)
+    at = None if version is None else _last_sync_start_at(version)
     return Pin(version, at) if version is not None and at is not None else None
+
+
+@functools.lru_cache(maxsize=16)
+def _last_sync_start_at(version: str) -> datetime | None:
+    """When the newest applied sync began, in the data ``version`` names.
+
+    A pure function of the version (a sync's row changes the version when
+    it is written), so every first page of a version after the first one
+    pins without a round trip.
+    """
+    return queries.last_applied_sync_start(db.session)
 
 
 def _next_url(arguments: dict[str, Any], limit: int, cursor: str) -> str:
