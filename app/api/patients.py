@@ -17,7 +17,7 @@ from app.api.openapi import snapshot_body
 from app.api.orderings import PATIENT_SORTS, newest_version_first, patient_sorts
 from app.api.pagination import SortKey, paginated
 from app.api.schemas import PatientSchema, PatientVersionSchema, SyncReportSchema
-from app.api.serializers import patient_json, patient_version_json
+from app.api.serializers import patient_json, patient_json_sql, patient_version_json
 from app.api.snapshots import sync_from_request
 from app.errors import APIError
 from app.extensions import db
@@ -28,7 +28,7 @@ bp = Blueprint("patients", __name__, description="Patients and their live paymen
 @bp.arguments(PatientListArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PatientSchema(many=True), description="A page of patients.")
 @cached_read
-@paginated(item=patient_json)
+@paginated(item=patient_json, item_sql=patient_json_sql)
 def list_patients(payment_min: Decimal | None, payment_max: Decimal | None, sort: str,
                   as_of: datetime | None) -> tuple[sa.Select[Any], SortKey]:
     """List live patients, filtered by the total of their live payments."""

@@ -16,7 +16,7 @@ from app.api.openapi import snapshot_body
 from app.api.orderings import PAYMENTS_BY_ID, newest_version_first, payments_by_id
 from app.api.pagination import SortKey, paginated
 from app.api.schemas import PaymentSchema, PaymentVersionSchema, SyncReportSchema
-from app.api.serializers import payment_json, payment_version_json
+from app.api.serializers import payment_json, payment_json_sql, payment_version_json
 from app.api.snapshots import sync_from_request
 from app.errors import APIError
 from app.extensions import db
@@ -27,7 +27,7 @@ bp = Blueprint("payments", __name__, description="Live payments.")
 @bp.arguments(PaymentListArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PaymentSchema(many=True), description="A page of payments.")
 @cached_read
-@paginated(item=payment_json)
+@paginated(item=payment_json, item_sql=payment_json_sql)
 def list_payments(external_id: str | None,
                   as_of: datetime | None) -> tuple[sa.Select[Any], SortKey]:
     """List live payments in id order, optionally of one patient (by its externalId)."""

@@ -11,7 +11,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+import sqlalchemy as sa
+
 from app.changes import describe
+from app.json_sql import Field, json_object, money, timestamp
 
 
 def _iso(value: date | None) -> str | None:
@@ -50,6 +53,24 @@ def patient_json(row: Any) -> dict[str, Any]:
     }
 
 
+def patient_json_sql(columns: Any) -> sa.ColumnElement[str]:
+    """patient_json's object, written by PostgreSQL from a patients select's ``columns``."""
+    return json_object([
+        ("id", columns.id),
+        *_patient_fields_sql(columns),
+        ("paymentsTotal", money(columns.payments_total)),
+        ("paymentsCount", columns.payments_count),
+        ("created", timestamp(columns.created)),
+        ("updated", timestamp(columns.updated)),
+    ])
+
+
+def _patient_fields_sql(columns: Any) -> list[Field]:
+    return [("externalId", columns.external_id), ("firstName", columns.first_name),
+            ("lastName", columns.last_name), ("middleName", columns.middle_name),
+            ("dateOfBirth", columns.date_of_birth)]
+
+
 def payment_json(row: Any) -> dict[str, Any]:
     """A payments row (with its patient's externalId) as PaymentSchema dumps it."""
     return {
@@ -58,6 +79,18 @@ def payment_json(row: Any) -> dict[str, Any]:
         "created": row.created.isoformat(),
         "updated": row.updated.isoformat(),
     }
+
+
+def payment_json_sql(columns: Any) -> sa.ColumnElement[str]:
+    """payment_json's object, written by PostgreSQL from a payments select's ``columns``."""
+    return json_object([
+        ("id", columns.id),
+        ("externalId", columns.external_id),
+        ("patientId", columns.patient_external_id),
+        ("amount", money(columns.amount)),
+        ("created", timestamp(columns.created)),
+        ("updated", timestamp(columns.updated)),
+    ])
 
 
 def _version(row: Any) -> dict[str, Any]:
