@@ -6,6 +6,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from limits import parse_many
@@ -109,6 +110,16 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "EVENTS_POLL_SECONDS": as_number("EVENTS_POLL_SECONDS", 1.0, env, minimum=0.01,
                                          maximum=3600),
         "EVENTS_CONFIRM_TIMEOUT": as_number("EVENTS_CONFIRM_TIMEOUT", 30.0, env, minimum=0.1),
+        # The console (/console, app/console): its sign-in cookie is signed with SECRET_KEY
+        # (in development a generated one is kept under instance/ when it is unset).
+        "SECRET_KEY": env.get("SECRET_KEY", "").strip() or None,
+        "SESSION_COOKIE_NAME": "console_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Strict",
+        "SESSION_COOKIE_SECURE": env.get("APP_ENV", "").strip() == "production",
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+        "CONSOLE_STALE_AFTER_HOURS": as_number("CONSOLE_STALE_AFTER_HOURS", 26.0, env,
+                                               minimum=0),
         # flask-smorest: serve /openapi.json at the root.
         "API_TITLE": "Patient Payments",
         "API_VERSION": "1.0.0",
@@ -142,6 +153,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
             config["API_READ_TOKENS"] or config["API_WRITE_TOKENS"]):
         raise ConfigError("APP_ENV=production needs API_READ_TOKENS and/or API_WRITE_TOKENS: "
                           "refusing to serve patient data without access control")
+    if config["APP_ENV"] == "production" and len(config.get("SECRET_KEY") or "") < 32:
+        raise ConfigError("APP_ENV=production needs SECRET_KEY (at least 32 characters, e.g. "
+                          "from `python3 -c 'import secrets; print(secrets.token_hex(32))'`): "
+                          "it signs the console's sign-in cookie")
     for name in ("RATELIMIT_SYNC", "RATELIMIT_READ", "RATELIMIT_AUTH_FAILURES"):
         try:
             usable = all(limit.amount >= 1 for limit in parse_many(config[name]))

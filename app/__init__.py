@@ -94,16 +94,19 @@ def register_request_hooks(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    """Route and document every resource; serve the /docs page's files."""
+    """Route and document every resource; serve the /docs page's files and the console."""
     from app.api import docs
     from app.api import register_blueprints as register
     from app.api.converters import configure_url_map
+    from app.console import init_console
     from app.extensions import api
 
     configure_url_map(app.url_map)
     register(api)
     # Through Flask, not the Api: static files have no place in the OpenAPI document.
     app.register_blueprint(docs.bp)
+    # The console's HTML pages are not API endpoints either.
+    init_console(app)
 
 
 def register_error_handlers(app: Flask) -> None:

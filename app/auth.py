@@ -4,7 +4,9 @@ Tokens come from API_READ_TOKENS and API_WRITE_TOKENS; a write token can also
 read. Every request is checked before routing reaches a view, so a new
 endpoint is protected by default: only the blueprints in OPEN_BLUEPRINTS
 (probes, API docs, metrics: no patient data) are reachable without a token,
-and every method other than GET/HEAD/OPTIONS needs a write token.
+and every method other than GET/HEAD/OPTIONS needs a write token. A blueprint
+may authenticate its own way (add_authenticator): the console (app/console)
+takes a signed-in session cookie as well as a bearer token.
 
 A request that fails authentication gets 401, after the failure hooks other
 modules register with add_failure_hook have run: app/rate_limits.py charges it
@@ -27,11 +29,17 @@ from app.errors import APIError
 
 log = logging.getLogger(__name__)
 
-OPEN_BLUEPRINTS = frozenset({"health", "api-docs", "docs", "metrics"})
+# console.public: the console's sign-in form and its stylesheet (no patient data).
+OPEN_BLUEPRINTS = frozenset({"health", "api-docs", "docs", "metrics", "console.public"})
+# Blueprints that change nothing whatever the method: a POST to them needs a read token.
+READ_ONLY_BLUEPRINTS = frozenset({"console"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # app.extensions key of the hooks run on each failed authentication.
 FAILURE_HOOKS = "auth_failure_hooks"
 FailureHook = Callable[[], None]
+# app.extensions keys: the TokenRegistry, and the authenticators of blueprints.
+TOKENS = "auth_tokens"
+AUTHENTICATORS = "auth_authenticators"
 
 
 class Scope(IntEnum):
@@ -53,9 +61,9 @@ class TokenRegistry:
     """The configured tokens, kept as SHA-256 digests and compared in constant time."""
 
     def __init__(self, read_tokens: tuple[str, ...], write_tokens: tuple[str, ...]) -> None:
-        scopes = {_digest(token): Scope.READ for token in read_tokens}
+        scopes = {token_digest(token): Scope.READ for token in read_tokens}
         # A token listed in both lists is a write token.
-        scopes.update({_digest(token): Scope.WRITE for token in write_tokens})
+        scopes.update({token_digest(token): Scope.WRITE for token in write_tokens})
         self._scopes = list(scopes.items())
 
     @property
@@ -70,7 +78,14 @@ class TokenRegistry:
         without stopping at a match, so timing reveals neither which token
         matched nor how much of one did.
         """
-        presented = _digest(token)
+        return self.identify_digest(token_digest(token))
+
+    def identify_digest(self, presented: bytes) -> Principal | None:
+        """The principal whose token has the SHA-256 digest ``presented``, or None.
+
+        For credentials that keep a digest rather than the token itself (the
+        console's session): removing the token from the config revokes them.
+        """
         found: Scope | None = None
         for digest, scope in self._scopes:
             if hmac.compare_digest(digest, presented):
@@ -80,9 +95,14 @@ class TokenRegistry:
         return Principal(name=presented.hex()[:12], scope=found)
 
 
+# Authenticates a request to a blueprint of its own (see add_authenticator).
+Authenticator = Callable[[TokenRegistry], Principal]
+
+
 def init_auth(app: Flask) -> None:
     """Check every request's token before it reaches a view."""
     registry = TokenRegistry(app.config["API_READ_TOKENS"], app.config["API_WRITE_TOKENS"])
+    app.extensions[TOKENS] = registry
     if not registry.enabled:
         log.warning("API_READ_TOKENS and API_WRITE_TOKENS are empty: access control is OFF; "
                     "every client can read and sync (development only)")
@@ -93,10 +113,12 @@ def init_auth(app: Flask) -> None:
         required = required_scope()
         if required is None or not registry.enabled:
             return
+        authenticator = current_app.extensions.get(AUTHENTICATORS, {}).get(
+            (request.blueprint or "").split(".")[0], bearer_principal)
         try:
-            principal = _authenticate(registry)
+            principal = authenticator(registry)
         except APIError:
-            _run_failure_hooks()
+            run_failure_hooks()
             raise
         g.principal = principal
         if principal.scope < required:
@@ -112,7 +134,24 @@ def add_failure_hook(app: Flask, hook: FailureHook) -> None:
     app.extensions.setdefault(FAILURE_HOOKS, []).append(hook)
 
 
-def _run_failure_hooks() -> None:
+def add_authenticator(app: Flask, blueprint: str, authenticator: Authenticator) -> None:
+    """Authenticate requests to ``blueprint`` (and its nested ones) with ``authenticator``.
+
+    It returns the principal, or raises: an APIError counts as a failed
+    authentication (the failure hooks run); any other error is left to the
+    blueprint's error handlers (the console redirects to its sign-in form).
+    """
+    app.extensions.setdefault(AUTHENTICATORS, {})[blueprint] = authenticator
+
+
+def token_registry(app: Flask) -> TokenRegistry:
+    """The configured tokens of ``app``."""
+    registry: TokenRegistry = app.extensions[TOKENS]
+    return registry
+
+
+def run_failure_hooks() -> None:
+    """Run the hooks of a failed authentication (they may raise, e.g. a 429)."""
     for hook in current_app.extensions.get(FAILURE_HOOKS, ()):
         hook()
 
@@ -130,11 +169,13 @@ def scope_for(blueprint: str | None, method: str) -> Scope | None:
     """
     if blueprint in OPEN_BLUEPRINTS:
         return None
+    if blueprint is not None and blueprint.split(".")[0] in READ_ONLY_BLUEPRINTS:
+        return Scope.READ
     # Unknown paths (no blueprint) need a token too, so that probing reveals no routes.
     return Scope.READ if method.upper() in READ_METHODS else Scope.WRITE
 
 
-def _authenticate(registry: TokenRegistry) -> Principal:
+def bearer_principal(registry: TokenRegistry) -> Principal:
     """The principal behind the request's bearer token; 401 when it is missing or unknown."""
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -148,5 +189,6 @@ def _authenticate(registry: TokenRegistry) -> Principal:
     return principal
 
 
-def _digest(token: str) -> bytes:
+def token_digest(token: str) -> bytes:
+    """The SHA-256 digest a token is known by."""
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()

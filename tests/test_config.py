@@ -44,10 +44,30 @@ def test_production_without_tokens_is_refused(tokens: dict[str, str], tmp_path: 
         config_from({"APP_ENV": "production", **tokens}, tmp_path)
 
 
+SECRET = {"SECRET_KEY": "s" * 32}
+
+
 @pytest.mark.parametrize("tokens", [{"API_READ_TOKENS": "r"}, {"API_WRITE_TOKENS": "w"}])
 def test_production_with_tokens_is_accepted(tokens: dict[str, str], tmp_path: Path) -> None:
-    config = config_from({"APP_ENV": "production", **tokens}, tmp_path)
+    config = config_from({"APP_ENV": "production", **tokens, **SECRET}, tmp_path)
     assert config["APP_ENV"] == "production"
+
+
+@pytest.mark.parametrize("secret", [{}, {"SECRET_KEY": ""}, {"SECRET_KEY": "short"}])
+def test_production_without_a_secret_key_is_refused(secret: dict[str, str],
+                                                    tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="APP_ENV=production needs SECRET_KEY"):
+        config_from({"APP_ENV": "production", "API_READ_TOKENS": "r", **secret}, tmp_path)
+
+
+def test_production_console_cookie_is_secure(tmp_path: Path) -> None:
+    config = config_from({"APP_ENV": "production", "API_READ_TOKENS": "r", **SECRET}, tmp_path)
+    assert config["SESSION_COOKIE_SECURE"] is True
+    assert config["SESSION_COOKIE_SAMESITE"] == "Strict"
+
+
+def test_console_stale_age_defaults_to_26_hours(tmp_path: Path) -> None:
+    assert config_from({}, tmp_path)["CONSOLE_STALE_AFTER_HOURS"] == 26
 
 
 def test_development_without_tokens_is_accepted(tmp_path: Path) -> None:
@@ -103,3 +123,13 @@ def test_production_without_tokens_exits_with_one_clear_line(
     assert result.stderr.strip().splitlines()[-1] == (
         "Configuration error: APP_ENV=production needs API_READ_TOKENS and/or API_WRITE_TOKENS: "
         "refusing to serve patient data without access control")
+
+
+def test_production_without_a_secret_key_exits_with_one_clear_line(tmp_path: Path) -> None:
+    env = _refusing_env(tmp_path) | {"API_READ_TOKENS": "r"}
+    env.pop("SECRET_KEY", None)
+    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "Configuration error: APP_ENV=production needs SECRET_KEY")

@@ -1,0 +1,233 @@
+"""What each console page shows, read through the API's queries and the console's own few.
+
+Each function returns the values one template renders; views only parse
+arguments and pick the template. Statement counts are fixed per page
+(tests/test_console_statements.py holds them).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app import history, history_queries, queries
+from app.api.orderings import (
+    PATIENT_SORTS,
+    PAYMENTS_BY_ID,
+    SYNCS_NEWEST_FIRST,
+    by_record,
+    newest_version_first,
+    patient_sorts,
+    payments_by_id,
+)
+from app.api.serializers import change_json
+from app.console import charts, formatting
+from app.console import queries as console_queries
+from app.console.errors import ConsoleError
+from app.console.paging import Page, pinning, position, read_page
+from app.console.timeline import Timeline, patient_timeline, payment_timelines
+from app.events.status import relay_status
+from app.extensions import db
+from app.sync.report import COUNTED_OUTCOMES
+from app.types import utcnow
+
+ENTITIES = ("patients", "payments")
+SYNCS_PER_PAGE = 50
+CHANGES_PER_PAGE = 100
+PATIENTS_PER_PAGE = 50
+TOP_PAYERS = 10
+# A patient's payments on its page; more than this are counted, not listed.
+PAYMENTS_SHOWN = 200
+HISTOGRAM_BUCKETS = 20
+# The per-sync chart's series, in stacking order (bottom first).
+CHART_OUTCOMES = ("created", "updated", "deleted", "restored", "rejected")
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def overview() -> dict[str, Any]:
+    """Live figures, the last applied sync of each entity, staleness and the relay's lag."""
+    session = db.session
+    stale_after = timedelta(hours=current_app.config["CONSOLE_STALE_AFTER_HOURS"])
+    reports = {report["entity"]: report for report in console_queries.last_syncs(session)}
+    now = utcnow()
+    last = []
+    for entity in ENTITIES:
+        report = reports.get(entity)
+        started = _parse_time(report["startedAt"]) if report else None
+        last.append({"entity": entity, "report": report, "started": started,
+                     "duration": _duration(report) if report else None,
+                     "stale": started is None or now - started > stale_after})
+    relay = relay_status(session, configured=bool(current_app.config["EVENTS_BROKER_URL"]))
+    return {"figures": console_queries.figures(session), "last": last, "relay": relay,
+            "stale_after": stale_after, "now": now}
+
+
+def _duration(report: dict[str, Any]) -> float:
+    """Seconds from a report's start to its finish."""
+    started, finished = _parse_time(report["startedAt"]), _parse_time(report["finishedAt"])
+    return (finished - started).total_seconds() if started and finished else 0.0
+
+
+def syncs(cursor: str | None) -> dict[str, Any]:
+    """A page of recorded syncs, newest first, and charts of the same syncs over time."""
+    dialect = db.session.get_bind().dialect.name
+    page = read_page(queries.sync_runs(dialect), SYNCS_NEWEST_FIRST, cursor, SYNCS_PER_PAGE)
+    reports = [row.report for row in page.rows]
+    for report in reports:
+        report["duration"] = _duration(report)
+    return {"reports": reports, "next_cursor": page.next_cursor, "first": cursor is None,
+            "charts": _sync_charts(list(reversed(reports)))}
+
+
+def _sync_charts(reports: list[dict[str, Any]]) -> list[charts.Chart]:
+    """Records per outcome and duration, per sync, oldest on the left."""
+    if not reports:
+        return []
+    labels = [f"#{r['syncId']}" for r in reports]
+    hover = [f"Sync {r['syncId']} ({r['entity']}{', dry run' if r['dryRun'] else ''}), "
+             f"{r['startedAt'][:16].replace('T', ' ')} UTC: "
+             + ", ".join(f"{name} {r[name]:,}" for name in CHART_OUTCOMES) for r in reports]
+    outcomes = charts.stacked_bars(
+        "Records changed or rejected per sync", labels, CHART_OUTCOMES,
+        [[r[name] for name in CHART_OUTCOMES] for r in reports],
+        x_label="Sync (oldest left)", y_label="Records", hover=hover)
+    durations = charts.points(
+        "Sync duration", labels, [r["duration"] for r in reports],
+        x_label="Sync (oldest left)", y_label="Seconds",
+        hover=[f"Sync {r['syncId']} ({r['entity']}): {r['duration']:.3f} s" for r in reports])
+    return [outcomes, durations]
+
+
+def sync(sync_id: int, cursor: str | None) -> dict[str, Any]:
+    """One sync's report, its rejected records, and a page of the changes it made."""
+    report = queries.sync_report(db.session, sync_id)
+    if report is None:
+        raise ConsoleError.not_found(f"There is no sync {sync_id} (it may have been pruned).")
+    after = position(by_record(), cursor) if cursor is not None else None
+    changes, parameters = queries.sync_changes(
+        report["entity"], sync_id, limit=CHANGES_PER_PAGE + 1,
+        after_record_id=None if after is None else after[0])
+    page = read_page(sa.select(changes), by_record(changes), cursor, CHANGES_PER_PAGE,
+                     parameters=parameters)
+    return {"report": report, "duration": _duration(report),
+            "outcomes": COUNTED_OUTCOMES, "changes": [change_json(row) for row in page.rows],
+            "next_cursor": page.next_cursor, "first": cursor is None}
+
+
+@dataclass(frozen=True)
+class PatientView:
+    """A patient as shown: the row (None if not live then), payments and timelines."""
+
+    external_id: str
+    row: Any
+    payments: list[Any]
+    more_payments: bool
+    timeline: Timeline
+    payment_timelines: dict[str, Timeline]
+    as_of: datetime | None
+
+
+def patient(external_id: str, as_of: datetime | None) -> PatientView:
+    """A patient now or as of an instant (SPEC §5 semantics), with every version it had."""
+    session = db.session
+    if as_of is not None:
+        horizon = history.horizon(session)
+        if horizon is not None and as_of < horizon:
+            raise ConsoleError.bad_input(f"History before {horizon:%Y-%m-%d %H:%M} UTC was "
+                                         "pruned; pick a later time.")
+        row = history_queries.live_patient_at(session, external_id, as_of)
+    else:
+        row = queries.live_patient(session, external_id)
+    record_id = row.id if row is not None else queries.stored_patient_id(session, external_id)
+    if record_id is None:
+        raise ConsoleError.not_found(f"No patient was ever stored under the id '{external_id}'.")
+    versions = queries.patient_history(record_id)
+    timeline = patient_timeline(session.execute(
+        sa.select(versions).order_by(*newest_version_first(versions).order_by())).all())
+    payments: list[Any] = []
+    if row is not None:
+        if as_of is None:
+            listed, key = queries.live_payments(external_id), PAYMENTS_BY_ID
+        else:
+            listed, columns = history_queries.live_payments_at(as_of, external_id)
+            key = payments_by_id(columns.c)
+        payments = session.execute(
+            listed.order_by(*key.order_by()).limit(PAYMENTS_SHOWN + 1)).all()
+    shown = payments[:PAYMENTS_SHOWN]
+    ids = [payment.id for payment in shown]
+    version_rows = session.execute(console_queries.payment_versions(ids)).all() if ids else []
+    return PatientView(external_id, row, shown, len(payments) > PAYMENTS_SHOWN, timeline,
+                       payment_timelines(version_rows), as_of)
+
+
+def analytics(payment_min: Decimal | None, payment_max: Decimal | None, sort: str,
+              cursor: str | None) -> dict[str, Any]:
+    """The histogram of totals, the top payers, and a page of the range query."""
+    session = db.session
+    top = session.execute(queries.live_patients().order_by(
+        *PATIENT_SORTS["-paymentsTotal"].order_by()).limit(TOP_PAYERS)).all()
+    return {"histogram": _histogram(), "top": top,
+            "range": _range_page(payment_min, payment_max, sort, cursor),
+            "first": cursor is None}
+
+
+def _range_page(payment_min: Decimal | None, payment_max: Decimal | None, sort: str,
+                cursor: str | None) -> Page:
+    """GET /patients?payment_min&payment_max&sort, one page, pinned like the API's pages."""
+    read = pinning(cursor)
+    if read.as_of is None:
+        query, key = queries.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
+    else:
+        query, listed = history_queries.live_patients_at(read.as_of, payment_min, payment_max)
+        key = patient_sorts(listed.c)[sort]
+    return read_page(query, key, cursor, PATIENTS_PER_PAGE, pin=read.pin)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """The chart and its data table: (from, to, patients) per bucket."""
+
+    chart: charts.Chart
+    buckets: list[tuple[Decimal, Decimal, int]]
+    patients: int
+
+
+def _histogram() -> Histogram | None:
+    """Live patients by total, in about HISTOGRAM_BUCKETS buckets of a round width."""
+    session = db.session
+    spread = console_queries.totals_spread(session)
+    if spread.patients == 0 or spread.low is None or spread.high is None:
+        return None
+    width = bucket_width(spread.low, spread.high)
+    counts = console_queries.totals_histogram(session, width)
+    first, last = min(counts), max(counts)
+    buckets = [(index * width, (index + 1) * width, counts.get(index, 0))
+               for index in range(first, last + 1)]
+    labels = [formatting.money(low) for low, _, _ in buckets]
+    hover = [f"{formatting.money(low)} to {formatting.money(high)}: {n:,} patient{'s' * (n != 1)}"
+             for low, high, n in buckets]
+    chart = charts.stacked_bars(
+        "Patients by total of live payments", labels, ("patients",),
+        [[n] for _, _, n in buckets], x_label=f"Total of live payments (bucket start; "
+        f"buckets of {formatting.money(width)})", y_label="Patients", hover=hover)
+    return Histogram(chart, buckets, spread.patients)
+
+
+def bucket_width(low: Decimal, high: Decimal) -> Decimal:
+    """A round bucket width (1, 2 or 5 times a power of ten, at least a cent) for [low, high]."""
+    span = float(high - low)
+    # Every total alike: one bucket, wide enough to hold it.
+    step = (charts.nice_step(span, HISTOGRAM_BUCKETS) if span > 0
+            else charts.nice_step(abs(float(high)) or 1.0, 1))
+    exponent = math.floor(math.log10(step))
+    width = Decimal(round(step / 10 ** exponent)).scaleb(exponent)
+    return max(width, Decimal("0.01"))

@@ -1,0 +1,58 @@
+"""Sign-in, sign-out and the stylesheet: the console's only parts reachable without a token.
+
+A blueprint of its own nested in the console's ("console.public"), so that
+app/auth.py lets it through (OPEN_BLUEPRINTS) while the console's headers
+and error pages still apply. Nothing here shows patient data.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+
+from app.auth import run_failure_hooks, token_registry
+from app.console import session
+
+public = Blueprint("public", __name__, static_folder="static", static_url_path="/static")
+
+
+@public.get("/sign-in")
+def sign_in() -> str:
+    """The sign-in form."""
+    return render_template("console/sign_in.html", next=_next_page(),
+                           csrf=session.csrf_token())
+
+
+@public.post("/sign-in")
+def submit_sign_in() -> Response | tuple[str, int]:
+    """Check the token from the form body; start a session, or show the form again (401)."""
+    session.check_csrf()
+    registry = token_registry(current_app)
+    if not registry.enabled:
+        return redirect(url_for("console.show_overview"), 303)
+    if session.sign_in(registry, request.form.get("token", "").strip()) is None:
+        # The rate limiter charges the failure (and answers 429 once the budget is spent).
+        run_failure_hooks()
+        return render_template("console/sign_in.html", next=_next_page(),
+                               csrf=session.csrf_token(),
+                               error="That token is not valid."), 401
+    return redirect(_next_page() or url_for("console.show_overview"), 303)
+
+
+@public.post("/sign-out")
+def submit_sign_out() -> Response:
+    """End the session and go back to the sign-in form."""
+    session.check_csrf()
+    session.sign_out()
+    return redirect(url_for("console.public.sign_in"), 303)
+
+
+def _next_page() -> str | None:
+    """Where to go after signing in: a console path of this site only, never another host."""
+    target = request.values.get("next", "")
+    parts = urlsplit(target)
+    console = url_for("console.show_overview")
+    if parts.scheme or parts.netloc or not target.startswith(console) or "\\" in target:
+        return None
+    return target

@@ -1,0 +1,75 @@
+"""The console's pages: parse the query string, read through pages.py, render. Read-only."""
+
+from __future__ import annotations
+
+from flask import render_template, request
+from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.routing import PathConverter
+
+from app.console import args, pages
+from app.console.blueprint import bp
+from app.console.errors import ConsoleError
+
+SYNC_ID_MAX = 2**31 - 1
+
+
+class RestOfPath(PathConverter):
+    """Whatever follows /console/, newlines and NUL bytes included ("path" stops at a newline)."""
+
+    regex = r"[\s\S]+"
+    part_isolating = False
+
+
+@bp.get("/")
+def show_overview() -> str:
+    """Live figures, the last sync of each entity, staleness and the event relay's lag."""
+    return render_template("console/overview.html", **pages.overview())
+
+
+@bp.get("/syncs")
+def list_syncs() -> str:
+    """Recorded syncs, newest first, with charts of their outcomes and durations."""
+    return render_template("console/syncs.html", **pages.syncs(args.cursor()))
+
+
+@bp.get("/syncs/<sync_id>")
+def show_sync(sync_id: str) -> str:
+    """One sync: its report, rejected records and changes."""
+    # Checked here, not by an int converter: a value a converter refuses would
+    # skip the console's own 404 page. sync_runs.id is 32-bit.
+    if not (sync_id.isascii() and sync_id.isdigit() and len(sync_id) <= 10
+            and int(sync_id) <= SYNC_ID_MAX):
+        raise ConsoleError.not_found("There is no sync with this id.")
+    return render_template("console/sync.html", **pages.sync(int(sync_id), args.cursor()))
+
+
+@bp.get("/patient")
+def show_patient() -> str:
+    """Look a patient up by externalId (a query parameter: any id works); optionally as of."""
+    external_id, as_of = args.external_id(), args.instant()
+    if external_id is None:
+        return render_template("console/patient.html", view=None, as_of=as_of)
+    return render_template("console/patient.html", view=pages.patient(external_id, as_of),
+                           as_of=as_of)
+
+
+@bp.get("/analytics")
+def show_analytics() -> str:
+    """The distribution of totals, the top payers, and the range query with keyset paging."""
+    payment_min, payment_max = args.bounds()
+    sort = args.sort()
+    return render_template("console/analytics.html", payment_min=payment_min,
+                           payment_max=payment_max, sort=sort,
+                           **pages.analytics(payment_min, payment_max, sort, args.cursor()))
+
+
+@bp.route("/<console_rest:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def no_such_page(anything: str) -> str:
+    """Any other console address or method: the console's own 404 or 405, behind its sign-in.
+
+    Without it such requests match no console route, and the API's rules
+    (a bearer token, a JSON error) would answer them.
+    """
+    if request.method != "GET":
+        raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+    raise ConsoleError.not_found("There is no console page at this address.")
