@@ -146,6 +146,8 @@ class PaymentVersion(VersionMixin, Base):
         # made, in record order, so a page is an index range, not a scan.
         sa.Index("ix_payment_versions_ended_by_record_id", "ended_by", "record_id"),
         sa.Index("ix_payment_versions_sync_id_record_id", "sync_id", "record_id"),
+        # One patient's payments as of an instant (GET /patients/<id>?as_of=, the console).
+        sa.Index("ix_payment_versions_patient_id_valid_from", "patient_id", "valid_from"),
     )
 
 

@@ -8,6 +8,7 @@ back to a sequential scan anyway and the test fails.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -16,8 +17,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import queries
-from app.api.orderings import PATIENT_SORTS, PAYMENTS_BY_ID, by_record
+from app import history_queries, queries
+from app.api.orderings import PATIENT_SORTS, PAYMENTS_BY_ID, by_record, payments_by_id
 from app.extensions import db
 from tests.helpers import patient_record, payment_record, sync
 
@@ -123,3 +124,17 @@ def test_a_page_of_changes_reads_about_a_page_of_rows(app: Flask, client: FlaskC
     with app.app_context():
         assert len(db.session.execute(query).all()) == limit + 1
     assert rows_read(app, query, "payments") <= 2 * (limit + 1)
+
+
+def test_one_patient_as_of_reads_only_its_own_versions(app: Flask, seeded: None) -> None:
+    at = datetime.now(UTC)
+    used = indexes_used(app, history_queries.one_patient_at("p1", at))
+    assert {"ix_payment_versions_patient_id_valid_from", "ix_payments_live_patient_id_id",
+            "ix_patient_versions_record_id_valid_from"} <= used
+
+
+def test_one_patients_payments_as_of_read_only_its_own_versions(app: Flask,
+                                                                 seeded: None) -> None:
+    query, listed = history_queries.live_payments_at(datetime.now(UTC), "p1")
+    used = indexes_used(app, page(query, payments_by_id(listed.c)))
+    assert {"ix_payment_versions_patient_id_valid_from", "ix_payments_live_patient_id_id"} <= used
