@@ -34,6 +34,8 @@ OPEN_BLUEPRINTS = frozenset({"health", "api-docs", "docs", "metrics", "console.p
 # Blueprints that change nothing whatever the method: a POST to them needs a read token.
 READ_ONLY_BLUEPRINTS = frozenset({"console"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What a request without a token is told to send.
+BEARER_CHALLENGE = 'Bearer realm="patient-payments"'
 # app.extensions key of the hooks run on each failed authentication.
 FAILURE_HOOKS = "auth_failure_hooks"
 FailureHook = Callable[[], None]
@@ -181,7 +183,7 @@ def bearer_principal(registry: TokenRegistry) -> Principal:
     if scheme.lower() != "bearer" or not token.strip():
         raise APIError(401, "unauthorized", "A bearer token is required: "
                        "send 'Authorization: Bearer <token>'.",
-                       headers={"WWW-Authenticate": 'Bearer realm="patient-payments"'})
+                       headers={"WWW-Authenticate": BEARER_CHALLENGE})
     principal = registry.identify(token.strip())
     if principal is None:
         raise APIError(401, "unauthorized", "The bearer token is not valid.",

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench import read_floor, sync_floor
+from bench.console import console_pages
 from bench.events import events_bench
 from bench.generate import generate
 
@@ -255,8 +256,14 @@ def deep_page(base: str, pages: int) -> tuple[str, int]:
     return url, pages
 
 
-def reads(data: Path, seconds: int) -> dict[str, dict[str, float]]:
-    """Read latencies after the initial sync, cache on and off; then reads over history."""
+Figures = dict[str, dict[str, float]]
+
+
+def reads(data: Path, seconds: int) -> tuple[Figures, Figures]:
+    """Read latencies after the initial sync, cache on and off; then reads over history.
+
+    Returns the API's figures and the console's.
+    """
     fresh_database()
     server = Server()
     try:
@@ -294,15 +301,17 @@ def reads(data: Path, seconds: int) -> dict[str, dict[str, float]]:
                 figures |= {f"floor: {name}": values for name, values in floor.items()}
         finally:
             server.stop()
-    return figures | history_reads(data, seconds, initial["payments"])
+    history, console = history_reads(data, seconds, initial["payments"])
+    return figures | history, console
 
 
-def history_reads(data: Path, seconds: int, initial_sync: int) -> dict[str, dict[str, float]]:
-    """Reads over history (SPEC §5), uncached, after the next day's re-sync.
+def history_reads(data: Path, seconds: int, initial_sync: int) -> tuple[Figures, Figures]:
+    """Reads over history (SPEC §5), uncached, after the next day's re-sync; then the console.
 
     Changes pages are measured like the list pages above (8 connections);
     ``as_of`` range queries, which aggregate versions, with one connection:
-    the budget is a p50 for one client.
+    the budget is a p50 for one client. Console pages (SPEC §7): p50/p95
+    over 50 requests each, one connection.
     """
     base = f"http://127.0.0.1:{PORT}"
     server = Server(READ_CACHE_SIZE="0")
@@ -328,9 +337,19 @@ def history_reads(data: Path, seconds: int, initial_sync: int) -> dict[str, dict
         as_of = f"&as_of={quote(before_resync)}"
         figures["range as_of before the re-sync (uncached, 1 connection)"] = wrk(
             f"{base}/patients?payment_min=100&payment_max=200{as_of}", seconds, connections=1)
-        return figures
+        figures["one patient as_of before the re-sync (uncached, 1 connection)"] = wrk(
+            f"{base}/patients/{quote(top_payer(base), safe='')}?{as_of[1:]}", seconds,
+            connections=1)
+        return figures, console_pages(base, TOKEN)
     finally:
         server.stop()
+
+
+def top_payer(base: str) -> str:
+    """The externalId of the live patient with the highest total."""
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{base}/patients?sort=-paymentsTotal&limit=1", headers=AUTH)) as response:
+        return str(json.load(response)[0]["externalId"])
 
 
 def relay_publishing(data: Path) -> dict[str, float]:
@@ -378,7 +397,7 @@ def main() -> None:
         rounds.append(figures)
     syncs = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     log("reads")
-    read_figures = reads(data, args.wrk_seconds)
+    read_figures, console_figures = reads(data, args.wrk_seconds)
     relay_figures: dict[str, float] = {}
     if not args.no_events:
         log("event relay")
@@ -387,6 +406,7 @@ def main() -> None:
               "payments": SCALES[args.scale][1], "repeat": args.repeat,
               "at": datetime.now(UTC).isoformat(timespec="seconds"),
               "syncs_median": syncs, "sync_rounds": rounds, "reads": read_figures,
+              "console": console_figures,
               "events": relay_figures}
     out = ROOT / "bench" / "results" / f"{result['at'].replace(':', '')}-{args.scale}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -430,6 +450,10 @@ def table(result: dict[str, Any]) -> str:
             ("varied URLs, uncached", "varied_urls (uncached)", "floor: varied-URL")):
         lines.append(f"| {label} | {reads[ours]['rps']:.0f} | {reads[floor]['rps']:.0f} | "
                      f"{reads[ours]['rps'] / reads[floor]['rps']:.2f} |")
+    lines += ["", "| console page (1 connection, after the re-sync) | p50 ms | p95 ms |",
+              "|---|---|---|"]
+    for name, figures in result["console"].items():
+        lines.append(f"| {name} | {figures['p50_ms']:.1f} | {figures['p95_ms']:.1f} |")
     events = result["events"]
     if not events:
         return "\n".join(lines)

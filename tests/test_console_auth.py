@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from markupsafe import escape
 
 from tests.console_support import AUTH_ON, READ_TOKEN, WRITE_TOKEN, csrf_of, sign_in
 from tests.helpers import patient_record, payment_record, post_snapshot
@@ -33,12 +34,15 @@ def seeded(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_console_page_without_credentials_redirects_to_sign_in_with_no_data(
+def test_console_page_without_credentials_is_401_with_the_sign_in_form_and_no_data(
         client: FlaskClient, seeded: None, path: str) -> None:
     response = client.get(path)
-    assert response.status_code == 303
-    assert response.headers["Location"].startswith("/console/sign-in?next=")
-    assert b"Lovelace" not in response.data and b"12.34" not in response.data
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    page = response.get_data(as_text=True)
+    assert 'name="token"' in page
+    assert f'name="next" value="{escape(path)}"' in page
+    assert "Lovelace" not in page and "12.34" not in page
 
 
 def test_sign_in_with_a_read_token_opens_the_console(client: FlaskClient, seeded: None) -> None:
@@ -64,14 +68,14 @@ def test_sign_in_with_a_bad_token_shows_the_form_again_with_401(client: FlaskCli
     response = sign_in(client, token="not-a-token")
     assert response.status_code == 401
     assert "That token is not valid." in response.get_data(as_text=True)
-    assert client.get("/console/").status_code == 303
+    assert client.get("/console/").status_code == 401
 
 
 def test_sign_in_without_the_csrf_token_is_refused(client: FlaskClient) -> None:
     client.get("/console/sign-in")
     response = client.post("/console/sign-in", data={"token": READ_TOKEN})
     assert response.status_code == 400
-    assert client.get("/console/").status_code == 303
+    assert client.get("/console/").status_code == 401
 
 
 def test_session_cookie_holds_no_token(client: FlaskClient) -> None:
@@ -93,7 +97,7 @@ def test_removing_the_token_from_the_config_ends_its_sessions(app: Any,
     sign_in(client)
     assert client.get("/console/").status_code == 200
     app.extensions["auth_tokens"].__init__((), (WRITE_TOKEN,))
-    assert client.get("/console/").status_code == 303
+    assert client.get("/console/").status_code == 401
 
 
 def test_sign_out_ends_the_session(client: FlaskClient) -> None:
@@ -101,7 +105,7 @@ def test_sign_out_ends_the_session(client: FlaskClient) -> None:
     page = client.get("/console/").get_data(as_text=True)
     response = client.post("/console/sign-out", data={"csrf": csrf_of(page)})
     assert response.status_code == 303
-    assert client.get("/console/").status_code == 303
+    assert client.get("/console/").status_code == 401
 
 
 def test_a_bearer_header_also_opens_console_pages(client: FlaskClient, seeded: None) -> None:

@@ -15,9 +15,9 @@ from flask import Flask, Response, current_app
 
 from app.auth import add_authenticator, token_registry
 from app.console.blueprint import bp
-from app.console.errors import register_error_pages
+from app.console.errors import SignInRequired, register_error_pages
 from app.console.formatting import HELPERS
-from app.console.public import public
+from app.console.public import ask_to_sign_in, public
 from app.console.session import console_principal, csrf_token, signed_in, use_instance_secret
 from app.console.views import RestOfPath  # importing the views registers the pages on bp
 
@@ -36,6 +36,7 @@ SECURITY_HEADERS = {
 
 bp.register_blueprint(public)
 register_error_pages(bp)
+bp.register_error_handler(SignInRequired, ask_to_sign_in)
 
 
 @bp.after_request

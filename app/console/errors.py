@@ -8,10 +8,9 @@ picks a blueprint's handler for the same class first.
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlencode
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, render_template
 from werkzeug.exceptions import HTTPException
 
 from app.api.error_handlers import DATABASE_RETRY_AFTER, DATABASE_UNAVAILABLE
@@ -42,19 +41,11 @@ class ConsoleError(Exception):
 
 
 class SignInRequired(Exception):
-    """The request carries no usable credential: send the browser to the sign-in form."""
+    """The request carries no usable credential: answer 401 with the sign-in form."""
 
 
 def register_error_pages(bp: Blueprint) -> None:
     """Answer every failure of the console's pages with an HTML page."""
-
-    @bp.errorhandler(SignInRequired)
-    def sign_in_first(error: SignInRequired) -> Response:
-        # 303 and nothing else: no data, and the page to come back to (a path of ours).
-        target = url_for("console.public.sign_in")
-        if request.method == "GET":
-            target += "?" + urlencode({"next": request.full_path.rstrip("?")})
-        return redirect(target, 303)
 
     @bp.errorhandler(ConsoleError)
     def console_error(error: ConsoleError) -> tuple[str, int]:

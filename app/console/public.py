@@ -11,8 +11,9 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
-from app.auth import run_failure_hooks, token_registry
+from app.auth import BEARER_CHALLENGE, run_failure_hooks, token_registry
 from app.console import session
+from app.console.errors import SignInRequired
 
 public = Blueprint("public", __name__, static_folder="static", static_url_path="/static")
 
@@ -46,6 +47,16 @@ def submit_sign_out() -> Response:
     session.check_csrf()
     session.sign_out()
     return redirect(url_for("console.public.sign_in"), 303)
+
+
+def ask_to_sign_in(error: SignInRequired) -> tuple[str, int, dict[str, str]]:
+    """A console page asked for without a credential: 401, as the API answers, with the form.
+
+    No data, and signing in comes back to the page that was asked for.
+    """
+    back_to = request.full_path.rstrip("?") if request.method == "GET" else None
+    return (render_template("console/sign_in.html", next=back_to, csrf=session.csrf_token()),
+            401, {"WWW-Authenticate": BEARER_CHALLENGE})
 
 
 def _next_page() -> str | None:
