@@ -100,6 +100,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
                                       minimum=0),
         "SYNC_MAX_RECORD_BYTES": as_number("SYNC_MAX_RECORD_BYTES", 1024 * 1024, env, kind=int,
                                            minimum=1024),
+        "SYNC_WORK_MEM": env.get("SYNC_WORK_MEM", "").strip() or "128MB",
         "SYNC_MAX_ERRORS": as_number("SYNC_MAX_ERRORS", 1000, env, kind=int, minimum=0),
         # The change-event relay (`flask events relay`, SPEC §6). Of these the API reads only
         # EVENTS_BROKER_URL: when it is set, /metrics shows the lag before the relay first ran.
@@ -157,6 +158,9 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise ConfigError("APP_ENV=production needs SECRET_KEY (at least 32 characters, e.g. "
                           "from `python3 -c 'import secrets; print(secrets.token_hex(32))'`): "
                           "it signs the console's sign-in cookie")
+    if not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB)", config["SYNC_WORK_MEM"]):
+        raise ConfigError(f"SYNC_WORK_MEM={config['SYNC_WORK_MEM']!r} is not a PostgreSQL "
+                          "memory size such as 128MB or 1GB")
     for name in ("RATELIMIT_SYNC", "RATELIMIT_READ", "RATELIMIT_AUTH_FAILURES"):
         try:
             usable = all(limit.amount >= 1 for limit in parse_many(config[name]))

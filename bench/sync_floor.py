@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 import psycopg2
 
-WORK_MEM = "128MB"  # as app.sync.merge.SYNC_WORK_MEM
+WORK_MEM = os.environ.get("SYNC_WORK_MEM", "128MB")  # as the service (config.py)
 MAX_AMOUNT = Decimal("9999999999.99")  # NUMERIC(12,2)
 
 

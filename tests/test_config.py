@@ -78,6 +78,8 @@ def test_development_without_tokens_is_accepted(tmp_path: Path) -> None:
     ("RATELIMIT_READ", "lots"), ("RATELIMIT_SYNC", "60 per fortnight"),
     ("RATELIMIT_SYNC", "0 per minute"), ("RATELIMIT_READ", ""), ("APP_ENV", "staging"),
     ("LOG_LEVEL", "LOUD"), ("TRUSTED_PROXIES", "-1"), ("RATELIMIT_ENABLED", "maybe"),
+    ("SYNC_WORK_MEM", "lots"), ("SYNC_WORK_MEM", "1GB'; DROP TABLE payments; --"),
+    ("SYNC_WORK_MEM", "0MB"),
 ])
 def test_bad_values_are_refused_at_startup(name: str, value: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=name):
@@ -133,3 +135,8 @@ def test_production_without_a_secret_key_exits_with_one_clear_line(tmp_path: Pat
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
         "Configuration error: APP_ENV=production needs SECRET_KEY")
+
+
+def test_sync_work_mem_defaults_to_128mb_and_takes_larger_sizes(tmp_path: Path) -> None:
+    assert config_from({}, tmp_path)["SYNC_WORK_MEM"] == "128MB"
+    assert config_from({"SYNC_WORK_MEM": "1GB"}, tmp_path)["SYNC_WORK_MEM"] == "1GB"

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 
+from app.sync import merge
 from tests.helpers import (
     REPORT_OUTCOMES,
     error_code,
@@ -447,3 +450,19 @@ def test_sync_payments_mixed_upload_counts_every_element_once(client: FlaskClien
     assert [e["index"] for e in report["errors"]] == [4, 5, 6, 7, 8]
     assert report["errors"][-1]["externalId"] is None
     assert stored_payments(client).keys() == {"m1", "m2", "m4", "m5"}
+
+
+@pytest.mark.postgresql_only
+@pytest.mark.parametrize("app_config", [{"SYNC_WORK_MEM": "200MB"}])
+def test_a_sync_runs_with_the_configured_work_mem(client: FlaskClient) -> None:
+    seen: list[str] = []
+    build_plan = merge.build_plan
+
+    def watching(connection: sa.Connection, *args: Any, **kwargs: Any) -> Any:
+        seen.append(connection.scalar(sa.text("SHOW work_mem")))
+        return build_plan(connection, *args, **kwargs)
+
+    sync(client, "patients", [patient_record("p1")])
+    with mock.patch.object(merge, "build_plan", watching):
+        sync(client, "payments", [payment_record("m1", "p1")])
+    assert seen == ["200MB"]

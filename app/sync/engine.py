@@ -60,7 +60,7 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
             connection = session.connection()
             with sync_lock(connection, settings.lock_timeout):
                 now = utcnow()
-                merge.tune_transaction(connection)
+                merge.tune_transaction(connection, settings.work_mem)
                 # Opened first, so that every row the merge writes names its sync; a
                 # dry run keeps its record (under the lock, so sync_runs ids are
                 # committed in order) and undoes only its merge.

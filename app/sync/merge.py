@@ -18,9 +18,6 @@ from app.sync.entity import Entity
 from app.sync.report import RecordError
 from app.types import UTCDateTime
 
-# Hash joins and aggregates over a million staged rows spill to disk with the
-# default 4MB; this applies to the sync's own transaction only.
-SYNC_WORK_MEM = "128MB"
 # Refresh planner statistics inside the sync when it rewrote this share of a
 # table, so the next statements and the first readers get good plans.
 ANALYZE_SHARE = 0.1
@@ -34,10 +31,14 @@ class SyncStamp:
     at: datetime
 
 
-def tune_transaction(connection: sa.Connection) -> None:
-    """Give the sync's transaction the memory its set-based statements need (PostgreSQL)."""
+def tune_transaction(connection: sa.Connection, work_mem: str) -> None:
+    """Give the sync's transaction the memory its set-based statements need (PostgreSQL).
+
+    Hash joins and aggregates over a million staged rows spill to disk with
+    the default 4MB; this applies to the sync's own transaction only.
+    """
     if connection.dialect.name == "postgresql":
-        connection.execute(sa.text(f"SET LOCAL work_mem = '{SYNC_WORK_MEM}'"))
+        connection.execute(sa.select(sa.func.set_config("work_mem", work_mem, True)))
 
 
 def count_live(connection: sa.Connection, target: sa.Table) -> int:

@@ -33,6 +33,9 @@ class SyncSettings:
     max_delete_ratio: float = 0.5
     guard_min_rows: int = 100
     max_errors: int = 1000
+    # PostgreSQL's work_mem inside a sync: its hash joins and aggregates hold one
+    # entry per staged row, and spill to disk beyond it.
+    work_mem: str = "128MB"
 
     @classmethod
     def from_config(cls, config: Any) -> SyncSettings:
@@ -40,7 +43,8 @@ class SyncSettings:
         return cls(lock_timeout=config["SYNC_LOCK_TIMEOUT"],
                    max_delete_ratio=config["SYNC_MAX_DELETE_RATIO"],
                    guard_min_rows=config["SYNC_GUARD_MIN_ROWS"],
-                   max_errors=config["SYNC_MAX_ERRORS"])
+                   max_errors=config["SYNC_MAX_ERRORS"],
+                   work_mem=config["SYNC_WORK_MEM"])
 
 
 @dataclass(frozen=True)
