@@ -203,6 +203,16 @@ def test_analytics_histogram_counts_every_live_patient_once(client: FlaskClient)
     assert bars(text) == len(counts)
 
 
+def test_analytics_histogram_follows_a_sync(client: FlaskClient) -> None:
+    sync(client, "patients", [patient_record("p1")])
+    before = page(client, "/console/analytics")
+    sync(client, "patients", [patient_record("p1"), patient_record("p2")])
+    after = page(client, "/console/analytics")
+    counts = [sum(int(n) for n in re.findall(r'<td class="num">([\d,]+)</td></tr>', text))
+              for text in (before, after)]
+    assert counts == [1, 2]
+
+
 def test_analytics_histogram_puts_negative_totals_below_zero(client: FlaskClient) -> None:
     sync(client, "patients", [patient_record("p1"), patient_record("p2")])
     sync(client, "payments", [payment_record("m1", "p1", "-5.00"),

@@ -22,7 +22,7 @@ PAGES = {
     "/console/patient?id=p1": 4,
     # horizon, patient then, its versions, its payments then, their versions
     "/console/patient?id=p1&as_of=2100-01-01T00:00:00%2B00:00": 5,
-    # top payers, totals spread, histogram, data version, last sync start, the range page
+    # data version, top payers, totals spread, histogram, last sync start, the range page
     "/console/analytics": 6,
 }
 
@@ -44,3 +44,13 @@ def test_console_page_runs_a_fixed_number_of_statements(
         response = client.get(url.format(sync_id=seeded))
     assert response.status_code == 200
     assert len(query_recorder.statements) == statements, query_recorder.statements
+
+
+def test_analytics_histogram_is_read_once_per_data_version(
+        client: FlaskClient, seeded: int, query_recorder: QueryRecorder) -> None:
+    client.get("/console/analytics")
+    with query_recorder:
+        response = client.get("/console/analytics?payment_min=1")
+    assert response.status_code == 200
+    # data version, top payers, last sync start, the range page: no spread, no histogram.
+    assert len(query_recorder.statements) == 4, query_recorder.statements

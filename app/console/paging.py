@@ -64,13 +64,12 @@ class Pinning:
     pin: Pin | None
 
 
-def pinning(cursor: str | None) -> Pinning:
+def pinning(cursor: str | None, version: str | None) -> Pinning:
     """Read a later page live while the data is the first page's, else as of its pin.
 
-    A first page is pinned to the current data version and the start of the
-    last applied sync (the instant that names that data), as the API does.
+    A first page is pinned to the current data ``version`` and the start of
+    the last applied sync (the instant that names that data), as the API does.
     """
-    version = queries.data_version(db.session)
     pin = cursor_pin(cursor) if cursor is not None else None
     if pin is not None:
         return Pinning(None if pin.version == version else pin.at, pin)
