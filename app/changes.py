@@ -43,14 +43,18 @@ def describe(row: Any) -> Change:
     after = {key: getattr(row, f"after_{column}") for key, column in keys}
     before = {key: getattr(row, f"before_{column}") for key, column in keys}
     was_deleted = row.existed and row.before_deleted is not None
-    is_deleted = row.after_deleted is not None
-    if not row.existed:
-        op = "created"
-    elif is_deleted and not was_deleted:
-        op = "deleted"
-    elif was_deleted and not is_deleted:
-        op = "restored"
-    else:
-        op = "updated"
+    op = op_of(row.existed, was_deleted, row.after_deleted is not None)
     changed = [key for key, _ in keys if not row.existed or before[key] != after[key]]
     return Change(op, before, after, changed)
+
+
+def op_of(existed: bool, was_deleted: bool, is_deleted: bool) -> str:
+    """What a new version of a record was: ``created`` when the record did not exist,
+    ``deleted``/``restored`` when its deleted mark was set/cleared, else ``updated``."""
+    if not existed:
+        return "created"
+    if is_deleted and not was_deleted:
+        return "deleted"
+    if was_deleted and not is_deleted:
+        return "restored"
+    return "updated"

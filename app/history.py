@@ -48,6 +48,12 @@ def horizon(session: orm.Session) -> datetime | None:
     return session.scalar(sa.select(HistoryHorizon.pruned_before))
 
 
+def pruned_horizon(session: orm.Session, at: datetime) -> datetime | None:
+    """The horizon if ``at`` lies before it (the versions that held then are gone), else None."""
+    pruned_before = horizon(session)
+    return pruned_before if pruned_before is not None and at < pruned_before else None
+
+
 def prune(session: orm.Session, before: datetime, lock_timeout: float, *,
           force: bool = False) -> PruneReport:
     """Drop versions that ended and syncs that began before ``before``; commit.

@@ -13,8 +13,8 @@ def require_history_at(as_of: datetime | None) -> None:
     """422 history_pruned when ``as_of`` lies before the horizon of a prune."""
     if as_of is None:
         return
-    horizon = history.horizon(db.session)
-    if horizon is not None and as_of < horizon:
+    horizon = history.pruned_horizon(db.session, as_of)
+    if horizon is not None:
         raise APIError(422, "history_pruned",
                        f"History before {horizon.isoformat()} was pruned; ask for a later "
                        "as_of.", {"parameter": "as_of", "horizon": horizon.isoformat()})

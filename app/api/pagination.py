@@ -196,40 +196,79 @@ def paginated(item: Callable[[Any], Any],
         @functools.wraps(view)
         def wrapper(*args: Any, limit: int, cursor: str | None, **kwargs: Any) -> Any:
             pinnable = "as_of" in kwargs and kwargs["as_of"] is None
-            pin = cursor_pin(cursor) if cursor is not None and pinnable else None
-            read_as = kwargs
-            if pin is not None and pin.version != g.get("data_version"):
-                read_as = {**kwargs, "as_of": pin.at}
+            read = pinning(cursor if pinnable else None, g.get("data_version"))
+            read_as = kwargs if read.as_of is None else {**kwargs, "as_of": read.as_of}
             if wants_window:
                 read_as = {**read_as, "window": Window(cursor, limit + 1)}
             query, key, *parameters = view(*args, **read_as)
-            if cursor is not None:
-                query = query.where(key.after(key.decode(cursor)))
-            connection = db.session.connection()
-            written_by_database = item_sql is not None and connection.dialect.name == "postgresql"
+            written_by_database = (item_sql is not None
+                                   and db.session.get_bind().dialect.name == "postgresql")
             if written_by_database:
                 assert item_sql is not None
                 query = query.with_only_columns(
                     *(column.column.label(column.name) for column in key.columns),
                     item_sql(query.selected_columns).label("json"), maintain_column_froms=True)
-            # Core execution: these are column selects, the ORM layer adds only cost.
-            page = query.order_by(*key.order_by()).limit(limit + 1)
-            rows = connection.execute(page, *parameters).all()
+            page = read_page(query, key, None if cursor is None else key.decode(cursor), limit,
+                             pin=lambda: read.pin or (_pin_now() if pinnable else None),
+                             parameters=parameters[0] if parameters else None)
             headers = {}
-            if len(rows) > limit:
-                rows = rows[:limit]
-                if pinnable and pin is None:
-                    pin = _pin_now()
-                next_cursor = key.encode(rows[-1], pin)
-                headers["Link"] = f'<{_next_url(kwargs, limit, next_cursor)}>; rel="next"'
+            if page.next_cursor is not None:
+                headers["Link"] = f'<{_next_url(kwargs, limit, page.next_cursor)}>; rel="next"'
             if written_by_database:
-                body = "[" + ",".join(row.json for row in rows) + "]"
+                body = "[" + ",".join(row.json for row in page.rows) + "]"
                 return Response(body, mimetype="application/json"), 200, headers
-            return [item(row) for row in rows], 200, headers
+            return [item(row) for row in page.rows], 200, headers
 
         return wrapper
 
     return decorator
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of rows, and the cursor of the next page (None on the last)."""
+
+    rows: list[Any]
+    next_cursor: str | None
+
+
+def read_page(query: sa.Select[Any], key: SortKey, after: list[Any] | None, limit: int, *,
+              pin: Callable[[], Pin | None] = lambda: None,
+              parameters: dict[str, Any] | None = None) -> Page:
+    """The ``limit`` rows of ``query`` after the position ``after`` in ``key``'s order.
+
+    Fetches one row more to learn whether a next page exists; only then is
+    ``pin`` asked for the pin the next cursor carries. The API's pages and
+    the console's alike.
+    """
+    if after is not None:
+        query = query.where(key.after(after))
+    # Core execution: these are column selects, the ORM layer adds only cost.
+    statement = query.order_by(*key.order_by()).limit(limit + 1)
+    rows = db.session.connection().execute(statement, parameters or {}).all()
+    if len(rows) <= limit:
+        return Page(rows, None)
+    rows = rows[:limit]
+    return Page(rows, key.encode(rows[-1], pin()))
+
+
+@dataclass(frozen=True)
+class Pinning:
+    """How to read a page of a stable listing: as of ``as_of`` (None: live).
+
+    ``pin`` is the pin its cursor carries, for the next cursor to carry on.
+    """
+
+    as_of: datetime | None
+    pin: Pin | None
+
+
+def pinning(cursor: str | None, version: str | None) -> Pinning:
+    """Read a later page live while the data is still at ``version``, else as of its pin."""
+    pin = cursor_pin(cursor) if cursor is not None else None
+    if pin is None or pin.version == version:
+        return Pinning(None, pin)
+    return Pinning(pin.at, pin)
 
 
 def _pin_now() -> Pin | None:

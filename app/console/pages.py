@@ -27,11 +27,12 @@ from app.api.orderings import (
     patient_sorts,
     payments_by_id,
 )
+from app.api.pagination import Page, read_page
 from app.api.serializers import change_json
 from app.console import charts, formatting
 from app.console import queries as console_queries
 from app.console.errors import ConsoleError
-from app.console.paging import Page, pinning, position, read_page
+from app.console.paging import first_page_pinning, position
 from app.console.timeline import Timeline, patient_timeline, payment_timelines
 from app.events.status import relay_status
 from app.extensions import db
@@ -81,7 +82,8 @@ def _duration(report: dict[str, Any]) -> float:
 def syncs(cursor: str | None) -> dict[str, Any]:
     """A page of recorded syncs, newest first, and charts of the same syncs over time."""
     dialect = db.session.get_bind().dialect.name
-    page = read_page(queries.sync_runs(dialect), SYNCS_NEWEST_FIRST, cursor, SYNCS_PER_PAGE)
+    page = read_page(queries.sync_runs(dialect), SYNCS_NEWEST_FIRST,
+                     position(SYNCS_NEWEST_FIRST, cursor), SYNCS_PER_PAGE)
     reports = [row.report for row in page.rows]
     for report in reports:
         report["duration"] = _duration(report)
@@ -113,11 +115,11 @@ def sync(sync_id: int, cursor: str | None) -> dict[str, Any]:
     report = queries.sync_report(db.session, sync_id)
     if report is None:
         raise ConsoleError.not_found(f"There is no sync {sync_id} (it may have been pruned).")
-    after = position(by_record(), cursor) if cursor is not None else None
+    after = position(by_record(), cursor)
     changes, parameters = queries.sync_changes(
         report["entity"], sync_id, limit=CHANGES_PER_PAGE + 1,
         after_record_id=None if after is None else after[0])
-    page = read_page(sa.select(changes), by_record(changes), cursor, CHANGES_PER_PAGE,
+    page = read_page(sa.select(changes), by_record(changes), after, CHANGES_PER_PAGE,
                      parameters=parameters)
     return {"report": report, "duration": _duration(report),
             "outcomes": COUNTED_OUTCOMES, "changes": [change_json(row) for row in page.rows],
@@ -141,8 +143,8 @@ def patient(external_id: str, as_of: datetime | None) -> PatientView:
     """A patient now or as of an instant (SPEC §5 semantics), with every version it had."""
     session = db.session
     if as_of is not None:
-        horizon = history.horizon(session)
-        if horizon is not None and as_of < horizon:
+        horizon = history.pruned_horizon(session, as_of)
+        if horizon is not None:
             raise ConsoleError.bad_input(f"History before {horizon:%Y-%m-%d %H:%M} UTC was "
                                          "pruned; pick a later time.")
         row = history_queries.live_patient_at(session, external_id, as_of)
@@ -186,13 +188,13 @@ def analytics(payment_min: Decimal | None, payment_max: Decimal | None, sort: st
 def _range_page(payment_min: Decimal | None, payment_max: Decimal | None, sort: str,
                 cursor: str | None, version: str | None) -> Page:
     """GET /patients?payment_min&payment_max&sort, one page, pinned like the API's pages."""
-    read = pinning(cursor, version)
+    read = first_page_pinning(cursor, version)
     if read.as_of is None:
         query, key = queries.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
     else:
         query, listed = history_queries.live_patients_at(read.as_of, payment_min, payment_max)
         key = patient_sorts(listed.c)[sort]
-    return read_page(query, key, cursor, PATIENTS_PER_PAGE, pin=read.pin)
+    return read_page(query, key, position(key, cursor), PATIENTS_PER_PAGE, pin=lambda: read.pin)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.changes import op_of
+
 # (label, column) of the synced fields each timeline compares.
 PATIENT_FIELDS = (("First name", "first_name"), ("Last name", "last_name"),
                   ("Middle name", "middle_name"), ("Date of birth", "date_of_birth"))
@@ -54,18 +56,10 @@ def timeline(rows: Iterable[Any], fields: Sequence[tuple[str, str]]) -> Timeline
             changes = tuple(Change(label, getattr(previous, column), getattr(row, column))
                             for label, column in fields
                             if getattr(previous, column) != getattr(row, column))
-            op = _op(previous.deleted is not None, row.deleted is not None)
+            op = op_of(True, previous.deleted is not None, row.deleted is not None)
         versions.append(Version(row.valid_from, row.valid_to, row.sync_id, op, changes, values))
         previous = row
     return versions[::-1]
-
-
-def _op(was_deleted: bool, is_deleted: bool) -> str:
-    if is_deleted and not was_deleted:
-        return "deleted"
-    if was_deleted and not is_deleted:
-        return "restored"
-    return "updated"
 
 
 def patient_timeline(rows: Iterable[Any]) -> Timeline:
