@@ -168,6 +168,10 @@ class SyncRun(Base):
     # sync_id. An empty range if it created none; null for a dry run.
     created_after_id: orm.Mapped[int | None]
     created_through_id: orm.Mapped[int | None]
+    # A random identity given when the sync is recorded: its events' ids derive
+    # from it, so no other database, nor a restore, gives them to other
+    # changes (SPEC §6). Null for syncs recorded before migration a7b9c1d3e5f7.
+    uid: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
 
 
 class DataVersion(Base):
