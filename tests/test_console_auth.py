@@ -64,6 +64,17 @@ def test_sign_in_never_redirects_off_the_console(client: FlaskClient, target: st
     assert response.headers["Location"] == "/console/"
 
 
+@pytest.mark.parametrize("target", ["/console/\r\nSet-Cookie: x=1", "/console/\n", "/console/\r",
+                                    "/console/\x00", "/console/\t", "/console/\x7f",
+                                    "/console/\u2028"])
+def test_sign_in_with_a_control_character_in_next_goes_to_the_console_home(
+        client: FlaskClient, target: str) -> None:
+    response = sign_in(client, next=target)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/console/"
+    assert client.get("/console/").status_code == 200
+
+
 def test_sign_in_with_a_bad_token_shows_the_form_again_with_401(client: FlaskClient) -> None:
     response = sign_in(client, token="not-a-token")
     assert response.status_code == 401

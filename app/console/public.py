@@ -60,8 +60,14 @@ def ask_to_sign_in(error: SignInRequired) -> tuple[str, int, dict[str, str]]:
 
 
 def _next_page() -> str | None:
-    """Where to go after signing in: a console path of this site only, never another host."""
+    """Where to go after signing in: a console path of this site only, never another host.
+
+    A target with a control character (CR, LF, NUL...) is no path we link
+    to, and a header cannot carry CR or LF: it is dropped, not sent.
+    """
     target = request.values.get("next", "")
+    if not target.isprintable():
+        return None
     parts = urlsplit(target)
     console = url_for("console.show_overview")
     if parts.scheme or parts.netloc or not target.startswith(console) or "\\" in target:
