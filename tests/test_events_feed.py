@@ -8,8 +8,11 @@ relay itself against RabbitMQ.
 from __future__ import annotations
 
 import random
+import shutil
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,13 +25,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
 from app.events import feed, position
-from app.events.messages import SYNC_APPLIED, Event, event_id
+from app.events.messages import SYNC_APPLIED, AppliedSync, Event, event_id
 from app.events.position import START, Position
 from app.events.status import RATE_FRESH_SECONDS, relay_status
 from app.extensions import db
-from app.models import EventRelayPosition
+from app.models import EventRelayPosition, SyncRun
 from app.types import utcnow
-from tests.conftest import base_config
+from tests.conftest import base_config, scratch_database
+from tests.events_support import expected_events
 from tests.helpers import get_all, patient_record, payment_record, random_syncs, sync
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,7 +166,63 @@ def test_event_ids_are_the_same_when_the_events_are_read_again(app: Flask,
     assert first == again
     assert len(set(first)) == len(first)
     assert all(uuid.UUID(value).version == 5 for value in first)
-    assert first[-1] == event_id(last["syncId"], "payments")
+    with app.app_context():
+        uid = db.session.get(SyncRun, last["syncId"]).uid
+    assert first[-1] == str(uuid.uuid5(uuid.UUID(uid), "sync"))
+
+
+def test_every_recorded_sync_gets_a_random_identity_of_its_own(app: Flask,
+                                                               client: FlaskClient) -> None:
+    reports = sync_samples(client)
+    with app.app_context():
+        uids = [db.session.get(SyncRun, report["syncId"]).uid for report in reports]
+    assert len(set(uids)) == len(uids)
+    assert all(uuid.UUID(uid).version == 4 for uid in uids)
+
+
+def test_syncs_recorded_before_they_had_an_identity_keep_their_published_event_ids() -> None:
+    legacy = AppliedSync(7, "payments", "2026-12-01T00:00:00.000000+00:00",
+                         dict.fromkeys(("received", "created", "updated", "restored",
+                                        "unchanged", "rejected", "deleted"), 0))
+    namespace = uuid.uuid5(uuid.NAMESPACE_DNS, "events.patient-payments")
+    assert event_id(legacy, 12) == str(uuid.uuid5(namespace, "7:payments:12"))
+    assert event_id(legacy) == str(uuid.uuid5(namespace, "7:sync"))
+
+
+def test_a_database_restored_from_an_older_backup_never_reuses_an_event_id(
+        committed_app: Flask, backend: str, tmp_path: Path) -> None:
+    """Sync ids repeat after a restore; the changes they name are new, and so are their ids."""
+    client = committed_app.test_client()
+    sync(client, "patients", [patient_record("1"), patient_record("2")])
+    with committed_app.app_context():
+        db.engine.dispose()
+        url = db.engine.url
+    with backup_of(url, backend, tmp_path) as restored_url:
+        original = sync(client, "payments", [payment_record("m1", "1", amount="1.00")])
+        restored_app = create_app(base_config(restored_url) | {"RATELIMIT_ENABLED": False})
+        restored = sync(restored_app.test_client(), "payments",
+                        [payment_record("m1", "2", amount="9.00")])
+        assert original["syncId"] == restored["syncId"]
+        ids = [{sync_id: {event.event_id for event in events_of if
+                          event.message["syncId"] == sync_id} for sync_id in (1, 2)}
+               for events_of in map(expected_events, (committed_app, restored_app))]
+        with restored_app.app_context():
+            db.engine.dispose()
+    assert ids[0][1] == ids[1][1] and len(ids[0][1]) == 3  # the backup's own sync: the same
+    assert len(ids[0][2]) == len(ids[1][2]) == 2
+    assert ids[0][2] & ids[1][2] == set()
+
+
+@contextmanager
+def backup_of(url: sa.URL, backend: str, tmp_path: Path) -> Iterator[str]:
+    """A copy of the database at ``url`` as it stands now, as a restore of a backup would be."""
+    if backend == "sqlite":
+        copy = tmp_path / "restored.db"
+        shutil.copyfile(url.database or "", copy)
+        yield f"sqlite:///{copy}"
+        return
+    with scratch_database("restored", template=url.database) as copy_url:
+        yield copy_url
 
 
 @pytest.mark.parametrize("window", [1, 2, 3, 7])

@@ -76,13 +76,13 @@ def next_sync(connection: sa.Connection, position: Position) -> AppliedSync | No
     """
     counts = (SyncRun.report[name].as_integer().label(name) for name in SYNC_COUNTS)
     row = connection.execute(
-        sa.select(SyncRun.id, SyncRun.entity, SyncRun.started_at, *counts)
+        sa.select(SyncRun.id, SyncRun.entity, SyncRun.started_at, SyncRun.uid, *counts)
         .where(SyncRun.dry_run.is_(False), unpublished(position))
         .order_by(SyncRun.id).limit(1)).first()
     if row is None:
         return None
     return AppliedSync.of(row.id, row.entity, row.started_at,
-                          {name: getattr(row, name) or 0 for name in SYNC_COUNTS})
+                          {name: getattr(row, name) or 0 for name in SYNC_COUNTS}, row.uid)
 
 
 def changes_after(connection: sa.Connection, sync: AppliedSync, record_id: int,

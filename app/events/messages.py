@@ -17,9 +17,9 @@ from typing import Any
 from app.changes import Change
 from app.sync.report import COUNTED_OUTCOMES
 
-# Fixed forever: every eventId is derived from it, so a change keeps its id
-# across redeliveries, relay restarts and position resets.
-EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "events.patient-payments")
+# Fixed forever: the eventIds of syncs recorded before they had a uid (migration
+# a7b9c1d3e5f7) are derived from it, and keep the ids they were published with.
+LEGACY_EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "events.patient-payments")
 SYNC_APPLIED = "sync.applied"
 # The report counts a sync.applied message carries (SPEC §2's report, without its errors).
 SYNC_COUNTS = ("received", *COUNTED_OUTCOMES)
@@ -33,19 +33,23 @@ class AppliedSync:
     """What the messages of one applied sync say about it: id, entity, time, counts.
 
     ``occurred_at`` is the sync's start, the instant every row it wrote
-    carries, in ISO 8601 (made once per sync, not per message).
+    carries, in ISO 8601 (made once per sync, not per message). ``uid`` is
+    the random identity the sync was recorded with (None for syncs recorded
+    before syncs had one).
     """
 
     id: int
     entity: str
     occurred_at: str
     counts: dict[str, int]
+    uid: str | None = None
 
     @classmethod
     def of(cls, sync_id: int, entity: str, started_at: datetime,
-           counts: dict[str, int]) -> AppliedSync:
+           counts: dict[str, int], uid: str | None = None) -> AppliedSync:
         """The sync that started at ``started_at``, with its report ``counts``."""
-        return cls(sync_id, entity, started_at.isoformat(timespec="microseconds"), counts)
+        return cls(sync_id, entity, started_at.isoformat(timespec="microseconds"), counts,
+                   uid)
 
     @property
     def change_count(self) -> int:
@@ -70,21 +74,26 @@ class Event:
         return _ENCODER.encode(self.message).encode()
 
 
-def event_id(sync_id: int, entity: str, record_id: int | None = None) -> str:
-    """The stable id of the change of one record in one sync, or of the sync's sync.applied.
+def event_id(sync: AppliedSync, record_id: int | None = None) -> str:
+    """The stable id of the change of one record in ``sync``, or of its sync.applied.
 
-    A UUID derived from (sync, entity, record): the same on every
-    publication, so consumers de-duplicate by it; opaque, so that it exposes
-    no row id.
+    A UUID derived from the sync's random uid and the record: the same on
+    every publication, so consumers de-duplicate by it, and never the id of
+    another change, even from another database or a restore of an older
+    backup, where sync ids repeat (SPEC §6). Opaque: it exposes no row id.
     """
-    name = f"{sync_id}:sync" if record_id is None else f"{sync_id}:{entity}:{record_id}"
-    return str(uuid.uuid5(EVENT_ID_NAMESPACE, name))
+    if sync.uid is None:
+        name = (f"{sync.id}:sync" if record_id is None
+                else f"{sync.id}:{sync.entity}:{record_id}")
+        return str(uuid.uuid5(LEGACY_EVENT_ID_NAMESPACE, name))
+    name = "sync" if record_id is None else f"{sync.entity}:{record_id}"
+    return str(uuid.uuid5(uuid.UUID(sync.uid), name))
 
 
 def change_event(sync: AppliedSync, record_id: int, external_id: str, change: Change) -> Event:
     """The event of one change: routing key ``<entity>.<op>``, and no values."""
     return Event(f"{sync.entity}.{change.op}", {
-        "eventId": event_id(sync.id, sync.entity, record_id),
+        "eventId": event_id(sync, record_id),
         "syncId": sync.id,
         "entity": sync.entity,
         "externalId": external_id,
@@ -101,7 +110,7 @@ def sync_applied_event(sync: AppliedSync) -> Event:
     both: no record (``externalId`` null), no fields (``changedFields`` empty).
     """
     return Event(SYNC_APPLIED, {
-        "eventId": event_id(sync.id, sync.entity),
+        "eventId": event_id(sync),
         "syncId": sync.id,
         "entity": sync.entity,
         "externalId": None,

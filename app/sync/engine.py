@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,6 +25,7 @@ from sqlalchemy import orm
 
 from app.models import SyncRun
 from app.sync import merge
+from app.sync.clock import database_now, sync_time
 from app.sync.entities import ENTITIES
 from app.sync.entity import Entity
 from app.sync.errors import MassDeleteRefused
@@ -31,7 +33,6 @@ from app.sync.lock import sync_lock
 from app.sync.records import ValidationSummary, validate_snapshot
 from app.sync.report import MergeCounts, RecordError, SyncReport, SyncSettings
 from app.sync.staging import stage_sink, temporary_tables
-from app.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,9 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
         try:
             connection = session.connection()
             with sync_lock(connection, settings.lock_timeout):
-                now = utcnow()
+                # The database's clock, under the lock: history follows the order
+                # syncs were applied in, whatever the clock of this host.
+                now = sync_time(connection)
                 merge.tune_transaction(connection, settings.work_mem)
                 # Opened first, so that every row the merge writes names its sync; a
                 # dry run keeps its record (under the lock, so sync_runs ids are
@@ -78,7 +81,7 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
                     changes.rollback()
                 else:
                     run.created_after_id, run.created_through_id = outcome.created_ids
-                report = _record(run, report)
+                report = _record(run, report, database_now(connection))
                 session.commit()
         except BaseException:
             session.rollback()
@@ -193,15 +196,16 @@ def _first_errors(sources: list[list[RecordError]], max_errors: int) -> list[Rec
 
 def _open_run(session: orm.Session, entity: str, dry_run: bool, now: datetime) -> SyncRun:
     """The sync_runs row of this sync, with its id; the report follows in ``_record``."""
-    run = SyncRun(entity=entity, dry_run=dry_run, started_at=now, finished_at=now, report={})
+    run = SyncRun(entity=entity, dry_run=dry_run, started_at=now, finished_at=now, report={},
+                  uid=str(uuid.uuid4()))
     session.add(run)
     session.flush()
     return run
 
 
-def _record(run: SyncRun, report: SyncReport) -> SyncReport:
-    """Store the report in the sync's row and give it the run's id."""
-    run.finished_at = utcnow()
+def _record(run: SyncRun, report: SyncReport, now: datetime) -> SyncReport:
+    """Store the report in the sync's row, finished ``now``, and give it the run's id."""
+    run.finished_at = max(now, run.started_at)
     report = replace(report, sync_id=run.id, finished_at=run.finished_at)
     run.report = report.to_json()
     return report

@@ -1,0 +1,46 @@
+"""A sync's time comes from the database, not from the host that runs it (SPEC §5).
+
+Syncs may run from any host; their times order history (``validFrom``,
+``validTo``), so a host whose clock is behind would write a version that
+ends before it began. The database's clock is the one clock every host
+shares. Read under the sync lock and kept later than the last recorded
+sync, a sync's time follows the order in which syncs were applied even if
+that clock itself is stepped back.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from app.models import SyncRun
+from app.types import utcnow
+
+_TICK = timedelta(microseconds=1)
+_LAST_SYNC_START = (sa.select(SyncRun.__table__.c.started_at)
+                    .order_by(SyncRun.__table__.c.id.desc()).limit(1))
+
+
+def database_now(connection: sa.Connection) -> datetime:
+    """The database clock now (not the transaction's start), as an aware UTC datetime.
+
+    The embedded SQLite database runs inside this process, so its clock is
+    the host's.
+    """
+    if connection.dialect.name != "postgresql":
+        return utcnow()
+    moment = connection.scalar(sa.text("SELECT clock_timestamp()"))
+    assert isinstance(moment, datetime)
+    return moment.astimezone(UTC)
+
+
+def sync_time(connection: sa.Connection) -> datetime:
+    """The time of a sync about to be recorded: now, and later than every sync before it.
+
+    Call it under the sync lock: syncs are recorded in id order there, so
+    the newest recorded sync's start is the one to stay after.
+    """
+    now = database_now(connection)
+    last = connection.execute(_LAST_SYNC_START).scalar()
+    return now if last is None else max(now, last + _TICK)
