@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import random
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from app import history_queries
+from app.instants import parse_instant
 from tests.helpers import error_code, patient_record, payment_record, random_syncs, sync
 
 READS = ["/patients?limit=1000", "/patients?sort=-paymentsTotal&limit=1000",
@@ -83,6 +86,69 @@ def test_as_of_without_an_offset_or_unparseable_is_422(client: FlaskClient, path
     assert error_code(response) == "invalid_parameter"
 
 
+AS_OF_READS = ["/patients", "/payments", "/patients/p1", "/payments/m1"]
+
+
+def assert_as_of_refused(response: TestResponse) -> None:
+    """422 invalid_parameter naming as_of, and only as_of."""
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert error_code(response) == "invalid_parameter"
+    assert list(response.get_json()["error"]["details"]["parameters"]) == ["as_of"]
+
+
+@pytest.mark.parametrize("value", [
+    "2026-12-06T23.5Z", "2026-12-06T23:30.5Z", "2026-12-06T23:00Z", "2026-12-06",
+    "2026-12-06T23:00:00Z\x00", "2026-12-06T23:00:00Z ", "2026-12-06T23:00:00Zjunk",
+    "2026-12-06T\uff12\uff13:00:00Z", "2026-12-06T24:00:00Z", "2026-02-30T00:00:00Z",
+    "2026-12-06T23:00:00+24:00",
+], ids=["fraction_of_the_hour", "fraction_of_the_minute", "no_seconds", "date_only",
+        "trailing_nul", "trailing_space", "trailing_characters", "fullwidth_digits",
+        "hour_24", "february_30", "offset_of_a_day"])
+@pytest.mark.parametrize("path", AS_OF_READS)
+def test_as_of_that_is_not_a_strict_rfc_3339_instant_is_422(client: FlaskClient, path: str,
+                                                            value: str) -> None:
+    sync(client, "patients", [patient_record("p1")])
+    assert_as_of_refused(client.get(at(path, value)))
+
+
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59.999999-14:00",
+                                   "0001-01-01T00:00:00+14:00"], ids=["after_9999", "before_1"])
+@pytest.mark.parametrize("path", AS_OF_READS)
+def test_as_of_outside_years_1_to_9999_in_utc_is_422_not_500(client: FlaskClient, path: str,
+                                                             value: str) -> None:
+    sync(client, "patients", [patient_record("p1")])
+    assert_as_of_refused(client.get(at(path, value)))
+
+
+@pytest.mark.parametrize("path", ["/patients?limit=1", "/payments?limit=1", "/patients/p1",
+                                  "/payments/m1"])
+def test_as_of_at_the_last_instant_of_year_9999_answers_the_current_state(
+        client: FlaskClient, path: str) -> None:
+    sync(client, "patients", [patient_record("p1"), patient_record("p2")])
+    sync(client, "payments", [payment_record("m1", "p1", "1.00"),
+                              payment_record("m2", "p2", "2.00")])
+    response = client.get(at(path, "9999-12-31T23:59:59.999999Z"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == client.get(path).get_json()
+
+
+@pytest.mark.parametrize("path", ["/patients", "/payments"])
+def test_as_of_at_the_first_instant_of_year_1_is_an_empty_list(client: FlaskClient,
+                                                               path: str) -> None:
+    sync(client, "patients", [patient_record("p1")])
+    sync(client, "payments", [payment_record("m1", "p1", "1.00")])
+    response = client.get(at(path, "0001-01-01T00:00:00Z"))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == []
+
+
+def test_as_of_with_lowercase_t_and_z_and_a_fraction_is_read(client: FlaskClient) -> None:
+    report = sync(client, "patients", [patient_record("p1")])
+    later = parse_instant(report["startedAt"]) + timedelta(microseconds=500)
+    instant = later.strftime("%Y-%m-%dt%H:%M:%S.%fz")
+    assert [p["externalId"] for p in client.get(at("/patients", instant)).get_json()] == ["p1"]
+
+
 def next_url(response: Any) -> str:
     """The Link rel="next" URL, or "" on the last page."""
     link = response.headers.get("Link", "")
@@ -127,3 +193,14 @@ def test_paging_without_a_sync_in_between_reads_live_data(
         seen += [p["externalId"] for p in page.get_json()]
         url = next_url(page)
     assert seen == [f"p{n}" for n in range(5)]
+
+
+@pytest.mark.parametrize("path", ["/patients", "/payments", "/patients/{external_id}",
+                                  "/payments/{external_id}"])
+def test_as_of_is_documented_as_a_date_time_string_with_an_example(client: FlaskClient,
+                                                                   path: str) -> None:
+    operation = client.get("/openapi.json").get_json()["paths"][path]["get"]
+    (as_of,) = [p for p in operation["parameters"] if p["name"] == "as_of"]
+    assert as_of["schema"]["type"] == "string"
+    assert as_of["schema"]["format"] == "date-time"
+    assert parse_instant(as_of["schema"]["example"])

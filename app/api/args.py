@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
 from app.api.orderings import PATIENT_SORTS
+from app.instants import InvalidInstant, parse_instant
 from app.sync.record_schemas import storable
 
 
@@ -33,20 +35,39 @@ class TotalBoundField(fields.Decimal):
         super().__init__(allow_nan=False, load_default=None, **kwargs)
 
 
-AS_OF_DOC = {"description": "An instant (ISO 8601 with an offset): answer as the replica "
-                           "stood then (SPEC §5)."}
+class InstantField(fields.Field):
+    """An instant in a query string, read by app.instants (SPEC §5); anything else is a 422.
+
+    Not marshmallow's AwareDateTime: it reads through ``fromisoformat``,
+    which takes ``T23.5Z`` as half past eleven and lets an instant near the
+    calendar's ends overflow into a 500 when it is converted to UTC.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(load_default=None, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        try:
+            return parse_instant(value)
+        except InvalidInstant as error:
+            raise ma.ValidationError(str(error)) from None
+
+
+AS_OF_DOC = {"description": "An instant (RFC 3339 with an offset): answer as the replica "
+                           "stood then (SPEC §5).",
+             "example": "2026-11-21T10:00:00.5+01:00"}
 
 
 class AsOfArgsSchema(QueryArgsSchema):
     """GET of one record: ``as_of`` answers as of an instant."""
 
-    as_of = fields.AwareDateTime(load_default=None, metadata=AS_OF_DOC)
+    as_of = InstantField(metadata=AS_OF_DOC)
 
 
 class PatientListArgsSchema(PageArgsSchema):
     """Filters and sort of GET /patients; payments_min/payments_max are aliases."""
 
-    as_of = fields.AwareDateTime(load_default=None, metadata=AS_OF_DOC)
+    as_of = InstantField(metadata=AS_OF_DOC)
 
     payment_min = TotalBoundField()
     payment_max = TotalBoundField()
@@ -85,7 +106,7 @@ class ExternalIdArgField(fields.String):
 class PaymentListArgsSchema(PageArgsSchema):
     """GET /payments: external_id is the patient's externalId."""
 
-    as_of = fields.AwareDateTime(load_default=None, metadata=AS_OF_DOC)
+    as_of = InstantField(metadata=AS_OF_DOC)
 
     external_id = ExternalIdArgField()
 

@@ -15,6 +15,7 @@ from typing import Any
 from apispec import APISpec, BasePlugin
 from werkzeug.routing import Rule
 
+from app.api.args import InstantField
 from app.auth import Scope, scope_for
 from app.smorest import Api
 from app.sync.record_schemas import (
@@ -113,6 +114,7 @@ def document_components(api: Api) -> None:
     api.ma_plugin.map_to_openapi_type(ExternalIdField, "string", None)
     api.ma_plugin.map_to_openapi_type(CalendarDateField, "string", "date")
     api.ma_plugin.map_to_openapi_type(AmountField, "number", None)
+    api.ma_plugin.map_to_openapi_type(InstantField, "string", "date-time")
     spec.components.schema("PatientRecord", schema=PatientRecordSchema)
     spec.components.schema("PaymentRecord", schema=PaymentRecordSchema)
 
