@@ -119,6 +119,34 @@ def test_sign_out_ends_the_session(client: FlaskClient) -> None:
     assert client.get("/console/").status_code == 401
 
 
+def test_console_without_the_slash_leads_a_stranger_to_the_sign_in_form(
+        client: FlaskClient, seeded: None) -> None:
+    response = client.get("/console")
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/console/"
+    assert response.headers["Content-Security-Policy"] == CSP
+    followed = client.get("/console", follow_redirects=True)
+    assert followed.status_code == 401 and followed.mimetype == "text/html"
+    assert followed.headers["Content-Security-Policy"] == CSP
+    assert 'name="token"' in followed.get_data(as_text=True)
+
+
+def test_console_without_the_slash_opens_the_overview_when_signed_in(
+        client: FlaskClient, seeded: None) -> None:
+    sign_in(client)
+    response = client.get("/console", follow_redirects=True)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert response.request.path == "/console/"
+    assert 'id="figure-patients"' in response.get_data(as_text=True)
+
+
+def test_console_without_the_slash_answers_other_methods_with_an_html_405(
+        client: FlaskClient) -> None:
+    response = client.post("/console")
+    assert response.status_code == 405 and response.mimetype == "text/html"
+    assert response.headers["Content-Security-Policy"] == CSP
+
+
 def test_a_bearer_header_also_opens_console_pages(client: FlaskClient, seeded: None) -> None:
     response = client.get("/console/", headers={"Authorization": f"Bearer {READ_TOKEN}"})
     assert response.status_code == 200
