@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import UTC, date, datetime, time
 
 import click
 from flask import current_app
@@ -13,9 +12,9 @@ from flask.cli import AppGroup
 
 from app import history
 from app.extensions import db
+from app.instants import InvalidInstant, parse_instant
 from app.snapshot import SnapshotError, iter_snapshot
 from app.sync import SyncRefused, SyncSettings, run_sync
-from app.sync.record_schemas import DATE_PATTERN
 
 log = logging.getLogger(__name__)
 sync_cli = AppGroup("sync", help="Apply a full snapshot file to the replica.")
@@ -63,19 +62,10 @@ sync_payments = _sync_command("payments")
 history_cli = AppGroup("history", help="Manage the replica's history of versions (SPEC §5).")
 
 
-def parse_instant(text: str) -> datetime:
-    """A date (midnight UTC) or an ISO 8601 timestamp with an offset."""
-    if DATE_PATTERN.fullmatch(text):
-        return datetime.combine(date.fromisoformat(text), time.min, tzinfo=UTC)
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError("a timestamp needs an offset, e.g. 2026-11-01T00:00:00+00:00")
-    return moment
-
-
 @history_cli.command("prune")
 @click.option("--before", "before", required=True,
-              help="A date (YYYY-MM-DD, midnight UTC) or an ISO 8601 timestamp with an offset.")
+              help="An RFC 3339 timestamp with an offset, as as_of takes, or a date "
+                   "(YYYY-MM-DD: midnight, UTC unless an offset follows).")
 @click.option("--force", is_flag=True,
               help="Prune even syncs whose change events the relay has not published yet.")
 def prune_history(before: str, force: bool) -> None:
@@ -86,8 +76,8 @@ def prune_history(before: str, force: bool) -> None:
     instant, and when the event relay has yet to publish a sync it would drop.
     """
     try:
-        instant = parse_instant(before)
-    except ValueError as error:
+        instant = parse_instant(before, allow_date=True)
+    except InvalidInstant as error:
         click.echo(f"error: invalid --before {before!r}: {error}", err=True)
         sys.exit(EXIT_REFUSED)
     try:
