@@ -224,3 +224,19 @@ class EventRelayPosition(Base):
     updated_at: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)
+
+
+class ConsoleSession(Base):
+    """A console sign-in the server still honours (SPEC §7, §8).
+
+    ``id`` is the hex SHA-256 digest of the random session id kept in the
+    signed cookie (app/console/session.py), so the table holds nothing a
+    cookie could be made from. Inserted at sign-in, deleted at sign-out;
+    a cookie whose row is gone or past ``expires_at`` opens nothing, on any
+    node. No data-version trigger: it is not replica data.
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(64), primary_key=True)
+    expires_at: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime(), index=True)
