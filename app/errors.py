@@ -68,12 +68,6 @@ class APIError(Exception):
         return cls(422, "invalid_payload", message)
 
     @classmethod
-    def payload_too_large(cls, limit: int) -> APIError:
-        """413 for a body, raw or decompressed, over MAX_CONTENT_LENGTH."""
-        return cls(413, "payload_too_large",
-                   f"The request body exceeds the limit of {limit} bytes.", {"limit": limit})
-
-    @classmethod
     def unsupported_media_type(cls, message: str) -> APIError:
         """415 for a body that is not application/json, or an unknown encoding."""
         return cls(415, "unsupported_media_type", message)

@@ -185,6 +185,29 @@ def test_sync_refuses_a_body_one_byte_over_the_limit(client: FlaskClient, seeded
     assert_nothing_changed(client, seeded)
 
 
+OVER_THE_LIMIT = EXACTLY_THE_LIMIT + b" "
+TOO_LARGE = {"error": {"code": "payload_too_large",
+                       "message": f"The request body exceeds the limit of {LIMIT} bytes.",
+                       "details": {"limit": LIMIT}}}
+
+
+@pytest.mark.parametrize(("body", "environ", "gzipped"), [
+    (OVER_THE_LIMIT, {}, False),
+    (OVER_THE_LIMIT, TERMINATED, False),
+    (OVER_THE_LIMIT, CHUNKED, False),
+    (gzip.compress(OVER_THE_LIMIT), TERMINATED, True),
+    (gzip.compress(OVER_THE_LIMIT), CHUNKED, True),
+    (stored_gzip(LIMIT + 1), {}, True),
+], ids=["identity", "identity_terminated", "identity_chunked", "gzip_inflated",
+        "gzip_inflated_chunked", "gzip_compressed"])
+def test_sync_answers_every_oversized_body_with_the_same_413(client: FlaskClient, body: bytes,
+                                                             environ: dict[str, Any],
+                                                             gzipped: bool) -> None:
+    response = post_raw(client, body, environ, gzipped=gzipped)
+    assert response.status_code == 413
+    assert response.get_json() == TOO_LARGE
+
+
 def test_sync_rejects_oversized_record_and_keeps_its_stored_row(client: FlaskClient,
                                                                seeded: list) -> None:
     records = [patient_record("a", lastName="Changed", notes="x" * RECORD_LIMIT),

@@ -11,7 +11,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 from app import metrics
 from app.errors import APIError
 from app.extensions import db
-from app.snapshot import GunzipReader, SnapshotError, iter_snapshot
+from app.snapshot import GunzipReader, SnapshotError, SnapshotTooLarge, iter_snapshot
 from app.sync import SyncRefused, SyncReport, SyncSettings, run_sync
 
 
@@ -65,7 +65,12 @@ def _request_stream() -> BinaryIO:
 
 def _raw_stream(limit: int) -> BinaryIO:
     """The raw body, refused with 413 as soon as more than ``limit`` bytes of it arrive."""
-    # werkzeug checks Content-Length against the limit here, before anything is read.
+    # A declared length over the limit is refused before anything is read, here
+    # and not by request.stream: werkzeug's 413 has its own wording and no
+    # details.limit, and every oversized body (plain, chunked or gzip) must get
+    # the same answer.
+    if (request.content_length or 0) > limit:
+        raise SnapshotTooLarge(limit)
     stream = request.stream
     if "wsgi.input_terminated" not in request.environ:
         return stream
@@ -94,5 +99,5 @@ class _BoundedInput:
             raise ClientDisconnected() from None  # as werkzeug's own stream does
         self._read += len(data)
         if self._read > self._limit:
-            raise APIError.payload_too_large(self._limit)
+            raise SnapshotTooLarge(self._limit)
         return data

@@ -25,7 +25,11 @@ class SnapshotNotAnArray(SnapshotError):
 
 
 class SnapshotTooLarge(SnapshotError):
-    """The body, decompressed, is longer than ``limit`` bytes."""
+    """The body, as sent or decompressed, is longer than ``limit`` bytes (MAX_CONTENT_LENGTH).
+
+    The one 413 of an oversized upload, whichever way it was found: a declared
+    Content-Length, counted input, or inflated gzip.
+    """
 
     code = "payload_too_large"
 
