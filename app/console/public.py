@@ -10,26 +10,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
-from werkzeug.exceptions import MethodNotAllowed
 
 from app.auth import BEARER_CHALLENGE, run_failure_hooks, token_registry
 from app.console import session
 from app.console.errors import SignInRequired
 
 public = Blueprint("public", __name__, static_folder="static", static_url_path="/static")
-
-
-@public.route("", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-def bare_console() -> Response:
-    """/console, without the slash: straight on to /console/ (the overview or its sign-in).
-
-    Open, since it shows nothing: without it the address matches no console
-    rule, and the API's rules (a bearer token, a JSON 401) would answer it.
-    """
-    if request.method != "GET":
-        raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
-    query = request.query_string.decode("latin-1")
-    return redirect(url_for("console.show_overview") + (f"?{query}" if query else ""), 308)
 
 
 @public.get("/sign-in")

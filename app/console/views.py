@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import render_template, request
+from flask import Response, redirect, render_template, request, url_for
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import PathConverter
 
@@ -18,6 +18,19 @@ class RestOfPath(PathConverter):
 
     regex = r"[\s\S]+"
     part_isolating = False
+
+
+@bp.route("", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def bare_console() -> Response:
+    """/console, without the slash: on to /console/ (behind the sign-in, like every page).
+
+    Without it the address matches no console rule, and the API's rules (a
+    bearer token, a JSON 401) would answer it, even with a session cookie.
+    """
+    if request.method != "GET":
+        raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+    query = request.query_string.decode("latin-1")
+    return redirect(url_for("console.show_overview") + (f"?{query}" if query else ""), 308)
 
 
 @bp.get("/")
