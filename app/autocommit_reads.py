@@ -8,14 +8,23 @@ either way. So a read switches its pooled connection to autocommit, and the
 pool switches it back on checkin, before anyone else can use it; psycopg2
 makes both switches on the client, without a round trip (SQLAlchemy's
 isolation_level option would send a SET on every checkin).
+
+An answer that takes more than one statement (the data version it reports
+and the page it reads, say) must still come from one snapshot of the data
+(SPEC §3): ``read_snapshot`` runs them in one REPEATABLE READ, READ ONLY
+transaction, which psycopg2 opens with the modifiers on its BEGIN.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg2
 import sqlalchemy as sa
-from psycopg2.extensions import STATUS_READY
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ, STATUS_READY
 from sqlalchemy import orm
 
 
@@ -26,6 +35,7 @@ def keep_pool_transactional(engine: sa.Engine) -> None:
     def _checkin(dbapi_connection: Any, connection_record: Any) -> None:
         if dbapi_connection is not None and dbapi_connection.autocommit:
             dbapi_connection.autocommit = False
+            _default_session(dbapi_connection)
 
 
 def read_without_transaction(session: orm.Session) -> None:
@@ -40,3 +50,47 @@ def read_without_transaction(session: orm.Session) -> None:
     dbapi_connection = session.connection().connection.dbapi_connection
     if dbapi_connection is not None and dbapi_connection.status == STATUS_READY:
         dbapi_connection.autocommit = True
+
+
+@contextmanager
+def read_snapshot(session: orm.Session) -> Iterator[None]:
+    """Run the body's statements in one snapshot of the data, read only.
+
+    For a session that ``read_without_transaction`` switched to autocommit:
+    the first statement of the body opens a REPEATABLE READ transaction
+    (psycopg2 sends the modifiers with its BEGIN, no extra round trip) and
+    the body's end closes it, back in autocommit. Anywhere else (SQLite,
+    whose reads keep one transaction, or a test's outer transaction) the
+    body runs as it is.
+    """
+    dbapi_connection = _autocommit_connection(session)
+    if dbapi_connection is None:
+        yield
+        return
+    dbapi_connection.autocommit = False
+    dbapi_connection.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
+    try:
+        yield
+    finally:
+        # A read-only transaction: ending it is one round trip, and only if
+        # the body ran a statement (psycopg2 knows; it sent the BEGIN). On a
+        # broken connection the pool's own reset fails and discards it.
+        with contextlib.suppress(psycopg2.Error):
+            dbapi_connection.rollback()
+            _default_session(dbapi_connection)
+            dbapi_connection.autocommit = True
+
+
+def _autocommit_connection(session: orm.Session) -> Any:
+    """The psycopg2 connection of ``session`` if it reads in autocommit, else None."""
+    if not session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+        return None
+    dbapi_connection = session.connection().connection.dbapi_connection
+    if dbapi_connection is None or not dbapi_connection.autocommit:
+        return None
+    return dbapi_connection
+
+
+def _default_session(dbapi_connection: Any) -> None:
+    """The server's default isolation and access mode for later transactions (client side)."""
+    dbapi_connection.set_session(isolation_level="DEFAULT", readonly="DEFAULT")

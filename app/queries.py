@@ -10,7 +10,15 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app.models import DataVersion, Patient, PatientVersion, Payment, PaymentVersion, SyncRun
+from app.models import (
+    DataVersion,
+    HistoryHorizon,
+    Patient,
+    PatientVersion,
+    Payment,
+    PaymentVersion,
+    SyncRun,
+)
 from app.types import CENT, TOTAL_LIMIT
 
 PATIENT_COLUMNS = [column for column in Patient.__table__.c if column.name != "deleted"]
@@ -258,13 +266,26 @@ def data_version(session: orm.Session) -> str | None:
 _DATA_VERSION = sa.select(DataVersion.__table__.c.token).where(DataVersion.__table__.c.id == 1)
 
 
-def last_applied_sync_start(session: orm.Session) -> datetime | None:
-    """When the newest applied sync began: the instant that names the data it left."""
-    return session.connection().scalar(_LAST_APPLIED_SYNC_START)
+def pin_instant(session: orm.Session) -> datetime | None:
+    """The instant that names the current data, for a cursor's pin (None before any data).
+
+    The start of the newest applied sync: every row the data holds was
+    written at or before it, and no applied sync began after it. Pruning
+    keeps that sync's record (SPEC §5); after a prune whose horizon lies
+    later, the horizon names the same data (no sync began in between: a
+    prune holds the sync lock and refuses the future), and unlike the
+    sync's start it can still be read ``as_of``. So a pin never depends on
+    records retention may delete.
+    """
+    row = session.connection().execute(_PIN_INSTANT).one()
+    known = [moment for moment in row if moment is not None]
+    return max(known) if known else None
 
 
-_LAST_APPLIED_SYNC_START = (sa.select(sa.func.max(SyncRun.__table__.c.started_at))
-                            .where(SyncRun.__table__.c.dry_run.is_(False)))
+_PIN_INSTANT = sa.select(
+    sa.select(sa.func.max(SyncRun.__table__.c.started_at))
+    .where(SyncRun.__table__.c.dry_run.is_(False)).scalar_subquery(),
+    sa.select(HistoryHorizon.__table__.c.pruned_before).scalar_subquery())
 
 
 def schema_revisions(session: orm.Session) -> set[str]:

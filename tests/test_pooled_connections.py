@@ -1,5 +1,6 @@
-"""Pooled PostgreSQL connections: a read costs one round trip, and a connection
-goes back to the pool as it came (SPEC §2's atomic syncs depend on it).
+"""Pooled PostgreSQL connections: a cached read costs one round trip, a read that
+misses the cache is one snapshot (SPEC §3), and a connection goes back to
+the pool as it came (SPEC §2's atomic syncs depend on it).
 
 These run on a database of their own, not inside the per-test transaction
 of the other tests, because what they check is what a connection does
@@ -14,7 +15,7 @@ from unittest import mock
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from psycopg2.extensions import STATUS_READY
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ, STATUS_READY
 
 import app as app_package
 from app import create_app
@@ -95,3 +96,84 @@ def test_a_connection_idle_in_the_pool_is_checked_before_use(
     admin.dispose()
     assert killed == 1
     assert client.get("/patients").status_code == 200
+
+
+class StatementLog:
+    """Each statement the app sends, with the transaction mode its connection was in."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bool, int | None, bool | None]] = []
+
+    def __call__(self, conn: sa.Connection, cursor: object, statement: str, *args: object) -> None:
+        dbapi_connection = conn.connection.dbapi_connection
+        self.seen.append((statement, dbapi_connection.autocommit,
+                          dbapi_connection.isolation_level, dbapi_connection.readonly))
+
+
+@pytest.fixture
+def statement_log(pooled_app: Flask) -> Iterator[StatementLog]:
+    """The statements of the requests made while it is in use."""
+    log = StatementLog()
+    with pooled_app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", log)
+    yield log
+    sa.event.remove(engine, "before_cursor_execute", log)
+
+
+def test_a_cache_hit_is_one_statement_outside_a_transaction(
+        pooled_app: Flask, statement_log: StatementLog) -> None:
+    client = pooled_app.test_client()
+    sync(client, "patients", [patient_record("p1")])
+    assert client.get("/patients").status_code == 200
+    statement_log.seen.clear()
+    assert client.get("/patients").status_code == 200
+    assert len(statement_log.seen) == 1
+    assert statement_log.seen[0][1] is True  # autocommit: no BEGIN, no ROLLBACK
+
+
+def test_a_cache_miss_reads_its_version_and_page_in_one_read_only_snapshot(
+        pooled_app: Flask, statement_log: StatementLog) -> None:
+    client = pooled_app.test_client()
+    sync(client, "patients", [patient_record("p1")])
+    statement_log.seen.clear()
+    assert client.get("/patients?limit=5").status_code == 200
+    first, *in_snapshot = statement_log.seen
+    assert first[1] is True
+    assert len(in_snapshot) >= 2 and "data_version" in in_snapshot[0][0]
+    assert all(mode[1:] == (False, ISOLATION_LEVEL_REPEATABLE_READ, True)
+               for mode in in_snapshot)
+    dbapi_connection = _pooled_dbapi_connection(pooled_app)
+    assert (dbapi_connection.autocommit, dbapi_connection.isolation_level,
+            dbapi_connection.readonly) == (False, None, None)
+
+
+def test_a_change_committed_while_a_page_is_read_is_not_in_that_page(
+        pooled_app: Flask) -> None:
+    """The page and the version it reports (its ETag) are one state of the data."""
+    client = pooled_app.test_client()
+    sync(client, "patients", [patient_record("p1", firstName="Ann")])
+    writer = sa.create_engine(pooled_app.config["SQLALCHEMY_DATABASE_URI"],
+                              poolclass=sa.NullPool)
+    committed = []
+
+    def commit_before_the_page(conn: sa.Connection, cursor: object, statement: str,
+                               *args: object) -> None:
+        if "FROM patients" in statement and not committed:
+            with writer.begin() as connection:
+                connection.execute(sa.text("UPDATE patients SET first_name = 'Zed'"))
+            committed.append(statement)
+
+    with pooled_app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", commit_before_the_page)
+    try:
+        during = client.get("/patients")
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", commit_before_the_page)
+        writer.dispose()
+    assert committed
+    assert [p["firstName"] for p in during.get_json()] == ["Ann"]
+    after = client.get("/patients", headers={"If-None-Match": during.headers["ETag"]})
+    assert after.status_code == 200
+    assert [p["firstName"] for p in after.get_json()] == ["Zed"]

@@ -5,9 +5,10 @@ with a fresh random value on every committed change to the replica's tables,
 whoever makes it: a sync, a manual SQL repair, a TRUNCATE, a restore. A read
 is a pure function of that token, the endpoint, its *parsed* arguments and
 the root URL its Link headers point at, so an answer cached under that key is
-never stale, and unknown query parameters make no new keys. The key is read
-before the data, so a sync committing in between can only make an entry
-newer than its key, never older.
+never stale, and unknown query parameters make no new keys. A hit is
+answered from the one statement that reads the version; a miss reads the
+version again and the answer in one snapshot (SPEC §3), and is stored under
+the version of that snapshot.
 
 The cache is bounded in entries (READ_CACHE_SIZE) and in bytes
 (READ_CACHE_BYTES); READ_CACHE_SIZE=0 turns it off, never the ETags.
@@ -26,7 +27,7 @@ from typing import Any
 from flask import Response, current_app, g, request
 
 from app import queries
-from app.autocommit_reads import read_without_transaction
+from app.autocommit_reads import read_snapshot, read_without_transaction
 from app.extensions import db
 
 _KEPT_HEADERS = ("Content-Type", "Link")
@@ -103,28 +104,61 @@ def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        read_without_transaction(db.session())
-        version = g.data_version = queries.data_version(db.session)
-        if version is None:  # the data_version row was removed by hand: no key to trust
-            return view(*args, **kwargs)
-        key = (version, request.endpoint, request.root_url, *args,
-               tuple(sorted(kwargs.items())))
-        etag = hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
-        if request.if_none_match.contains_weak(etag):
-            return Response(status=304, headers={"ETag": f'"{etag}"',
-                                                 "Cache-Control": CACHE_CONTROL})
-        cache: ResponseCache = current_app.extensions["read_cache"]
-        entry = cache.get(key) if cache.enabled else None
-        if entry is None:
+        session = db.session()
+        read_without_transaction(session)
+        # A cache hit (or a 304) is answered from this one statement.
+        version = queries.data_version(session)
+        answer = _known_answer(version, args, kwargs)
+        if answer is not None:
+            return answer
+        # A miss reads in one snapshot, the version it reports included: a sync
+        # committing meanwhile must not make the page one of a newer state.
+        with read_snapshot(session):
+            snapshot_version = queries.data_version(session)
+            if snapshot_version != version:
+                answer = _known_answer(snapshot_version, args, kwargs)
+                if answer is not None:
+                    return answer
+            g.data_version = snapshot_version
             response = current_app.make_response(view(*args, **kwargs))
-            if response.status_code != 200:
-                return response
-            entry = CachedResponse(response.get_data(), tuple(
-                (name, response.headers[name]) for name in _KEPT_HEADERS
-                if name in response.headers))
-            if cache.enabled:
-                cache.put(key, entry)
-        return Response(entry.body, status=200, headers=[
-            *entry.headers, ("ETag", f'"{etag}"'), ("Cache-Control", CACHE_CONTROL)])
+        if snapshot_version is None or response.status_code != 200:
+            return response  # the data_version row was removed by hand: no key to trust
+        entry = CachedResponse(response.get_data(), tuple(
+            (name, response.headers[name]) for name in _KEPT_HEADERS
+            if name in response.headers))
+        cache: ResponseCache = current_app.extensions["read_cache"]
+        key = _key(snapshot_version, args, kwargs)
+        if cache.enabled:
+            cache.put(key, entry)
+        return _replay(entry, key)
 
     return wrapper
+
+
+def _key(version: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """What a read is a pure function of: the data version and the request's parsed parts."""
+    return (version, request.endpoint, request.root_url, *args, tuple(sorted(kwargs.items())))
+
+
+def _etag(key: tuple[Any, ...]) -> str:
+    return hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+
+
+def _known_answer(version: str | None, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> Response | None:
+    """304 for a current If-None-Match, the cached 200, or None when the view must run."""
+    if version is None:
+        return None
+    key = _key(version, args, kwargs)
+    etag = _etag(key)
+    if request.if_none_match.contains_weak(etag):
+        return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": CACHE_CONTROL})
+    cache: ResponseCache = current_app.extensions["read_cache"]
+    entry = cache.get(key) if cache.enabled else None
+    return None if entry is None else _replay(entry, key)
+
+
+def _replay(entry: CachedResponse, key: tuple[Any, ...]) -> Response:
+    """The 200 of ``entry`` with the ETag of ``key``."""
+    return Response(entry.body, status=200, headers=[
+        *entry.headers, ("ETag", f'"{_etag(key)}"'), ("Cache-Control", CACHE_CONTROL)])

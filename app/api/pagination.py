@@ -24,9 +24,10 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from flask import Response, g, request
 
-from app import queries
+from app import history, queries
 from app.errors import APIError
 from app.extensions import db
+from app.instants import parse_instant
 from app.types import TOTAL_LIMIT
 
 
@@ -87,8 +88,7 @@ class SortKey:
             return [_typed(key.kind, value) for key, value in zip(self.columns, values,
                                                                   strict=True)]
         except (ValueError, TypeError, RecursionError, binascii.Error, InvalidOperation):
-            raise APIError.invalid_parameter(
-                "cursor", "Malformed cursor; use the Link header of the previous page.") from None
+            raise _malformed_cursor() from None
 
 
 @dataclass(frozen=True)
@@ -106,15 +106,28 @@ class Pin:
 
 
 def cursor_pin(cursor: str) -> Pin | None:
-    """The pin a cursor carries, or None (a malformed cursor is refused by decode)."""
+    """The pin a cursor carries, or None if it carries none.
+
+    422 invalid_parameter if it carries one that is not ours (another shape,
+    an instant outside the calendar); any other flaw is refused by decode.
+    """
     try:
         pin = _parts(cursor)[-1]
-        if isinstance(pin, dict) and isinstance(pin.get("v"), str):
-            at = _typed(datetime, pin.get("at"))
-            return Pin(pin["v"], at)
     except (ValueError, TypeError, RecursionError, binascii.Error, IndexError):
-        pass
-    return None
+        return None
+    if not isinstance(pin, dict):
+        return None
+    try:
+        if set(pin) != {"v", "at"} or not isinstance(pin["v"], str):
+            raise ValueError("not a pin")
+        return Pin(pin["v"], _typed(datetime, pin["at"]))
+    except ValueError:
+        raise _malformed_cursor() from None
+
+
+def _malformed_cursor() -> APIError:
+    return APIError.invalid_parameter(
+        "cursor", "Malformed cursor; use the Link header of the previous page.")
 
 
 def _parts(cursor: str) -> list[Any]:
@@ -147,10 +160,7 @@ def _typed(kind: type, value: Any) -> Any:
             raise ValueError("expected a 64-bit integer")
         return value
     if kind is datetime:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-        if moment is None or moment.tzinfo is None:
-            raise ValueError("expected a timestamp with an offset")
-        return moment
+        return parse_instant(value)
     if not isinstance(value, str) or len(value) > 64:
         raise ValueError("expected a decimal string")
     number = Decimal(value)
@@ -264,29 +274,38 @@ class Pinning:
 
 
 def pinning(cursor: str | None, version: str | None) -> Pinning:
-    """Read a later page live while the data is still at ``version``, else as of its pin."""
+    """Read a later page live while the data is still at ``version``, else as of its pin.
+
+    422 cursor_expired when the data changed and the pin lies before the
+    history horizon: the versions that page would be read from are pruned.
+    """
     pin = cursor_pin(cursor) if cursor is not None else None
     if pin is None or pin.version == version:
         return Pinning(None, pin)
+    horizon = history.pruned_horizon(db.session, pin.at)
+    if horizon is not None:
+        raise APIError(422, "cursor_expired",
+                       f"This listing changed and its history before {horizon.isoformat()} "
+                       "was pruned since its first page; start again from the first page.",
+                       {"parameter": "cursor", "horizon": horizon.isoformat()})
     return Pinning(pin.at, pin)
 
 
 def _pin_now() -> Pin | None:
     """The pin of a first page read from the live tables, if there is data to pin."""
     version = g.get("data_version")
-    at = None if version is None else _last_sync_start_at(version)
+    at = None if version is None else _pin_instant_of(version)
     return Pin(version, at) if version is not None and at is not None else None
 
 
 @functools.lru_cache(maxsize=16)
-def _last_sync_start_at(version: str) -> datetime | None:
-    """When the newest applied sync began, in the data ``version`` names.
+def _pin_instant_of(version: str) -> datetime | None:
+    """The instant that names the data ``version`` names (queries.pin_instant).
 
-    A pure function of the version (a sync's row changes the version when
-    it is written), so every first page of a version after the first one
-    pins without a round trip.
+    A pure function of the version (syncs and prunes change it), so every
+    first page of a version after the first one pins without a round trip.
     """
-    return queries.last_applied_sync_start(db.session)
+    return queries.pin_instant(db.session)
 
 
 def _next_url(arguments: dict[str, Any], limit: int, cursor: str) -> str:

@@ -33,10 +33,10 @@ def position(key: SortKey, cursor: str | None) -> list[Any] | None:
 
 def first_page_pinning(cursor: str | None, version: str | None) -> Pinning:
     """As pagination.pinning, with the pin of a first page made up front, as the API does
-    when it has a next page: the current data ``version`` and the start of the last
-    applied sync (the instant that names that data)."""
+    when it has a next page: the current data ``version`` and the instant that names
+    that data (queries.pin_instant)."""
     read = pinning(cursor, version)
     if cursor is not None or version is None:
         return read
-    at = queries.last_applied_sync_start(db.session)
+    at = queries.pin_instant(db.session)
     return Pinning(None, None if at is None else Pin(version, at))
