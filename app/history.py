@@ -3,7 +3,8 @@
 ``prune`` drops the versions that ended, and the sync records that began,
 before an instant, and makes that instant the horizon: ``as_of`` before it
 is refused (history_pruned), since the versions that would answer it are
-gone. It runs under the sync lock, in one transaction. Once the event
+gone. The newest applied sync of each entity stays, and an instant in the
+future is refused. It runs under the sync lock, in one transaction. Once the event
 relay has run, a prune that would drop syncs whose events it has not yet
 published is refused (UnpublishedEvents) unless forced: downstream services
 would never hear of those changes.
@@ -19,6 +20,7 @@ from sqlalchemy import orm
 
 from app.events import position
 from app.models import HistoryHorizon, PatientVersion, PaymentVersion, SyncRun
+from app.sync.clock import database_now
 from app.sync.errors import SyncRefused
 from app.sync.lock import sync_lock
 
@@ -27,6 +29,12 @@ class UnpublishedEvents(SyncRefused):
     """The prune would drop applied syncs whose change events the relay has not published."""
 
     code = "events_unpublished"
+
+
+class FutureInstant(SyncRefused):
+    """The prune was asked for an instant that has not come yet (by the database's clock)."""
+
+    code = "instant_in_future"
 
 
 @dataclass(frozen=True)
@@ -59,12 +67,21 @@ def prune(session: orm.Session, before: datetime, lock_timeout: float, *,
     """Drop versions that ended and syncs that began before ``before``; commit.
 
     The horizon only moves forward: pruning before an earlier instant than a
-    previous prune drops nothing more and keeps the later horizon. Raises
-    UnpublishedEvents, changing nothing, if the relay has yet to publish a
-    sync the prune would drop, unless ``force``.
+    previous prune drops nothing more and keeps the later horizon. The
+    newest applied sync of each entity is kept whenever it began: it
+    describes the current data. Raises FutureInstant for an instant still to
+    come (every as_of would be refused until then), and UnpublishedEvents
+    if the relay has yet to publish a sync the prune would drop, unless
+    ``force``; either changes nothing.
     """
     try:
         with sync_lock(session.connection(), lock_timeout):
+            now = database_now(session.connection())
+            if before > now:
+                raise FutureInstant(
+                    f"{before.isoformat()} is in the future (the database's clock says "
+                    f"{now.isoformat()}); prune before an instant that has passed",
+                    {"before": before.isoformat(), "now": now.isoformat()})
             current = horizon(session)
             if current is not None and current > before:
                 before = current
@@ -78,13 +95,21 @@ def prune(session: orm.Session, before: datetime, lock_timeout: float, *,
                 sa.delete(model).where(model.valid_to < before)).rowcount  # type: ignore[attr-defined]
                 for model in (PatientVersion, PaymentVersion))
             syncs = session.execute(
-                sa.delete(SyncRun).where(SyncRun.started_at < before)).rowcount  # type: ignore[attr-defined]
+                sa.delete(SyncRun).where(SyncRun.started_at < before,
+                                         SyncRun.id.not_in(_newest_applied_syncs()))
+            ).rowcount  # type: ignore[attr-defined]
             session.merge(HistoryHorizon(id=1, pruned_before=before))
             session.commit()
     except BaseException:
         session.rollback()
         raise
     return PruneReport(before, versions, syncs)
+
+
+def _newest_applied_syncs() -> sa.Select[tuple[int]]:
+    """The newest applied sync of each entity: kept by every prune (SPEC §5)."""
+    return (sa.select(sa.func.max(SyncRun.id)).where(SyncRun.dry_run.is_(False))
+            .group_by(SyncRun.entity))
 
 
 def _unpublished_syncs(session: orm.Session, before: datetime) -> int:

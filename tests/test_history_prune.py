@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from werkzeug.test import TestResponse
 
 from app.events import position
 from app.extensions import db
-from tests.helpers import error_code, patient_record, sync
+from tests.helpers import error_code, next_link, patient_record, payment_record, sync
 
 
 def prune(runner: FlaskCliRunner, before: str) -> Any:
@@ -123,3 +125,86 @@ def test_a_forced_prune_drops_unpublished_syncs(
                                  "--force"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["syncsDeleted"] == 2
+
+
+def now() -> str:
+    """This instant, for a prune of everything so far."""
+    return datetime.now(UTC).isoformat()
+
+
+def test_prune_keeps_the_newest_applied_sync_of_each_entity(
+        client: FlaskClient, runner: FlaskCliRunner) -> None:
+    patients = three_versions(client)
+    payments = [sync(client, "payments", [payment_record("m", "a", amount=amount)])
+                for amount in ("1.00", "2.00")]
+    sync(client, "payments", [payment_record("m", "a", amount="3.00")], query="?dry_run=true")
+    result = prune(runner, now())
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["syncsDeleted"] == 4  # two of each kind, and the dry run
+    assert [r["syncId"] for r in client.get("/syncs").get_json()] == \
+        [payments[-1]["syncId"], patients[-1]["syncId"]]
+
+
+@pytest.mark.parametrize("before", ["2099-01-01", "2099-01-01T00:00:00Z"])
+def test_prune_refuses_an_instant_in_the_future_and_changes_nothing(
+        client: FlaskClient, runner: FlaskCliRunner, before: str) -> None:
+    reports = three_versions(client)
+    result = prune(runner, before)
+    assert result.exit_code == 2
+    assert "instant_in_future" in result.output
+    assert len(client.get("/syncs").get_json()) == 3
+    as_of = quote(reports[2]["startedAt"])
+    assert client.get(f"/patients/a?as_of={as_of}").get_json()["lastName"] == "Three"
+
+
+def walk_from(client: FlaskClient, first: TestResponse) -> list[str]:
+    """The externalIds of a first page and of every page its Link leads to."""
+    seen = [patient["externalId"] for patient in first.get_json()]
+    response = first
+    while (link := next_link(response)) is not None:
+        response = client.get(link)
+        assert response.status_code == 200, response.get_json()
+        seen += [patient["externalId"] for patient in response.get_json()]
+    return seen
+
+
+def five_patients_with_totals(client: FlaskClient) -> None:
+    """Patients p0..p4, p<n> with a total of n dollars."""
+    sync(client, "patients", [patient_record(f"p{n}") for n in range(5)])
+    sync(client, "payments", [payment_record(f"m{n}", f"p{n}", amount=f"{n}.00")
+                              for n in range(5)])
+
+
+def test_a_listing_begun_after_a_prune_of_every_sync_stays_pinned(
+        client: FlaskClient, runner: FlaskCliRunner) -> None:
+    five_patients_with_totals(client)
+    assert prune(runner, now()).exit_code == 0
+    first = client.get("/patients?sort=-paymentsTotal&limit=2")
+    assert [p["externalId"] for p in first.get_json()] == ["p4", "p3"]
+    # The totals turn around; the listing as it stood is what the walk must show.
+    sync(client, "payments", [payment_record(f"m{n}", f"p{n}", amount=f"{10 - n}.00")
+                              for n in range(5)])
+    assert walk_from(client, first) == ["p4", "p3", "p2", "p1", "p0"]
+
+
+def test_a_walk_across_a_prune_past_its_pin_is_cursor_expired(
+        client: FlaskClient, runner: FlaskCliRunner) -> None:
+    five_patients_with_totals(client)
+    first = client.get("/patients?sort=-paymentsTotal&limit=2")
+    sync(client, "payments", [payment_record(f"m{n}", f"p{n}", amount=f"{10 - n}.00")
+                              for n in range(5)])
+    assert prune(runner, now()).exit_code == 0
+    response = client.get(next_link(first) or "")
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "cursor_expired"
+    assert response.get_json()["error"]["details"]["parameter"] == "cursor"
+
+
+def test_a_walk_across_a_prune_before_its_pin_goes_on(
+        client: FlaskClient, runner: FlaskCliRunner) -> None:
+    five_patients_with_totals(client)
+    first = client.get("/patients?sort=-paymentsTotal&limit=2")
+    sync(client, "payments", [payment_record(f"m{n}", f"p{n}", amount=f"{10 - n}.00")
+                              for n in range(5)])
+    assert prune(runner, "2000-01-01").exit_code == 0
+    assert walk_from(client, first) == ["p4", "p3", "p2", "p1", "p0"]
