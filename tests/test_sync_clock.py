@@ -1,4 +1,5 @@
-"""A sync's time is the database's (SPEC §5): a host whose clock is wrong cannot write history backwards."""
+"""Time is the database's (SPEC §5, §8): a host whose clock is wrong writes no history
+backwards, and no answer depends on a host's clock."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from flask import Flask
 
 from tests.helpers import patient_record, sync
@@ -69,3 +71,34 @@ def test_a_later_sync_never_has_an_earlier_time_than_the_one_before(
                for name in ("Ann", "Bob", "Cy", "Di")]
     starts = [report["startedAt"] for report in reports]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
+
+
+STORE_A_WINDOW = """
+from app import create_app
+from app.events import position
+from app.extensions import db
+app = create_app()
+with app.app_context():
+    connection = db.session.connection()
+    position.ensure(connection)
+    moved = position.Position(1, 0, sync_complete=False, sync_events=1)
+    assert position.store(connection, position.START, moved, 1, rate=8500.0)
+    db.session.commit()
+"""
+
+
+@pytest.mark.postgresql_only  # SQLite serves one host: its clock is the process's
+def test_a_relay_on_a_host_whose_clock_is_behind_still_shows_a_fresh_rate(
+        committed_app: Flask, committed_database_url: str) -> None:
+    """/metrics judges the relay's rate fresh or stale on the one clock both hosts share."""
+    client = committed_app.test_client()
+    sync(client, "patients", [patient_record("1"), patient_record("2")])
+    stored = subprocess.run(
+        ["faketime", "-f", TEN_MINUTES_BEHIND, sys.executable, "-c", STORE_A_WINDOW],
+        cwd=ROOT, env={"PATH": "/usr/bin:/bin", "DATABASE_URL": committed_database_url,
+                       "FAKETIME_DONT_FAKE_MONOTONIC": "1"},
+        capture_output=True, text=True, timeout=120, check=False)
+    assert stored.returncode == 0, stored.stderr
+    rate = [line for line in client.get("/metrics").get_data(as_text=True).splitlines()
+            if line.startswith("events_relay_publish_rate")]
+    assert rate == ["events_relay_publish_rate 8500.0"]

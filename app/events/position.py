@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from app.models import EventRelayPosition, SyncRun
-from app.types import utcnow
+from app.sync.clock import database_now
 
 ROW_ID = 1
 
@@ -46,7 +46,7 @@ def ensure(connection: sa.Connection) -> None:
                                .where(EventRelayPosition.id == ROW_ID))
     if exists is None:
         connection.execute(sa.insert(EventRelayPosition).values(
-            id=ROW_ID, **_values(START), published_total=0, updated_at=utcnow()))
+            id=ROW_ID, **_values(START), published_total=0, updated_at=database_now(connection)))
 
 
 def stored(connection: sa.Connection) -> Position | None:
@@ -87,7 +87,7 @@ def store(connection: sa.Connection, expected: Position, new: Position, publishe
         .where(table.id == ROW_ID,
                *(getattr(table, name) == value for name, value in _values(expected).items()))
         .values(**_values(new), published_total=table.published_total + published,
-                publish_rate=rate, updated_at=utcnow()))
+                publish_rate=rate, updated_at=database_now(connection)))
     return result.rowcount == 1
 
 
@@ -98,7 +98,7 @@ def reset(connection: sa.Connection, to: Position = START) -> None:
     """
     ensure(connection)
     connection.execute(sa.update(EventRelayPosition).where(EventRelayPosition.id == ROW_ID)
-                       .values(**_values(to), updated_at=utcnow()))
+                       .values(**_values(to), updated_at=database_now(connection)))
 
 
 def _values(position: Position) -> dict[str, int | bool]:

@@ -14,7 +14,7 @@ from sqlalchemy import orm
 from app.events.messages import CHANGE_OUTCOMES
 from app.events.position import ROW_ID, START
 from app.models import EventRelayPosition, SyncRun
-from app.types import utcnow
+from app.sync.clock import database_now
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +62,9 @@ def relay_status(session: orm.Session, configured: bool) -> RelayStatus | None:
         .select_from(anchor.outerjoin(position, position.id == anchor.c.id))).one()
     if not (ran or configured):
         return None
+    # Both instants are the database's: the relay may run on another host.
     fresh = updated_at is not None and \
-        (utcnow() - updated_at).total_seconds() < RATE_FRESH_SECONDS
+        (database_now(session.connection()) - updated_at).total_seconds() < RATE_FRESH_SECONDS
     # Negative only if the current sync was pruned mid-way; it has no events left then.
     return RelayStatus(lag=max(int(lag), 0), published_total=int(published_total),
                        publish_rate=float(rate) if fresh and rate else 0.0)
