@@ -23,7 +23,6 @@ from app.api.orderings import (
     PAYMENTS_BY_ID,
     SYNCS_NEWEST_FIRST,
     by_record,
-    newest_version_first,
     patient_sorts,
     payments_by_id,
 )
@@ -33,7 +32,13 @@ from app.console import charts, formatting
 from app.console import queries as console_queries
 from app.console.errors import ConsoleError
 from app.console.paging import first_page_pinning, position
-from app.console.timeline import Timeline, patient_timeline, payment_timelines
+from app.console.timeline import Timeline, patient_timeline, payments_timeline
+from app.console.versions import (
+    VersionsPage,
+    newest_first,
+    newest_first_by_record,
+    read_versions,
+)
 from app.events.status import relay_status
 from app.extensions import db
 from app.sync.report import COUNTED_OUTCOMES
@@ -46,6 +51,8 @@ PATIENTS_PER_PAGE = 50
 TOP_PAYERS = 10
 # A patient's payments on its page; more than this are counted, not listed.
 PAYMENTS_SHOWN = 200
+# Versions per page of a timeline (a patient's own, and its payments').
+VERSIONS_PER_PAGE = 50
 HISTOGRAM_BUCKETS = 20
 # The per-sync chart's series, in stacking order (bottom first).
 CHART_OUTCOMES = ("created", "updated", "deleted", "restored", "rejected")
@@ -128,19 +135,37 @@ def sync(sync_id: int, cursor: str | None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class PatientView:
-    """A patient as shown: the row (None if not live then), payments and timelines."""
+    """A patient as shown: the row (None if not live then), payments, and a page of each
+    timeline (the patient's versions, and those of the payments it held)."""
 
     external_id: str
     row: Any
     payments: list[Any]
     more_payments: bool
     timeline: Timeline
-    payment_timelines: dict[str, Timeline]
+    history: VersionsPage
+    payments_timeline: Timeline
+    payments_history: VersionsPage
     as_of: datetime | None
 
 
-def patient(external_id: str, as_of: datetime | None) -> PatientView:
-    """A patient now or as of an instant (SPEC §5 semantics), with every version it had."""
+@dataclass(frozen=True)
+class TimelineCursors:
+    """Where each of a patient page's timelines is: cursors from its older/newer links."""
+
+    older: str | None = None
+    newer: str | None = None
+    payments_older: str | None = None
+    payments_newer: str | None = None
+
+
+def patient(external_id: str, as_of: datetime | None,
+            cursors: TimelineCursors = TimelineCursors()) -> PatientView:
+    """A patient now or as of an instant (SPEC §5 semantics), with a page of its history.
+
+    Its own versions and those of the payments it held are each read
+    VERSIONS_PER_PAGE at a time, newest first, whatever the history's length.
+    """
     session = db.session
     if as_of is not None:
         horizon = history.pruned_horizon(session, as_of)
@@ -153,9 +178,9 @@ def patient(external_id: str, as_of: datetime | None) -> PatientView:
     record_id = row.id if row is not None else queries.stored_patient_id(session, external_id)
     if record_id is None:
         raise ConsoleError.not_found(f"No patient was ever stored under the id '{external_id}'.")
-    versions = queries.patient_history(record_id)
-    timeline = patient_timeline(session.execute(
-        sa.select(versions).order_by(*newest_version_first(versions).order_by())).all())
+    own = read_versions(console_queries.patient_versions(record_id),
+                        console_queries.with_patient_before, newest_first, cursors.older,
+                        cursors.newer, VERSIONS_PER_PAGE)
     payments: list[Any] = []
     if row is not None:
         if as_of is None:
@@ -165,11 +190,12 @@ def patient(external_id: str, as_of: datetime | None) -> PatientView:
             key = payments_by_id(columns.c)
         payments = session.execute(
             listed.order_by(*key.order_by()).limit(PAYMENTS_SHOWN + 1)).all()
-    shown = payments[:PAYMENTS_SHOWN]
-    ids = [payment.id for payment in shown]
-    version_rows = session.execute(console_queries.payment_versions(ids)).all() if ids else []
-    return PatientView(external_id, row, shown, len(payments) > PAYMENTS_SHOWN, timeline,
-                       payment_timelines(version_rows), as_of)
+    held = read_versions(console_queries.payment_versions(record_id),
+                         console_queries.with_payment_neighbours, newest_first_by_record,
+                         cursors.payments_older, cursors.payments_newer, VERSIONS_PER_PAGE)
+    return PatientView(external_id, row, payments[:PAYMENTS_SHOWN],
+                       len(payments) > PAYMENTS_SHOWN, patient_timeline(own.rows), own,
+                       payments_timeline(held.rows, record_id, external_id), held, as_of)
 
 
 def analytics(payment_min: Decimal | None, payment_max: Decimal | None, sort: str,

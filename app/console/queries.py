@@ -1,8 +1,9 @@
-"""SQL the console needs and the API does not: figures, the totals histogram, version lists.
+"""SQL the console needs and the API does not: figures, the totals histogram, timelines.
 
 Everything else the console shows comes from the API's own queries
 (app/queries.py, app/history_queries.py), so both answer the same question
-the same way. Each function here is one statement, whatever the data size.
+the same way. Each function here is one statement, whatever the data size;
+a timeline's parts are read a window at a time (console/versions.py).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app import queries
-from app.models import Patient, Payment, PaymentVersion, SyncRun
-from app.types import Money
+from app.models import Patient, PatientVersion, Payment, PaymentVersion, SyncRun
+from app.types import Money, UTCDateTime
 
 
 class Figures(NamedTuple):
@@ -90,26 +91,94 @@ def _total_cents(dialect: str) -> sa.ColumnElement[int]:
     return sa.cast(Patient.__table__.c.payments_total * 100, sa.BigInteger())
 
 
-def payment_versions(payment_ids: list[int]) -> sa.Select[Any]:
-    """Every version of each payment in ``payment_ids``, oldest first per payment.
+def patient_versions(record_id: int) -> list[sa.Select[Any]]:
+    """The versions of one patient, as two parts for console.versions to window: the kept
+    ones (index (record_id, valid_from)) and its row, the current one."""
+    kept = PatientVersion.__table__
+    row = Patient.__table__
+    return [
+        sa.select(kept.c.record_id, *(kept.c[name] for name in _PATIENT_FIELDS),
+                  kept.c.valid_from, kept.c.valid_to, kept.c.sync_id)
+        .where(kept.c.record_id == record_id),
+        sa.select(row.c.id.label("record_id"), *(row.c[name] for name in _PATIENT_FIELDS),
+                  row.c.updated.label("valid_from"),
+                  sa.cast(sa.null(), UTCDateTime()).label("valid_to"), row.c.sync_id)
+        .where(row.c.id == record_id),
+    ]
 
-    The versions of one patient's payments in one statement (not one per
-    payment); each carries its patient's externalId in that version, as
-    ``queries.payment_history`` does for a single payment.
+
+def with_patient_before(window: sa.Subquery) -> sa.Select[Any]:
+    """Each version of ``window`` with the version it replaced (``before_*``; ``existed``).
+
+    The version a sync replaced is the one it ended: a lookup in the index
+    (ended_by, record_id) per row of the window, whatever the history's length.
     """
-    owner = orm.aliased(Patient)
-    ids = payment_ids
-    now = (sa.select(Payment.id.label("record_id"), Payment.external_id,
-                     owner.external_id.label("patient_external_id"), Payment.amount,
-                     Payment.deleted, Payment.updated.label("valid_from"),
-                     sa.null().label("valid_to"), Payment.sync_id)
-           .join(owner, owner.id == Payment.patient_id).where(Payment.id.in_(ids)))
-    kept = (sa.select(PaymentVersion.record_id, PaymentVersion.external_id,
-                      owner.external_id.label("patient_external_id"), PaymentVersion.amount,
-                      PaymentVersion.deleted, PaymentVersion.valid_from,
-                      PaymentVersion.valid_to, PaymentVersion.sync_id)
-            .join(owner, owner.id == PaymentVersion.patient_id)
-            .where(PaymentVersion.record_id.in_(ids)))
-    # The kept versions first: a union takes its column types from its first part.
-    versions = sa.union_all(kept, now).subquery("versions")
-    return sa.select(versions).order_by(versions.c.record_id, versions.c.valid_from)
+    before = PatientVersion.__table__.alias("before")
+    return (sa.select(window, before.c.record_id.is_not(None).label("existed"),
+                      *(before.c[name].label(f"before_{name}") for name in _PATIENT_FIELDS))
+            .select_from(window.outerjoin(before, sa.and_(
+                before.c.record_id == window.c.record_id,
+                before.c.ended_by == window.c.sync_id))))
+
+
+_PATIENT_FIELDS = ("first_name", "last_name", "middle_name", "date_of_birth", "deleted")
+
+
+def payment_versions(patient_id: int) -> list[sa.Select[Any]]:
+    """Every version of a payment while it belonged to patient ``patient_id``, as two parts:
+    the kept ones (index (patient_id, valid_from)) and its live payments' rows (index
+    (patient_id, id) where live).
+
+    A payment deleted while it belonged to the patient is there as its last
+    live version, which the deletion ended (see with_payment_neighbours).
+    """
+    kept = PaymentVersion.__table__
+    row = Payment.__table__
+    return [
+        sa.select(kept.c.record_id, kept.c.external_id, kept.c.amount, kept.c.deleted,
+                  kept.c.valid_from, kept.c.valid_to, kept.c.sync_id, kept.c.ended_by)
+        .where(kept.c.patient_id == patient_id),
+        sa.select(row.c.id.label("record_id"), row.c.external_id, row.c.amount, row.c.deleted,
+                  row.c.updated.label("valid_from"),
+                  sa.cast(sa.null(), UTCDateTime()).label("valid_to"), row.c.sync_id,
+                  sa.cast(sa.null(), sa.Integer()).label("ended_by"))
+        .where(row.c.patient_id == patient_id, row.c.deleted.is_(None)),
+    ]
+
+
+def with_payment_neighbours(window: sa.Subquery) -> sa.Select[Any]:
+    """Each payment version of ``window`` with the one before it and, for a kept one, after it.
+
+    Before: the version its sync ended (``existed``, ``before_amount``,
+    ``before_deleted``, ``before_patient_id``, ``before_patient_external_id``).
+    After: the version made by the sync that ended it, kept or the row
+    (``after_patient_id``, ``after_patient_external_id``, ``after_deleted``,
+    ``after_is_row``), which tells whether the payment then moved to another
+    patient or was deleted. Index lookups per row of the window: (ended_by,
+    record_id), (sync_id, record_id) and primary keys.
+    """
+    before = PaymentVersion.__table__.alias("before")
+    after = PaymentVersion.__table__.alias("after")
+    after_row = Payment.__table__.alias("after_row")
+    before_owner = Patient.__table__.alias("before_owner")
+    after_owner = Patient.__table__.alias("after_owner")
+    after_patient = sa.func.coalesce(after.c.patient_id, after_row.c.patient_id)
+    joined = (
+        window.outerjoin(before, sa.and_(before.c.record_id == window.c.record_id,
+                                         before.c.ended_by == window.c.sync_id))
+        .outerjoin(before_owner, before_owner.c.id == before.c.patient_id)
+        .outerjoin(after, sa.and_(after.c.record_id == window.c.record_id,
+                                  after.c.sync_id == window.c.ended_by))
+        .outerjoin(after_row, sa.and_(after.c.id.is_(None), after_row.c.id == window.c.record_id,
+                                      after_row.c.sync_id == window.c.ended_by))
+        .outerjoin(after_owner, after_owner.c.id == after_patient))
+    return sa.select(
+        window, before.c.record_id.is_not(None).label("existed"),
+        before.c.amount.label("before_amount"), before.c.deleted.label("before_deleted"),
+        before.c.patient_id.label("before_patient_id"),
+        before_owner.c.external_id.label("before_patient_external_id"),
+        after_patient.label("after_patient_id"),
+        after_owner.c.external_id.label("after_patient_external_id"),
+        sa.func.coalesce(after.c.deleted, after_row.c.deleted).label("after_deleted"),
+        after_row.c.id.is_not(None).label("after_is_row"),
+    ).select_from(joined)

@@ -1,9 +1,14 @@
-"""A record's versions as a timeline: what each sync made of it, and which fields it changed."""
+"""A record's versions as a timeline: what each sync made of it, and which fields it changed.
+
+Rows come a window at a time (console/versions.py), each with the version
+it replaced beside it (``existed`` and ``before_*`` columns), so a version's
+op and changes need nothing outside its own row.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -25,8 +30,22 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Departure:
+    """How a payment's time with a patient ended: ``moved`` to another patient, or ``deleted``."""
+
+    op: str
+    at: datetime
+    sync_id: int | None
+    to_patient: str | None
+
+
+@dataclass(frozen=True)
 class Version:
-    """One version: when it held, the sync that made it, its op, its changes and its values."""
+    """One version: when it held, the sync that made it, its op, its changes and its values.
+
+    ``record`` names the payment on a patient's payments timeline (None on a
+    record's own); ``departure`` says when the payment then left the patient.
+    """
 
     valid_from: datetime
     valid_to: datetime | None
@@ -34,6 +53,8 @@ class Version:
     op: str
     changes: tuple[Change, ...]
     values: tuple[tuple[str, Any], ...]
+    record: str | None = None
+    departure: Departure | None = None
 
     def held_at(self, moment: datetime) -> bool:
         """Whether this version was the record's state at ``moment``."""
@@ -43,41 +64,57 @@ class Version:
 Timeline = list[Version]
 
 
-def timeline(rows: Iterable[Any], fields: Sequence[tuple[str, str]]) -> Timeline:
-    """Versions newest first from ``rows`` in any order (one record's)."""
-    ordered = sorted(rows, key=lambda row: row.valid_from)
-    versions: list[Version] = []
-    previous = None
-    for row in ordered:
-        values = tuple((label, getattr(row, column)) for label, column in fields)
-        if previous is None:
-            op, changes = ("deleted" if row.deleted else "created"), ()
-        else:
-            changes = tuple(Change(label, getattr(previous, column), getattr(row, column))
-                            for label, column in fields
-                            if getattr(previous, column) != getattr(row, column))
-            op = op_of(True, previous.deleted is not None, row.deleted is not None)
-        versions.append(Version(row.valid_from, row.valid_to, row.sync_id, op, changes, values))
-        previous = row
-    return versions[::-1]
+def _version(row: Any, before: dict[str, Any] | None, fields: Sequence[tuple[str, str]],
+             now: dict[str, Any]) -> Version:
+    """One version from its values ``now`` and those of the version it replaced (None: none)."""
+    values = tuple((label, now[column]) for label, column in fields)
+    if before is None:
+        op, changes = ("deleted" if row.deleted else "created"), ()
+    else:
+        changes = tuple(Change(label, before[column], now[column]) for label, column in fields
+                        if before[column] != now[column])
+        op = op_of(True, before["deleted"] is not None, row.deleted is not None)
+    return Version(row.valid_from, row.valid_to, row.sync_id, op, changes, values)
 
 
 def patient_timeline(rows: Iterable[Any]) -> Timeline:
-    """A patient's versions, newest first."""
-    return timeline(rows, PATIENT_FIELDS)
+    """A patient's versions (rows of console.queries.with_patient_before), in the rows' order."""
+    columns = [column for _, column in PATIENT_FIELDS]
+    return [_version(row, ({name: getattr(row, f"before_{name}") for name in [*columns, "deleted"]}
+                           if row.existed else None),
+                     PATIENT_FIELDS, {name: getattr(row, name) for name in columns})
+            for row in rows]
 
 
-def payment_timelines(rows: Iterable[Any]) -> dict[str, Timeline]:
-    """The versions of several payments (rows of console.queries.payment_versions), by externalId.
+def payments_timeline(rows: Iterable[Any], patient_id: int, patient: str) -> Timeline:
+    """The versions of a patient's payments (rows of console.queries.with_payment_neighbours).
 
-    Keyed by the payment's current externalId (its newest version's).
+    Patient ``patient_id`` (externalId ``patient``) held each of them; a
+    payment that came from another patient shows the move as a change, and
+    one that then left (moved to another patient, or deleted) says so.
     """
-    by_record: dict[int, list[Any]] = {}
+    timeline = []
     for row in rows:
-        by_record.setdefault(row.record_id, []).append(row)
-    timelines = {}
-    for versions in by_record.values():
-        line = timeline(versions, PAYMENT_FIELDS)
-        newest = max(versions, key=lambda row: row.valid_from)
-        timelines[newest.external_id] = line
-    return timelines
+        now = {"amount": row.amount, "patient_external_id": patient}
+        before = ({"amount": row.before_amount, "deleted": row.before_deleted,
+                   "patient_external_id": row.before_patient_external_id}
+                  if row.existed else None)
+        version = _version(row, before, PAYMENT_FIELDS, now)
+        timeline.append(replace(version, record=row.external_id,
+                                departure=_departure(row, patient_id)))
+    return timeline
+
+
+def _departure(row: Any, patient_id: int) -> Departure | None:
+    """How the payment left the patient after this version, if the next one is not the patient's.
+
+    A later version of the patient's own is on the timeline already, except
+    the row of a payment deleted for good: its live payments only are read.
+    """
+    if row.valid_to is None or row.after_patient_id is None:
+        return None
+    if row.after_patient_id != patient_id:
+        return Departure("moved", row.valid_to, row.ended_by, row.after_patient_external_id)
+    if row.after_is_row and row.after_deleted is not None:
+        return Departure("deleted", row.valid_to, row.ended_by, None)
+    return None

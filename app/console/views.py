@@ -6,11 +6,13 @@ from flask import Response, redirect, render_template, request, url_for
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import PathConverter
 
-from app.console import args, pages
+from app.console import args, pages, versions
 from app.console.blueprint import bp
 from app.console.errors import ConsoleError
 
 SYNC_ID_MAX = 2**31 - 1
+# The patient page's timeline cursors, in pages.TimelineCursors' order.
+TIMELINE_CURSORS = ("older", "newer", "payments_older", "payments_newer")
 
 
 class RestOfPath(PathConverter):
@@ -62,8 +64,12 @@ def show_patient() -> str:
     external_id, as_of = args.external_id(), args.instant()
     if external_id is None:
         return render_template("console/patient.html", view=None, as_of=as_of)
-    return render_template("console/patient.html", view=pages.patient(external_id, as_of),
-                           as_of=as_of)
+    cursors = pages.TimelineCursors(*(args.cursor(name) for name in TIMELINE_CURSORS))
+    view = pages.patient(external_id, as_of, cursors)
+    return render_template(
+        "console/patient.html", view=view, as_of=as_of, per_page=pages.VERSIONS_PER_PAGE,
+        history_links=versions.links(view.history, "older", "newer"),
+        payments_links=versions.links(view.payments_history, "payments_older", "payments_newer"))
 
 
 @bp.get("/analytics")
