@@ -84,9 +84,14 @@ def nice_step(span: float, parts: int = TICKS) -> float:
     return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
 
 
-def _y_scale(top_value: float) -> tuple[float, tuple[Tick, ...], float]:
-    """The axis maximum, its ticks and the pixels per unit, for values from 0 to ``top_value``."""
+def _y_scale(top_value: float, counts: bool = False) -> tuple[float, tuple[Tick, ...], float]:
+    """The axis maximum, its ticks and the pixels per unit, for values from 0 to ``top_value``.
+
+    A count axis (``counts``) steps by whole numbers: there is no half a patient.
+    """
     step = nice_step(top_value)
+    if counts:
+        step = max(step, 1.0)
     maximum = max(step, math.ceil(top_value / step) * step)
     per_unit = (HEIGHT - BOTTOM - TOP) / maximum
     ticks = tuple(Tick(HEIGHT - BOTTOM - i * step * per_unit, _number(i * step))
@@ -102,15 +107,16 @@ def _every(labels: Sequence[str], slots: Sequence[float], most: int = 8) -> tupl
 
 def stacked_bars(title: str, labels: Sequence[str], series: Sequence[str],
                  values: Sequence[Sequence[float]], *, x_label: str, y_label: str,
-                 hover: Sequence[str] | None = None) -> Chart:
+                 hover: Sequence[str] | None = None, counts: bool = False) -> Chart:
     """One bar per label, stacked from ``values[i][s]`` for each series ``s``.
 
     ``hover`` gives each bar's title; by default its label and every series' value.
+    ``counts``: the values are counts, and the y axis marks whole numbers only.
     """
     plot = WIDTH - RIGHT - LEFT
     slot = plot / max(len(labels), 1)
     gap = min(slot * 0.2, 6.0)
-    _, y_ticks, per_unit = _y_scale(max((sum(v) for v in values), default=0))
+    _, y_ticks, per_unit = _y_scale(max((sum(v) for v in values), default=0), counts)
     bars = []
     for i, (label, parts) in enumerate(zip(labels, values, strict=True)):
         base = HEIGHT - BOTTOM

@@ -109,7 +109,7 @@ def _sync_charts(reports: list[dict[str, Any]]) -> list[charts.Chart]:
     outcomes = charts.stacked_bars(
         "Records changed or rejected per sync", labels, CHART_OUTCOMES,
         [[r[name] for name in CHART_OUTCOMES] for r in reports],
-        x_label="Sync (oldest left)", y_label="Records", hover=hover)
+        x_label="Sync (oldest left)", y_label="Records", hover=hover, counts=True)
     durations = charts.points(
         "Sync duration", labels, [r["duration"] for r in reports],
         x_label="Sync (oldest left)", y_label="Seconds",
@@ -256,7 +256,8 @@ def _histogram() -> Histogram | None:
     chart = charts.stacked_bars(
         "Patients by total of live payments", labels, ("patients",),
         [[n] for _, _, n in buckets], x_label=f"Total of live payments (bucket start; "
-        f"buckets of {formatting.money(width)})", y_label="Patients", hover=hover)
+        f"buckets of {formatting.money(width)})", y_label="Patients", hover=hover,
+        counts=True)
     return Histogram(chart, buckets, spread.patients)
 
 
