@@ -169,15 +169,32 @@ def test_patient_as_of_shows_the_patient_as_it_stood_then(
     assert re.search(r'id="patient-total">15.50<', text)
 
 
-def test_patient_as_of_accepts_the_pickers_local_form_as_utc(
-        client: FlaskClient, seeded: Any) -> None:
-    text = page(client, "/console/patient?id=p1&as_of=2000-01-01T00:00")
+def test_patient_as_of_reads_an_rfc_3339_instant_in_utc(client: FlaskClient,
+                                                        seeded: Any) -> None:
+    text = page(client, "/console/patient?id=p1&as_of=2000-01-01T00:00:00Z")
     assert "This patient was not live at that time" in text
 
 
-def test_patient_as_of_a_bad_date_is_a_400_page(client: FlaskClient, seeded: Any) -> None:
-    assert "is not a date and time" in page(client, "/console/patient?id=p1&as_of=yesterday",
-                                            400)
+def test_patient_as_of_field_is_a_24_hour_utc_text_input(client: FlaskClient,
+                                                         seeded: Any) -> None:
+    text = page(client, "/console/patient?id=p1&as_of=2100-01-01T01:30:00%2B01:00")
+    field = re.search(r'<input id="as-of"[^>]*>', text)
+    assert field is not None
+    assert 'type="text"' in field.group(0)
+    assert 'placeholder="2026-12-06T23:00:00Z"' in field.group(0)
+    assert 'value="2100-01-01T00:30:00Z"' in field.group(0)
+    assert "datetime-local" not in text
+
+
+@pytest.mark.parametrize("as_of", ["yesterday", "2000-01-01T00:00", "2000-01-01",
+                                   "2000-01-01T00:00:00", "2000-01-01 00:00:00Z",
+                                   "2000-01-01T12:00:00 PM", "2000-13-01T00:00:00Z",
+                                   "\uff12\uff10\uff10\uff10-01-01T00:00:00Z",
+                                   "2000-01-01T00:00:00Z trailing"])
+def test_patient_as_of_a_bad_date_is_a_400_page(client: FlaskClient, seeded: Any,
+                                                as_of: str) -> None:
+    text = page(client, f"/console/patient?id=p1&as_of={quote(as_of)}", 400)
+    assert "is not a date and time" in text and "2026-12-06T23:00:00Z" in text
 
 
 def test_unknown_patient_is_a_404_page(client: FlaskClient) -> None:
@@ -272,7 +289,9 @@ def test_analytics_bad_input_is_a_400_page(client: FlaskClient, query: str) -> N
     page(client, f"/console/analytics?{query}", 400)
 
 
-@pytest.mark.parametrize("as_of", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+01:00"])
+@pytest.mark.parametrize("as_of", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+01:00",
+                                   "9999-12-31T23:59:59.999999-14:00",
+                                   "0001-01-01T00:00:00+14:00"])
 def test_patient_as_of_at_the_ends_of_the_calendar_is_a_400_page(
         client: FlaskClient, seeded: Any, as_of: str) -> None:
     page(client, f"/console/patient?id=p1&as_of={quote(as_of)}", 400)
@@ -283,7 +302,7 @@ def test_console_pages_log_no_patient_data(client: FlaskClient, seeded: Any) -> 
     root = logging.getLogger()
     root.addHandler(capture.handler)
     try:
-        page(client, "/console/patient?id=p1&as_of=2100-01-01T00:00")
+        page(client, "/console/patient?id=p1&as_of=2100-01-01T00:00:00Z")
         page(client, "/console/analytics?payment_min=7.25")
         page(client, "/console/patient?id=nobody-secret", 404)
     finally:

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Flask, Response, current_app
 
 from app.auth import add_authenticator, token_registry
+from app.console.args import INSTANT_EXAMPLE
 from app.console.blueprint import bp
 from app.console.errors import SignInRequired, register_error_pages
 from app.console.formatting import HELPERS
@@ -48,10 +49,11 @@ def add_security_headers(response: Response) -> Response:
 
 @bp.context_processor
 def page_context() -> dict[str, Any]:
-    """What the layout needs: whether auth is off (the warning) and the sign-out form."""
+    """What the layout needs: whether auth is off (the warning), the sign-out form, and
+    the formatting helpers."""
     auth_on = token_registry(current_app).enabled
     return {"auth_off": not auth_on, "signed_in": auth_on and signed_in(),
-            "csrf_token": csrf_token, **HELPERS}
+            "csrf_token": csrf_token, "instant_example": INSTANT_EXAMPLE, **HELPERS}
 
 
 def init_console(app: Flask) -> None:

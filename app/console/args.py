@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from flask import request
 
 from app.api.orderings import PATIENT_SORTS
 from app.console.errors import ConsoleError
+from app.instants import InvalidInstant, parse_instant
 from app.sync.record_schemas import storable
 
 # Far longer than any cursor the console emits; a longer one is not ours.
 CURSOR_LENGTH = 512
+# How the as-of field asks for an instant (its placeholder, and the 400 page's hint).
+INSTANT_EXAMPLE = "2026-12-06T23:00:00Z"
 
 
 def external_id(name: str = "id") -> str | None:
@@ -27,18 +30,20 @@ def external_id(name: str = "id") -> str | None:
 
 
 def instant(name: str = "as_of") -> datetime | None:
-    """An instant: the picker's local form (YYYY-MM-DDTHH:MM, read as UTC) or ISO 8601."""
+    """An instant, as RFC 3339 with an offset (2026-12-06T23:00:00Z), or None when empty.
+
+    Read by the service's one strict reader (app/instants.py), as the API
+    reads ``as_of``: a value it refuses is a 400 page saying why.
+    """
     value = request.args.get(name, "").strip()
     if not value:
         return None
     try:
-        moment = datetime.fromisoformat(value)
-        # In UTC: an offset at the ends of the calendar (year 1, 9999) would overflow later.
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except (ValueError, OverflowError):
+        return parse_instant(value)
+    except InvalidInstant as error:
         raise ConsoleError.bad_input(
-            f"'{value[:64]}' is not a date and time; use the picker, or YYYY-MM-DDTHH:MM (UTC)."
-        ) from None
+            f"'{value[:64]}' is not a date and time the console can read ({error}). "
+            f"Write it in UTC, 24-hour, as {INSTANT_EXAMPLE}.") from None
 
 
 def bound(name: str) -> Decimal | None:

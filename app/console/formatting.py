@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from app.instants import parse_instant
+
 
 def money(value: Decimal | None) -> str:
     """An amount as people read it: 12,345.60 (an em dash for none)."""
@@ -18,10 +20,10 @@ def count(value: int | None) -> str:
 
 
 def when(value: datetime | str | None) -> str:
-    """An instant in UTC to the second: 2026-11-21 10:00:00 UTC."""
+    """An instant in UTC to the second: 2026-11-21 10:00:00 UTC (text is read as RFC 3339)."""
     if value is None:
         return "—"
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    moment = parse_instant(value) if isinstance(value, str) else value
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -31,8 +33,17 @@ def day(value: date | None) -> str:
 
 
 def picker(value: datetime | None) -> str:
-    """An instant as <input type="datetime-local"> holds it (UTC, to the second)."""
-    return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    """An instant as the as-of field holds it: RFC 3339 in UTC, 24-hour (2026-12-06T23:00:00Z).
+
+    Not <input type="datetime-local">: browsers show that in the reader's
+    locale (a 12-hour clock in the US) and without a zone, while every other
+    time the console shows is UTC.
+    """
+    if value is None:
+        return ""
+    moment = value.astimezone(UTC)
+    fraction = f".{moment.microsecond:06d}" if moment.microsecond else ""
+    return f"{moment:%Y-%m-%dT%H:%M:%S}{fraction}Z"
 
 
 def age(span: timedelta) -> str:

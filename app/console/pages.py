@@ -41,6 +41,7 @@ from app.console.versions import (
 )
 from app.events.status import relay_status
 from app.extensions import db
+from app.instants import parse_instant
 from app.sync.report import COUNTED_OUTCOMES
 from app.types import utcnow
 
@@ -59,7 +60,8 @@ CHART_OUTCOMES = ("created", "updated", "deleted", "restored", "rejected")
 
 
 def _parse_time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
+    """An instant of a stored sync report (RFC 3339, as the service writes them)."""
+    return None if value is None else parse_instant(value)
 
 
 def overview() -> dict[str, Any]:
