@@ -130,6 +130,8 @@ class Tour:
     html: dict[str, str]
     range_ids: list[str]
     traffic: Traffic
+    # Per page at the phone width: the right edge (px) of each money cell of its tables.
+    phone_amount_edges: dict[str, list[float]] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +209,7 @@ def tour(server: LiveServer, seed: Seed, browser: Browser) -> Tour:
     texts: dict[str, str] = {}
     html: dict[str, str] = {}
     range_ids: list[str] = []
+    edges: dict[str, list[float]] = {}
     for width, pixels in WIDTHS.items():
         context = browser.new_context(viewport={"width": pixels, "height": 900})
         traffic.watch(context)
@@ -218,6 +221,10 @@ def tour(server: LiveServer, seed: Seed, browser: Browser) -> Tour:
             page.goto(base + path)
             texts[name], html[name] = page.inner_text("main"), page.content()
             _shoot(page, name, width)
+            if width == "phone":
+                edges[name] = page.eval_on_selector_all(
+                    "table tbody td.num:last-child",
+                    "cells => cells.map(cell => cell.getBoundingClientRect().right)")
         # The patient with a slash in its id, found through the lookup form.
         page.goto(f"{base}/console/patient")
         page.get_by_label("Patient externalId").fill(SLASHED_ID)
@@ -229,7 +236,7 @@ def tour(server: LiveServer, seed: Seed, browser: Browser) -> Tour:
             range_ids = _range_ids(page, base)
         traffic.read_bodies()
         context.close()
-    return Tour(texts, html, range_ids, traffic)
+    return Tour(texts, html, range_ids, traffic, edges)
 
 
 def test_overview_shows_the_live_numbers(tour: Tour) -> None:
@@ -256,6 +263,12 @@ def test_charts_draw_a_bar_and_a_point_per_sync(tour: Tour, seed: Seed) -> None:
     page = tour.html["syncs"]
     assert page.count('<g class="bar">') == len(seed.reports)
     assert page.count('<g class="point">') == len(seed.reports)
+
+
+def test_top_payers_amounts_are_on_screen_at_phone_width(tour: Tour) -> None:
+    edges = tour.phone_amount_edges["analytics"]
+    assert len(edges) >= 10
+    assert max(edges) <= WIDTHS["phone"]
 
 
 def test_histogram_draws_a_bar_per_bucket(tour: Tour) -> None:
@@ -311,6 +324,40 @@ def test_a_browser_that_is_not_signed_in_sees_only_the_sign_in_form(
     # Signing in from there comes back to the page asked for.
     assert after_sign_in == f"{server.base_url}/console/analytics"
     assert "Top payers" in signed_in_text
+
+
+def test_console_without_the_slash_opens_the_overview_when_signed_in(
+        server: LiveServer, seed: Seed, browser: Browser) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    _sign_in(page, server.base_url)
+    page.goto(f"{server.base_url}/console")
+    landed, text = page.url, page.inner_text("main")
+    context.close()
+    assert landed == f"{server.base_url}/console/"
+    assert re.search(r"Patients\s+61\b", text)
+
+
+def test_a_copy_of_the_cookie_opens_nothing_after_sign_out(
+        server: LiveServer, seed: Seed, browser: Browser) -> None:
+    signed_in = browser.new_context()
+    page = signed_in.new_page()
+    _sign_in(page, server.base_url)
+    copied = signed_in.cookies()
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{server.base_url}/console/sign-in")
+    signed_in.close()
+    # Another browser with the copy, asking several times: each gunicorn worker refuses it.
+    replay = browser.new_context()
+    replay.add_cookies(copied)
+    page = replay.new_page()
+    texts = []
+    for _ in range(4):
+        page.goto(f"{server.base_url}/console/patient?id={quote(SLASHED_ID)}")
+        texts.append(page.inner_text("body"))
+    replay.close()
+    assert copied
+    assert all("Sign in" in text and "Ørsted" not in text for text in texts)
 
 
 def test_no_console_response_contains_a_token(tour: Tour) -> None:
