@@ -1,0 +1,324 @@
+"""A/B of the read path: cached and uncached GET /patients, two trees, one database.
+
+    python -m bench.read_ab --before DIR --after DIR [--rounds 3] [--seconds 10]
+                            [--patients 20000] [--payments 200000] [--keep-db]
+
+DIR is a checkout of the service (a git worktree, say) whose ``.venv`` runs
+it. Builds one database (pp_ab: ``bench.generate``'s day-1 snapshots synced
+through the after tree's ``flask sync``, then VACUUM ANALYZE), then, round by
+round, serves it from each tree in turn (before, after, before, after, ...)
+with ``make bench``'s gunicorn settings and environment (bench/run.py env():
+production, tokens, rate limits out of the way) and measures with wrk at 8
+connections, after a short warm-up:
+
+* cached: one URL repeated (bench/run.py's range URL), a per-process cache hit;
+* uncached: bench/read_floor.py's 20,000 distinct range URLs, in order, each a
+  miss (the warm-up uses range URLs that are not in that list).
+
+It also counts, in process (the Flask test client through a proxy that logs
+the simple-protocol queries psycopg2 sends), the statements of a miss and of
+a hit in each tree. Prints a table of medians over the rounds with the
+after/before ratio and writes JSON under bench/results/. Drops pp_ab at the
+end unless --keep-db.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import read_floor, run
+from bench.generate import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_NAME = "pp_ab"
+PORT = int(os.environ.get("BENCH_AB_PORT", "8093"))
+WARMUP_SECONDS = 3
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def database_url() -> str:
+    return run.ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
+
+
+def service_env() -> dict[str, str]:
+    """bench/run.py's environment (what make bench serves with), on pp_ab."""
+    return run.env() | {"DATABASE_URL": database_url()}
+
+
+def git_head(tree: Path) -> str:
+    return subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def build_database(after: Path, patients: int, payments: int) -> dict[str, int]:
+    """Create pp_ab from scratch and load the day-1 snapshots through the after tree's CLI."""
+    subprocess.run(["psql", run.ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
+                    "-c", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True)
+    flask = [str(after / ".venv" / "bin" / "flask"), "--app", "wsgi"]
+    subprocess.run([*flask, "db", "upgrade"], check=True, capture_output=True, cwd=after,
+                   env=service_env())
+    with tempfile.TemporaryDirectory(prefix="read-ab-data-") as data:
+        log(f"generating {patients} patients / {payments} payments")
+        generate(Path(data), patients, payments)
+        for entity in ("patients", "payments"):
+            began = time.perf_counter()
+            done = subprocess.run([*flask, "sync", entity, f"{data}/day1/{entity}.json"],
+                                  cwd=after, env=service_env(), capture_output=True, text=True)
+            if done.returncode not in (0, 1):
+                raise RuntimeError(f"flask sync {entity}: {done.stderr[-2000:]}")
+            log(f"synced {entity} in {time.perf_counter() - began:.1f} s")
+    subprocess.run(["psql", database_url(), "-qc", "VACUUM ANALYZE"], check=True,
+                   capture_output=True)
+    counts = subprocess.run(
+        ["psql", database_url(), "-Atc", "SELECT (SELECT count(*) FROM patients "
+         "WHERE deleted IS NULL) || ' ' || (SELECT count(*) FROM payments WHERE deleted IS NULL)"],
+        check=True, capture_output=True, text=True).stdout.split()
+    loaded = {"patients": int(counts[0]), "payments": int(counts[1])}
+    if loaded != {"patients": patients, "payments": payments}:
+        raise RuntimeError(f"loaded {loaded}, expected {patients} / {payments}")
+    return loaded
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+class Server:
+    """gunicorn serving ``tree``'s app on PORT, as bench/run.py's Server does."""
+
+    def __init__(self, tree: Path) -> None:
+        if not port_free(PORT):
+            raise RuntimeError(f"port {PORT} is taken (set BENCH_AB_PORT)")
+        self.process = subprocess.Popen(
+            [str(tree / ".venv" / "bin" / "gunicorn"), "--config", "gunicorn.conf.py",
+             "--bind", f"127.0.0.1:{PORT}", "--access-logfile", "/dev/null",
+             "--error-logfile", "-", "wsgi:app"],
+            cwd=tree, env=service_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"gunicorn did not start in {tree}") from None
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
+
+
+def warmup_paths() -> list[str]:
+    """Range paths of read_floor's family that varied_paths() does not use."""
+    used = set(read_floor.varied_paths())
+    rest = [f"/patients?payment_min={low}&payment_max={low + width}"
+            for low in range(100, 400) for width in range(1, 101)]
+    rest = [path for path in rest if path not in used]
+    random.Random(5).shuffle(rest)
+    return rest
+
+
+def measure(tree: Path, seconds: int, cached_path: str, warmup_file: str) -> dict[str, Any]:
+    """One server from ``tree``: warm up, then wrk on the cached URL and the varied URLs."""
+    base = f"http://127.0.0.1:{PORT}"
+    server = Server(tree)
+    try:
+        read_floor.wrk(base + cached_path, WARMUP_SECONDS, run.AUTH)
+        read_floor.wrk(base, WARMUP_SECONDS, run.AUTH, script=[
+            str(read_floor.LUA_SCRIPT), warmup_file, str(read_floor.WRK_THREADS)])
+        load = os.getloadavg()[0]
+        cached = read_floor.wrk(base + cached_path, seconds, run.AUTH)
+        uncached = read_floor.wrk_varied(base, seconds, run.AUTH)
+        return {"cached": cached, "uncached": uncached, "loadavg_1m_before": load}
+    finally:
+        server.stop()
+
+
+# Runs in the tree's interpreter, cwd the tree: a proxy between the app and
+# PostgreSQL logs each simple-protocol query (psycopg2 sends nothing else),
+# and the Flask test client makes one miss and one hit of each URL.
+STATEMENT_PROBE = r'''
+import json, os, socket, struct, sys, threading
+from urllib.parse import urlsplit
+
+target = urlsplit(os.environ["DATABASE_URL"])
+queries = []
+
+def pump(src, dst, parse):
+    buffer, started = b"", False
+    while True:
+        data = src.recv(65536)
+        if not data:
+            try: dst.shutdown(socket.SHUT_WR)
+            except OSError: pass
+            return
+        if parse:
+            buffer += data
+            while True:
+                if not started:  # the startup message: length, no type byte
+                    if len(buffer) < 4 or len(buffer) < struct.unpack("!I", buffer[:4])[0]: break
+                    buffer, started = buffer[struct.unpack("!I", buffer[:4])[0]:], True
+                    continue
+                if len(buffer) < 5: break
+                size = struct.unpack("!I", buffer[1:5])[0]
+                if len(buffer) < 1 + size: break
+                if buffer[:1] == b"Q":
+                    queries.append(buffer[5:1 + size].rstrip(b"\0").decode())
+                buffer = buffer[1 + size:]
+        dst.sendall(data)
+
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen()
+
+def accept():
+    while True:
+        client, _ = listener.accept()
+        server = socket.create_connection((target.hostname, target.port or 5432))
+        threading.Thread(target=pump, args=(client, server, True), daemon=True).start()
+        threading.Thread(target=pump, args=(server, client, False), daemon=True).start()
+
+threading.Thread(target=accept, daemon=True).start()
+os.environ["DATABASE_URL"] = target._replace(
+    netloc=f"{target.username}@127.0.0.1:{listener.getsockname()[1]}",
+    query="sslmode=disable").geturl()
+
+sys.path.insert(0, os.getcwd())
+from wsgi import app
+import app as package
+client = app.test_client()
+headers = json.loads(sys.argv[1])
+paths = json.loads(sys.argv[2])
+client.get("/patients?payment_min=1&payment_max=2", headers=headers)  # connect, first-use queries
+report = {"app": package.__file__, "requests": []}
+for path in paths:
+    for kind in ("miss", "hit"):
+        del queries[:]
+        response = client.get(path, headers=headers)
+        assert response.status_code == 200, (path, response.status_code)
+        report["requests"].append({"path": path, "kind": kind, "statements": list(queries)})
+print(json.dumps(report))
+'''
+
+
+def statement_counts(tree: Path, paths: list[str]) -> dict[str, Any]:
+    """The statements sent for a miss and a hit of each of ``paths``, in ``tree``."""
+    done = subprocess.run([str(tree / ".venv" / "bin" / "python"), "-c", STATEMENT_PROBE,
+                           json.dumps(run.AUTH), json.dumps(paths)],
+                          cwd=tree, env=service_env(), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"statement probe in {tree}: {done.stderr[-3000:]}")
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    if not report["app"].startswith(str(tree.resolve())):
+        raise RuntimeError(f"the probe in {tree} imported {report['app']}")
+    return report
+
+
+def median_of(rounds: list[dict[str, Any]], scenario: str, figure: str) -> float:
+    return statistics.median(r[scenario][figure] for r in rounds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", type=Path, required=True)
+    parser.add_argument("--after", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--patients", type=int, default=20_000)
+    parser.add_argument("--payments", type=int, default=200_000)
+    parser.add_argument("--cached-path", default=read_floor.SAME_PATH)
+    parser.add_argument("--keep-db", action="store_true", help="do not drop pp_ab at the end")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk (as make bench does)")
+    trees = {"before": args.before.resolve(), "after": args.after.resolve()}
+    commits = {name: git_head(tree) for name, tree in trees.items()}
+    log(f"before {commits['before']} ({trees['before']}), after {commits['after']} "
+        f"({trees['after']})")
+    loaded = build_database(trees["after"], args.patients, args.payments)
+    try:
+        probe_paths = [args.cached_path, read_floor.varied_paths()[0]]
+        statements = {name: statement_counts(tree, probe_paths) for name, tree in trees.items()}
+        rounds: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="warmup-urls-") as warmup:
+            warmup.write("\n".join(warmup_paths()) + "\n")
+            warmup.flush()
+            for number in range(args.rounds):
+                for name in ("before", "after"):
+                    log(f"round {number + 1}/{args.rounds}: {name}")
+                    figures = measure(trees[name], args.seconds, args.cached_path, warmup.name)
+                    log(f"  {json.dumps(figures)}")
+                    rounds[name].append(figures)
+    finally:
+        if not args.keep_db:
+            subprocess.run(["psql", run.ADMIN_URL, "-qc",
+                            f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"], check=True,
+                           capture_output=True)
+
+    table = {}
+    for scenario in ("cached", "uncached"):
+        for figure in ("rps", "p50_ms", "p99_ms"):
+            before = median_of(rounds["before"], scenario, figure)
+            after = median_of(rounds["after"], scenario, figure)
+            # Each round's after/before, paired in time: drift between rounds cancels.
+            paired = statistics.median(a[scenario][figure] / b[scenario][figure] for a, b
+                                       in zip(rounds["after"], rounds["before"], strict=True))
+            table[f"{scenario} {figure}"] = {"before": before, "after": after,
+                                             "ratio": after / before, "paired_ratio": paired}
+    counts = {name: {f"{r['kind']} {r['path']}": len(r["statements"])
+                     for r in report["requests"]} for name, report in statements.items()}
+
+    print(f"{loaded['patients']} patients / {loaded['payments']} payments; wrk 8 connections, "
+          f"{args.seconds} s; median of {args.rounds} alternating rounds")
+    print(f"| read | before {commits['before']} | after {commits['after']} | after/before "
+          "| median of per-round after/before |")
+    print("|---|---|---|---|---|")
+    for key, row in table.items():
+        print(f"| {key} | {row['before']:.2f} | {row['after']:.2f} | {row['ratio']:.3f} "
+              f"| {row['paired_ratio']:.3f} |")
+    print("\nstatements per request (in process):")
+    for name, report in statements.items():
+        for request in report["requests"]:
+            texts = "; ".join(" ".join(s.split())[:48] for s in request["statements"])
+            print(f"  {name} {request['kind']} {request['path']}: "
+                  f"{len(request['statements'])}  [{texts}]")
+
+    results = ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S%z")
+    out = results / f"{stamp}-read-ab-{commits['before']}-{commits['after']}.json"
+    out.write_text(json.dumps({
+        "when": stamp, "machine": platform.node(), "cpus": os.cpu_count(),
+        "trees": {name: str(tree) for name, tree in trees.items()}, "commits": commits,
+        "scale": loaded, "seconds": args.seconds, "rounds_count": args.rounds,
+        "cached_path": args.cached_path, "varied_urls": read_floor.VARIED_COUNT,
+        "medians": table, "rounds": rounds, "statement_counts": counts,
+        "statements": statements}, indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
