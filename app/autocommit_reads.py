@@ -11,8 +11,10 @@ isolation_level option would send a SET on every checkin).
 
 An answer that takes more than one statement (the data version it reports
 and the page it reads, say) must still come from one snapshot of the data
-(SPEC §3): ``read_snapshot`` runs them in one REPEATABLE READ, READ ONLY
-transaction, which psycopg2 opens with the modifiers on its BEGIN.
+(SPEC §3). The API's cached reads check that the version did not change
+around their statements (app/api/cache.py) and only when it did read again
+with ``read_snapshot``: one REPEATABLE READ, READ ONLY transaction, whose
+BEGIN and ROLLBACK are two more round trips. The console reads every page so.
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ from sqlalchemy import orm
 
 
 def keep_pool_transactional(engine: sa.Engine) -> None:
-    """Make every connection of ``engine``'s pool transactional again when it is checked in."""
+    """Make every connection of ``engine``'s pool transactional again when it is checked in,
+    at the server's default isolation (client side: psycopg2 sends nothing)."""
 
     @sa.event.listens_for(engine, "checkin")
     def _checkin(dbapi_connection: Any, connection_record: Any) -> None:
-        if dbapi_connection is not None and dbapi_connection.autocommit:
+        if dbapi_connection is None or dbapi_connection.closed:
+            return
+        if dbapi_connection.autocommit:
             dbapi_connection.autocommit = False
+        if dbapi_connection.isolation_level is not None or dbapi_connection.readonly is not None:
             _default_session(dbapi_connection)
 
 
@@ -56,17 +62,19 @@ def read_without_transaction(session: orm.Session) -> None:
 def read_snapshot(session: orm.Session) -> Iterator[None]:
     """Run the body's statements in one snapshot of the data, read only.
 
-    For a session that ``read_without_transaction`` switched to autocommit:
-    the first statement of the body opens a REPEATABLE READ transaction
-    (psycopg2 sends the modifiers with its BEGIN, no extra round trip) and
-    the body's end closes it, back in autocommit. Anywhere else (SQLite,
+    For a PostgreSQL session between transactions (one that
+    ``read_without_transaction`` switched to autocommit, or one that has
+    not begun): the first statement of the body opens a REPEATABLE READ,
+    READ ONLY transaction (psycopg2 sends the modifiers with its BEGIN, a
+    round trip of its own) and the body's end closes it. Anywhere else (SQLite,
     whose reads keep one transaction, or a test's outer transaction) the
     body runs as it is.
     """
-    dbapi_connection = _autocommit_connection(session)
+    dbapi_connection = _idle_connection(session)
     if dbapi_connection is None:
         yield
         return
+    autocommit = dbapi_connection.autocommit
     dbapi_connection.autocommit = False
     dbapi_connection.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ, readonly=True)
     try:
@@ -78,15 +86,15 @@ def read_snapshot(session: orm.Session) -> Iterator[None]:
         with contextlib.suppress(psycopg2.Error):
             dbapi_connection.rollback()
             _default_session(dbapi_connection)
-            dbapi_connection.autocommit = True
+            dbapi_connection.autocommit = autocommit
 
 
-def _autocommit_connection(session: orm.Session) -> Any:
-    """The psycopg2 connection of ``session`` if it reads in autocommit, else None."""
-    if not session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+def _idle_connection(session: orm.Session) -> Any:
+    """The psycopg2 connection of ``session`` if no transaction is open on it, else None."""
+    if session.get_bind().dialect.name != "postgresql":
         return None
     dbapi_connection = session.connection().connection.dbapi_connection
-    if dbapi_connection is None or not dbapi_connection.autocommit:
+    if dbapi_connection is None or dbapi_connection.status != STATUS_READY:
         return None
     return dbapi_connection
 

@@ -6,9 +6,10 @@ whoever makes it: a sync, a manual SQL repair, a TRUNCATE, a restore. A read
 is a pure function of that token, the endpoint, its *parsed* arguments and
 the root URL its Link headers point at, so an answer cached under that key is
 never stale, and unknown query parameters make no new keys. A hit is
-answered from the one statement that reads the version; a miss reads the
-version again and the answer in one snapshot (SPEC §3), and is stored under
-the version of that snapshot.
+answered from the one statement that reads the version. A miss reads the
+version again after the answer: unchanged, the answer is of that version
+(SPEC §3: one snapshot per answer); changed, a sync committed meanwhile and
+the answer is read again in one snapshot, under that snapshot's version.
 
 The cache is bounded in entries (READ_CACHE_SIZE) and in bytes
 (READ_CACHE_BYTES); READ_CACHE_SIZE=0 turns it off, never the ETags.
@@ -111,16 +112,23 @@ def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:
         answer = _known_answer(version, args, kwargs)
         if answer is not None:
             return answer
-        # A miss reads in one snapshot, the version it reports included: a sync
-        # committing meanwhile must not make the page one of a newer state.
-        with read_snapshot(session):
-            snapshot_version = queries.data_version(session)
-            if snapshot_version != version:
+        # A miss must be read in one snapshot with the version it reports (SPEC
+        # §3). Tokens never repeat and every committed change replaces it, so a
+        # version that reads the same after the view's statements as before
+        # them means they all saw that one state: one statement more, not a
+        # transaction. Only a read that a commit raced is read again, in one
+        # REPEATABLE READ snapshot.
+        g.data_version = version
+        response = current_app.make_response(view(*args, **kwargs))
+        snapshot_version = version
+        if version is not None and queries.data_version(session) != version:
+            with read_snapshot(session):
+                snapshot_version = queries.data_version(session)
                 answer = _known_answer(snapshot_version, args, kwargs)
                 if answer is not None:
                     return answer
-            g.data_version = snapshot_version
-            response = current_app.make_response(view(*args, **kwargs))
+                g.data_version = snapshot_version
+                response = current_app.make_response(view(*args, **kwargs))
         if snapshot_version is None or response.status_code != 200:
             return response  # the data_version row was removed by hand: no key to trust
         entry = CachedResponse(response.get_data(), tuple(

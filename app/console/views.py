@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 from flask import Response, redirect, render_template, request, url_for
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import PathConverter
 
+from app.autocommit_reads import read_snapshot
 from app.console import args, pages, versions
 from app.console.blueprint import bp
 from app.console.errors import ConsoleError
+from app.extensions import db
 
 SYNC_ID_MAX = 2**31 - 1
 # The patient page's timeline cursors, in pages.TimelineCursors' order.
@@ -20,6 +26,20 @@ class RestOfPath(PathConverter):
 
     regex = r"[\s\S]+"
     part_isolating = False
+
+
+def one_snapshot(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Read the page in one snapshot of the data (SPEC §3): its figures, lists and pins agree."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        session = db.session()
+        # The sign-in check may have begun a transaction of its own; it only read.
+        session.rollback()
+        with read_snapshot(session):
+            return view(*args, **kwargs)
+
+    return wrapper
 
 
 @bp.route("", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
@@ -36,18 +56,21 @@ def bare_console() -> Response:
 
 
 @bp.get("/")
+@one_snapshot
 def show_overview() -> str:
     """Live figures, the last sync of each entity, staleness and the event relay's lag."""
     return render_template("console/overview.html", **pages.overview())
 
 
 @bp.get("/syncs")
+@one_snapshot
 def list_syncs() -> str:
     """Recorded syncs, newest first, with charts of their outcomes and durations."""
     return render_template("console/syncs.html", **pages.syncs(args.cursor()))
 
 
 @bp.get("/syncs/<sync_id>")
+@one_snapshot
 def show_sync(sync_id: str) -> str:
     """One sync: its report, rejected records and changes."""
     # Checked here, not by an int converter: a value a converter refuses would
@@ -59,6 +82,7 @@ def show_sync(sync_id: str) -> str:
 
 
 @bp.get("/patient")
+@one_snapshot
 def show_patient() -> str:
     """Look a patient up by externalId (a query parameter: any id works); optionally as of."""
     external_id, as_of = args.external_id(), args.instant()
@@ -73,6 +97,7 @@ def show_patient() -> str:
 
 
 @bp.get("/analytics")
+@one_snapshot
 def show_analytics() -> str:
     """The distribution of totals, the top payers, and the range query with keyset paging."""
     payment_min, payment_max = args.bounds()
