@@ -18,9 +18,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from app.clock import database_now
 from app.events import position
 from app.models import HistoryHorizon, PatientVersion, PaymentVersion, SyncRun
-from app.sync.clock import database_now
 from app.sync.errors import SyncRefused
 from app.sync.lock import sync_lock
 

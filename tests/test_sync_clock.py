@@ -102,3 +102,29 @@ def test_a_relay_on_a_host_whose_clock_is_behind_still_shows_a_fresh_rate(
     rate = [line for line in client.get("/metrics").get_data(as_text=True).splitlines()
             if line.startswith("events_relay_publish_rate")]
     assert rate == ["events_relay_publish_rate 8500.0"]
+
+
+RENDER_THE_OVERVIEW = """
+from app import create_app
+app = create_app()
+response = app.test_client().get("/console/")
+print(response.status_code)
+print(response.get_data(as_text=True))
+"""
+
+
+@pytest.mark.postgresql_only  # SQLite serves one host: its clock is the process's
+def test_a_node_whose_clock_is_ahead_does_not_call_a_fresh_sync_stale(
+        committed_app: Flask, committed_database_url: str) -> None:
+    client = committed_app.test_client()
+    sync(client, "patients", [patient_record("1")])
+    sync(client, "payments", [])
+    rendered = subprocess.run(
+        ["faketime", "-f", "+3d", sys.executable, "-c", RENDER_THE_OVERVIEW],
+        cwd=ROOT, env={"PATH": "/usr/bin:/bin", "DATABASE_URL": committed_database_url,
+                       "FAKETIME_DONT_FAKE_MONOTONIC": "1"},
+        capture_output=True, text=True, timeout=120, check=False)
+    assert rendered.returncode == 0, rendered.stderr
+    status, page = rendered.stdout.split("\n", 1)
+    assert status == "200"
+    assert "The last payments sync" not in page and "sync is expected at least every" not in page

@@ -28,6 +28,7 @@ from app.api.orderings import (
 )
 from app.api.pagination import Page, read_page
 from app.api.serializers import change_json
+from app.clock import database_now
 from app.console import charts, formatting
 from app.console import queries as console_queries
 from app.console.errors import ConsoleError
@@ -43,7 +44,6 @@ from app.events.status import relay_status
 from app.extensions import db
 from app.instants import parse_instant
 from app.sync.report import COUNTED_OUTCOMES
-from app.types import utcnow
 
 ENTITIES = ("patients", "payments")
 SYNCS_PER_PAGE = 50
@@ -69,7 +69,7 @@ def overview() -> dict[str, Any]:
     session = db.session
     stale_after = timedelta(hours=current_app.config["CONSOLE_STALE_AFTER_HOURS"])
     reports = {report["entity"]: report for report in console_queries.last_syncs(session)}
-    now = utcnow()
+    now = database_now(session.connection())  # what the page says is now, on every node
     last = []
     for entity in ENTITIES:
         report = reports.get(entity)

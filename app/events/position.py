@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from app.clock import database_now
 from app.models import EventRelayPosition, SyncRun
-from app.sync.clock import database_now
 
 ROW_ID = 1
 

@@ -10,29 +10,16 @@ that clock itself is stepped back.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from app.clock import database_now
 from app.models import SyncRun
-from app.types import utcnow
 
 _TICK = timedelta(microseconds=1)
 _LAST_SYNC_START = (sa.select(SyncRun.__table__.c.started_at)
                     .order_by(SyncRun.__table__.c.id.desc()).limit(1))
-
-
-def database_now(connection: sa.Connection) -> datetime:
-    """The database clock now (not the transaction's start), as an aware UTC datetime.
-
-    The embedded SQLite database runs inside this process, so its clock is
-    the host's.
-    """
-    if connection.dialect.name != "postgresql":
-        return utcnow()
-    moment = connection.scalar(sa.text("SELECT clock_timestamp()"))
-    assert isinstance(moment, datetime)
-    return moment.astimezone(UTC)
 
 
 def sync_time(connection: sa.Connection) -> datetime:

@@ -23,9 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from app.clock import database_now
 from app.models import SyncRun
 from app.sync import merge
-from app.sync.clock import database_now, sync_time
+from app.sync.clock import sync_time
 from app.sync.entities import ENTITIES
 from app.sync.entity import Entity
 from app.sync.errors import MassDeleteRefused
