@@ -34,8 +34,15 @@ def as_bool(name: str, default: bool, env: Mapping[str, str]) -> bool:
     raise ConfigError(f"{name} must be a boolean, got {raw!r}")
 
 
-def as_number(name: str, default: float, env: Mapping[str, str], *, kind: type = float,
-              minimum: float | None = None, maximum: float | None = None) -> Any:
+def as_number(
+    name: str,
+    default: float,
+    env: Mapping[str, str],
+    *,
+    kind: type = float,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> Any:
     """Read a numeric variable of type ``kind`` within optional bounds."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -56,7 +63,7 @@ def database_url(env: Mapping[str, str], instance_path: str) -> str:
         return "sqlite:///" + os.path.join(instance_path, "app.db")
     # Heroku-style URLs use a scheme SQLAlchemy no longer accepts.
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     return url
 
 
@@ -66,8 +73,10 @@ def as_tokens(name: str, env: Mapping[str, str]) -> tuple[str, ...]:
     tokens = tuple(token for token in tokens if token)
     for token in tokens:
         if not _TOKEN_CHARS.fullmatch(token):
-            raise ConfigError(f"{name} holds a token with spaces or non-printable characters; "
-                              "tokens are sent in an HTTP header and must be printable ASCII")
+            raise ConfigError(
+                f"{name} holds a token with spaces or non-printable characters; "
+                "tokens are sent in an HTTP header and must be printable ASCII"
+            )
     return tokens
 
 
@@ -90,26 +99,30 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "TRUSTED_PROXIES": as_number("TRUSTED_PROXIES", 0, env, kind=int, minimum=0),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
         "MAX_CONTENT_LENGTH": as_number(
-            "MAX_CONTENT_LENGTH", 256 * 1024 * 1024, env, kind=int, minimum=1),
+            "MAX_CONTENT_LENGTH", 256 * 1024 * 1024, env, kind=int, minimum=1
+        ),
         "SYNC_LOCK_TIMEOUT": as_number("SYNC_LOCK_TIMEOUT", 30.0, env, minimum=0),
-        "SYNC_MAX_DELETE_RATIO": as_number(
-            "SYNC_MAX_DELETE_RATIO", 0.5, env, minimum=0, maximum=1),
+        "SYNC_MAX_DELETE_RATIO": as_number("SYNC_MAX_DELETE_RATIO", 0.5, env, minimum=0, maximum=1),
         "SYNC_GUARD_MIN_ROWS": as_number("SYNC_GUARD_MIN_ROWS", 100, env, kind=int, minimum=0),
         "READ_CACHE_SIZE": as_number("READ_CACHE_SIZE", 256, env, kind=int, minimum=0),
-        "READ_CACHE_BYTES": as_number("READ_CACHE_BYTES", 32 * 1024 * 1024, env, kind=int,
-                                      minimum=0),
-        "SYNC_MAX_RECORD_BYTES": as_number("SYNC_MAX_RECORD_BYTES", 1024 * 1024, env, kind=int,
-                                           minimum=1024),
+        "READ_CACHE_BYTES": as_number(
+            "READ_CACHE_BYTES", 32 * 1024 * 1024, env, kind=int, minimum=0
+        ),
+        "SYNC_MAX_RECORD_BYTES": as_number(
+            "SYNC_MAX_RECORD_BYTES", 1024 * 1024, env, kind=int, minimum=1024
+        ),
         "SYNC_WORK_MEM": env.get("SYNC_WORK_MEM", "").strip() or "128MB",
         "SYNC_MAX_ERRORS": as_number("SYNC_MAX_ERRORS", 1000, env, kind=int, minimum=0),
         # The change-event relay (`flask events relay`, SPEC §6). Of these the API reads only
         # EVENTS_BROKER_URL: when it is set, /metrics shows the lag before the relay first ran.
         "EVENTS_BROKER_URL": env.get("EVENTS_BROKER_URL", "").strip() or None,
         "EVENTS_EXCHANGE": env.get("EVENTS_EXCHANGE", "").strip() or "patient-payments",
-        "EVENTS_BATCH_SIZE": as_number("EVENTS_BATCH_SIZE", 1000, env, kind=int, minimum=1,
-                                       maximum=100_000),
-        "EVENTS_POLL_SECONDS": as_number("EVENTS_POLL_SECONDS", 1.0, env, minimum=0.01,
-                                         maximum=3600),
+        "EVENTS_BATCH_SIZE": as_number(
+            "EVENTS_BATCH_SIZE", 1000, env, kind=int, minimum=1, maximum=100_000
+        ),
+        "EVENTS_POLL_SECONDS": as_number(
+            "EVENTS_POLL_SECONDS", 1.0, env, minimum=0.01, maximum=3600
+        ),
         "EVENTS_CONFIRM_TIMEOUT": as_number("EVENTS_CONFIRM_TIMEOUT", 30.0, env, minimum=0.1),
         # The console (/console, app/console): its sign-in cookie is signed with SECRET_KEY
         # (in development a generated one is kept under instance/ when it is unset).
@@ -119,8 +132,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SESSION_COOKIE_SAMESITE": "Strict",
         "SESSION_COOKIE_SECURE": env.get("APP_ENV", "").strip() == "production",
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
-        "CONSOLE_STALE_AFTER_HOURS": as_number("CONSOLE_STALE_AFTER_HOURS", 26.0, env,
-                                               minimum=0),
+        "CONSOLE_STALE_AFTER_HOURS": as_number("CONSOLE_STALE_AFTER_HOURS", 26.0, env, minimum=0),
         # flask-smorest: serve /openapi.json at the root.
         "API_TITLE": "Patient Payments",
         "API_VERSION": "1.0.0",
@@ -148,34 +160,46 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
 def validate_config(config: Mapping[str, Any]) -> None:
     """Check the rules that span several values; raise ConfigError on the first broken one."""
     if config["APP_ENV"] not in APP_ENVS:
-        raise ConfigError(f"APP_ENV must be one of {', '.join(APP_ENVS)}, "
-                          f"got {config['APP_ENV']!r}")
+        raise ConfigError(
+            f"APP_ENV must be one of {', '.join(APP_ENVS)}, got {config['APP_ENV']!r}"
+        )
     if config["APP_ENV"] == "production" and not (
-            config["API_READ_TOKENS"] or config["API_WRITE_TOKENS"]):
-        raise ConfigError("APP_ENV=production needs API_READ_TOKENS and/or API_WRITE_TOKENS: "
-                          "refusing to serve patient data without access control")
+        config["API_READ_TOKENS"] or config["API_WRITE_TOKENS"]
+    ):
+        raise ConfigError(
+            "APP_ENV=production needs API_READ_TOKENS and/or API_WRITE_TOKENS: "
+            "refusing to serve patient data without access control"
+        )
     if config["APP_ENV"] == "production" and len(config.get("SECRET_KEY") or "") < 32:
-        raise ConfigError("APP_ENV=production needs SECRET_KEY (at least 32 characters, e.g. "
-                          "from `python3 -c 'import secrets; print(secrets.token_hex(32))'`): "
-                          "it signs the console's sign-in cookie")
+        raise ConfigError(
+            "APP_ENV=production needs SECRET_KEY (at least 32 characters, e.g. "
+            "from `python3 -c 'import secrets; print(secrets.token_hex(32))'`): "
+            "it signs the console's sign-in cookie"
+        )
     if not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB)", config["SYNC_WORK_MEM"]):
-        raise ConfigError(f"SYNC_WORK_MEM={config['SYNC_WORK_MEM']!r} is not a PostgreSQL "
-                          "memory size such as 128MB or 1GB")
+        raise ConfigError(
+            f"SYNC_WORK_MEM={config['SYNC_WORK_MEM']!r} is not a PostgreSQL "
+            "memory size such as 128MB or 1GB"
+        )
     for name in ("RATELIMIT_SYNC", "RATELIMIT_READ", "RATELIMIT_AUTH_FAILURES"):
         try:
             usable = all(limit.amount >= 1 for limit in parse_many(config[name]))
         except ValueError:
             usable = False
         if not usable:
-            raise ConfigError(f"{name} must be a rate limit such as '60 per minute' or "
-                              f"'10/second;1000/hour', got {config[name]!r}")
+            raise ConfigError(
+                f"{name} must be a rate limit such as '60 per minute' or "
+                f"'10/second;1000/hour', got {config[name]!r}"
+            )
     if not isinstance(logging.getLevelName(config["LOG_LEVEL"]), int):
         raise ConfigError(f"LOG_LEVEL must be a logging level name, got {config['LOG_LEVEL']!r}")
     broker = config.get("EVENTS_BROKER_URL")
     if broker is not None and not broker.startswith(("amqp://", "amqps://")):
         # The URL may hold a password: name the scheme only.
-        raise ConfigError("EVENTS_BROKER_URL must be an amqp:// or amqps:// URL, got one "
-                          f"starting {broker.split(':', 1)[0]!r}")
+        raise ConfigError(
+            "EVENTS_BROKER_URL must be an amqp:// or amqps:// URL, got one "
+            f"starting {broker.split(':', 1)[0]!r}"
+        )
 
 
 def check_environment(env: Mapping[str, str] | None = None) -> None:

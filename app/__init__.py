@@ -56,8 +56,9 @@ def register_extensions(app: Flask) -> None:
     openapi.document_components(api)
     from app.api.cache import ResponseCache
 
-    app.extensions["read_cache"] = ResponseCache(app.config["READ_CACHE_SIZE"],
-                                                 app.config["READ_CACHE_BYTES"])
+    app.extensions["read_cache"] = ResponseCache(
+        app.config["READ_CACHE_SIZE"], app.config["READ_CACHE_BYTES"]
+    )
     with app.app_context():
         _ping_connections_after_idle(db.engine)
         if db.engine.dialect.name == "sqlite":
@@ -85,8 +86,13 @@ def register_request_hooks(app: Flask) -> None:
     if app.config["TRUSTED_PROXIES"]:
         # Client address and scheme from X-Forwarded-* set by our own proxies only.
         hops = app.config["TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,  # type: ignore[method-assign]
-                                x_host=hops, x_prefix=hops)
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app,
+            x_for=hops,
+            x_proto=hops,  # type: ignore[method-assign]
+            x_host=hops,
+            x_prefix=hops,
+        )
     init_request_log(app)
     init_metrics(app)
     init_auth(app)

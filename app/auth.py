@@ -106,8 +106,10 @@ def init_auth(app: Flask) -> None:
     registry = TokenRegistry(app.config["API_READ_TOKENS"], app.config["API_WRITE_TOKENS"])
     app.extensions[TOKENS] = registry
     if not registry.enabled:
-        log.warning("API_READ_TOKENS and API_WRITE_TOKENS are empty: access control is OFF; "
-                    "every client can read and sync (development only)")
+        log.warning(
+            "API_READ_TOKENS and API_WRITE_TOKENS are empty: access control is OFF; "
+            "every client can read and sync (development only)"
+        )
 
     @app.before_request
     def authenticate() -> None:
@@ -116,7 +118,8 @@ def init_auth(app: Flask) -> None:
         if required is None or not registry.enabled:
             return
         authenticator = current_app.extensions.get(AUTHENTICATORS, {}).get(
-            (request.blueprint or "").split(".")[0], bearer_principal)
+            (request.blueprint or "").split(".")[0], bearer_principal
+        )
         try:
             principal = authenticator(registry)
         except APIError:
@@ -124,8 +127,12 @@ def init_auth(app: Flask) -> None:
             raise
         g.principal = principal
         if principal.scope < required:
-            raise APIError(403, "forbidden", "This token may read but not sync.",
-                           headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'})
+            raise APIError(
+                403,
+                "forbidden",
+                "This token may read but not sync.",
+                headers={"WWW-Authenticate": 'Bearer error="insufficient_scope"'},
+            )
 
 
 def add_failure_hook(app: Flask, hook: FailureHook) -> None:
@@ -181,13 +188,20 @@ def bearer_principal(registry: TokenRegistry) -> Principal:
     """The principal behind the request's bearer token; 401 when it is missing or unknown."""
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise APIError(401, "unauthorized", "A bearer token is required: "
-                       "send 'Authorization: Bearer <token>'.",
-                       headers={"WWW-Authenticate": BEARER_CHALLENGE})
+        raise APIError(
+            401,
+            "unauthorized",
+            "A bearer token is required: send 'Authorization: Bearer <token>'.",
+            headers={"WWW-Authenticate": BEARER_CHALLENGE},
+        )
     principal = registry.identify(token.strip())
     if principal is None:
-        raise APIError(401, "unauthorized", "The bearer token is not valid.",
-                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise APIError(
+            401,
+            "unauthorized",
+            "The bearer token is not valid.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     return principal
 
 

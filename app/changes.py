@@ -14,8 +14,13 @@ from app.queries import PATIENT_CHANGE_FIELDS
 
 # How a change names each entity's synced fields: (JSON key, column of the change row).
 CHANGE_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
-    "patients": tuple(zip(("firstName", "lastName", "middleName", "dateOfBirth"),
-                          PATIENT_CHANGE_FIELDS, strict=True)),
+    "patients": tuple(
+        zip(
+            ("firstName", "lastName", "middleName", "dateOfBirth"),
+            PATIENT_CHANGE_FIELDS,
+            strict=True,
+        )
+    ),
     "payments": (("patientId", "patient_external_id"), ("amount", "amount")),
 }
 

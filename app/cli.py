@@ -33,10 +33,17 @@ def _sync_command(entity: str) -> click.Command:
         progress(f"reading {getattr(file, 'name', '-')}")
         try:
             records = iter_snapshot(
-                file, max_record_bytes=current_app.config["SYNC_MAX_RECORD_BYTES"])
-            report = run_sync(db.session, entity, records, dry_run=dry_run, force=force,
-                              settings=SyncSettings.from_config(current_app.config),
-                              progress=progress)
+                file, max_record_bytes=current_app.config["SYNC_MAX_RECORD_BYTES"]
+            )
+            report = run_sync(
+                db.session,
+                entity,
+                records,
+                dry_run=dry_run,
+                force=force,
+                settings=SyncSettings.from_config(current_app.config),
+                progress=progress,
+            )
         except SnapshotError as error:
             click.echo(f"error: {error.code}: {error.message}", err=True)
             sys.exit(EXIT_REFUSED)
@@ -49,9 +56,11 @@ def _sync_command(entity: str) -> click.Command:
         click.echo(json.dumps(report.to_json(), indent=2))
         sys.exit(EXIT_REJECTED if report.rejected else EXIT_OK)
 
-    command.__doc__ = (f"Sync {entity} from FILE, a JSON array of the complete current set "
-                       f"('-' reads stdin). Prints the report as JSON; exits 0 if nothing was "
-                       f"rejected, 1 if some records were, 2 if the sync was refused or failed.")
+    command.__doc__ = (
+        f"Sync {entity} from FILE, a JSON array of the complete current set "
+        f"('-' reads stdin). Prints the report as JSON; exits 0 if nothing was "
+        f"rejected, 1 if some records were, 2 if the sync was refused or failed."
+    )
     return sync_cli.command(entity)(command)
 
 
@@ -63,11 +72,18 @@ history_cli = AppGroup("history", help="Manage the replica's history of versions
 
 
 @history_cli.command("prune")
-@click.option("--before", "before", required=True,
-              help="An RFC 3339 timestamp with an offset, as as_of takes, or a date "
-                   "(YYYY-MM-DD: midnight, UTC unless an offset follows).")
-@click.option("--force", is_flag=True,
-              help="Prune even syncs whose change events the relay has not published yet.")
+@click.option(
+    "--before",
+    "before",
+    required=True,
+    help="An RFC 3339 timestamp with an offset, as as_of takes, or a date "
+    "(YYYY-MM-DD: midnight, UTC unless an offset follows).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Prune even syncs whose change events the relay has not published yet.",
+)
 def prune_history(before: str, force: bool) -> None:
     """Drop versions that ended, and sync records that began, before an instant.
 
@@ -81,8 +97,9 @@ def prune_history(before: str, force: bool) -> None:
         click.echo(f"error: invalid --before {before!r}: {error}", err=True)
         sys.exit(EXIT_REFUSED)
     try:
-        report = history.prune(db.session, instant, current_app.config["SYNC_LOCK_TIMEOUT"],
-                               force=force)
+        report = history.prune(
+            db.session, instant, current_app.config["SYNC_LOCK_TIMEOUT"], force=force
+        )
     except SyncRefused as error:
         click.echo(f"refused: {error.code}: {error.message}", err=True)
         sys.exit(EXIT_REFUSED)

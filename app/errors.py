@@ -31,14 +31,18 @@ HTTP_CODES = {
 }
 
 
-
-
 class APIError(Exception):
     """An error the client should see, with its status, code and details."""
 
-    def __init__(self, status: int, code: str, message: str,
-                 details: Mapping[str, Any] | None = None, *,
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -49,8 +53,12 @@ class APIError(Exception):
     @classmethod
     def invalid_parameter(cls, name: str, message: str) -> APIError:
         """422 for a bad query value, naming the parameter."""
-        return cls(422, "invalid_parameter", f"Invalid value for '{name}': {message}",
-                   {"parameter": name, "messages": [message]})
+        return cls(
+            422,
+            "invalid_parameter",
+            f"Invalid value for '{name}': {message}",
+            {"parameter": name, "messages": [message]},
+        )
 
     @classmethod
     def not_found(cls, what: str) -> APIError:
@@ -73,8 +81,9 @@ class APIError(Exception):
         return cls(415, "unsupported_media_type", message)
 
 
-def error_response(status: int, code: str, message: str,
-                   details: Mapping[str, Any] | None = None) -> Response:
+def error_response(
+    status: int, code: str, message: str, details: Mapping[str, Any] | None = None
+) -> Response:
     """Build the JSON error envelope with the given status."""
     body = {"code": code, "message": message, "details": dict(details or {})}
     response = jsonify({"error": body})

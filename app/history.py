@@ -47,8 +47,11 @@ class PruneReport:
 
     def to_json(self) -> dict[str, object]:
         """The camelCase form the CLI prints."""
-        return {"prunedBefore": self.before.isoformat(), "versionsDeleted": self.versions,
-                "syncsDeleted": self.syncs}
+        return {
+            "prunedBefore": self.before.isoformat(),
+            "versionsDeleted": self.versions,
+            "syncsDeleted": self.syncs,
+        }
 
 
 def horizon(session: orm.Session) -> datetime | None:
@@ -62,8 +65,9 @@ def pruned_horizon(session: orm.Session, at: datetime) -> datetime | None:
     return pruned_before if pruned_before is not None and at < pruned_before else None
 
 
-def prune(session: orm.Session, before: datetime, lock_timeout: float, *,
-          force: bool = False) -> PruneReport:
+def prune(
+    session: orm.Session, before: datetime, lock_timeout: float, *, force: bool = False
+) -> PruneReport:
     """Drop versions that ended and syncs that began before ``before``; commit.
 
     The horizon only moves forward: pruning before an earlier instant than a
@@ -81,7 +85,8 @@ def prune(session: orm.Session, before: datetime, lock_timeout: float, *,
                 raise FutureInstant(
                     f"{before.isoformat()} is in the future (the database's clock says "
                     f"{now.isoformat()}); prune before an instant that has passed",
-                    {"before": before.isoformat(), "now": now.isoformat()})
+                    {"before": before.isoformat(), "now": now.isoformat()},
+                )
             current = horizon(session)
             if current is not None and current > before:
                 before = current
@@ -90,13 +95,17 @@ def prune(session: orm.Session, before: datetime, lock_timeout: float, *,
                 raise UnpublishedEvents(
                     f"{unpublished} applied sync(s) that began before {before.isoformat()} "
                     "are not yet published by the event relay (see events_relay_lag); "
-                    "prune once it has caught up, or force it", {"syncs": unpublished})
-            versions = sum(session.execute(
-                sa.delete(model).where(model.valid_to < before)).rowcount  # type: ignore[attr-defined]
-                for model in (PatientVersion, PaymentVersion))
+                    "prune once it has caught up, or force it",
+                    {"syncs": unpublished},
+                )
+            versions = sum(
+                session.execute(sa.delete(model).where(model.valid_to < before)).rowcount  # type: ignore[attr-defined]
+                for model in (PatientVersion, PaymentVersion)
+            )
             syncs = session.execute(
-                sa.delete(SyncRun).where(SyncRun.started_at < before,
-                                         SyncRun.id.not_in(_newest_applied_syncs()))
+                sa.delete(SyncRun).where(
+                    SyncRun.started_at < before, SyncRun.id.not_in(_newest_applied_syncs())
+                )
             ).rowcount  # type: ignore[attr-defined]
             session.merge(HistoryHorizon(id=1, pruned_before=before))
             session.commit()
@@ -108,8 +117,11 @@ def prune(session: orm.Session, before: datetime, lock_timeout: float, *,
 
 def _newest_applied_syncs() -> sa.Select[tuple[int]]:
     """The newest applied sync of each entity: kept by every prune (SPEC §5)."""
-    return (sa.select(sa.func.max(SyncRun.id)).where(SyncRun.dry_run.is_(False))
-            .group_by(SyncRun.entity))
+    return (
+        sa.select(sa.func.max(SyncRun.id))
+        .where(SyncRun.dry_run.is_(False))
+        .group_by(SyncRun.entity)
+    )
 
 
 def _unpublished_syncs(session: orm.Session, before: datetime) -> int:
@@ -117,6 +129,11 @@ def _unpublished_syncs(session: orm.Session, before: datetime) -> int:
     relay = position.stored(session.connection())
     if relay is None:
         return 0
-    return session.scalar(sa.select(sa.func.count()).where(
-        SyncRun.dry_run.is_(False), SyncRun.started_at < before,
-        position.unpublished(relay))) or 0
+    return (
+        session.scalar(
+            sa.select(sa.func.count()).where(
+                SyncRun.dry_run.is_(False), SyncRun.started_at < before, position.unpublished(relay)
+            )
+        )
+        or 0
+    )

@@ -17,7 +17,8 @@ _DATE = r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
 _OFFSET = r"(?P<offset>[Zz]|(?P<sign>[+-])(?P<off_hour>[0-9]{2}):(?P<off_minute>[0-9]{2}))"
 _DATE_TIME = re.compile(
     _DATE + r"[Tt](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
-    r"(?:\.(?P<fraction>[0-9]{1,32}))?" + _OFFSET)
+    r"(?:\.(?P<fraction>[0-9]{1,32}))?" + _OFFSET
+)
 # A date alone (midnight), with or without an offset: only where a date is welcome (the CLI).
 _DATE_ONLY = re.compile(_DATE + f"(?:{_OFFSET})?")
 
@@ -41,16 +42,18 @@ def parse_instant(text: str, *, allow_date: bool = False) -> datetime:
     if match is None and allow_date:
         match = _DATE_ONLY.fullmatch(text)
     if match is None:
-        raise InvalidInstant(f"not {FORMAT_HINT}"
-                             + (" (or a date, YYYY-MM-DD)" if allow_date else ""))
+        raise InvalidInstant(
+            f"not {FORMAT_HINT}" + (" (or a date, YYYY-MM-DD)" if allow_date else "")
+        )
     parts = match.groupdict()
     try:
         day = date(int(parts["year"]), int(parts["month"]), int(parts["day"]))
         clock = time.min
         if parts.get("hour") is not None:
             fraction = (parts["fraction"] or "").ljust(6, "0")[:6]
-            clock = time(int(parts["hour"]), int(parts["minute"]), int(parts["second"]),
-                         int(fraction))
+            clock = time(
+                int(parts["hour"]), int(parts["minute"]), int(parts["second"]), int(fraction)
+            )
         offset = _offset(parts)
     except ValueError as error:
         raise InvalidInstant(f"not a real date and time: {error}") from None

@@ -38,8 +38,11 @@ def json_object(fields: Sequence[Field]) -> sa.ColumnElement[str]:
     """
     parts: list[sa.ColumnElement[Any]] = []
     for position, (name, value) in enumerate(fields):
-        text = (value.expression if isinstance(value, JsonText)
-                else sa.cast(sa.func.to_json(value), sa.Text))
+        text = (
+            value.expression
+            if isinstance(value, JsonText)
+            else sa.cast(sa.func.to_json(value), sa.Text)
+        )
         parts.append(sa.literal(("{" if position == 0 else ",") + json.dumps(name) + ":"))
         parts.append(sa.func.coalesce(text, sa.literal("null")))
     parts.append(sa.literal("}"))
@@ -60,7 +63,15 @@ def timestamp(moment: sa.ColumnElement[Any]) -> JsonText:
     to_json would drop the fraction's trailing zeros (.47024 for .470240).
     """
     whole_second = sa.cast(sa.extract("microseconds", moment), sa.Integer) % 1_000_000 == 0
-    return JsonText(sa.case((moment.is_(None), None), else_=sa.func.concat(
-        '"', sa.func.to_char(moment, 'YYYY-MM-DD"T"HH24:MI:SS'),
-        sa.case((whole_second, ""), else_=sa.func.to_char(moment, ".US")),
-        sa.func.to_char(moment, "TZH:TZM"), '"')))
+    return JsonText(
+        sa.case(
+            (moment.is_(None), None),
+            else_=sa.func.concat(
+                '"',
+                sa.func.to_char(moment, 'YYYY-MM-DD"T"HH24:MI:SS'),
+                sa.case((whole_second, ""), else_=sa.func.to_char(moment, ".US")),
+                sa.func.to_char(moment, "TZH:TZM"),
+                '"',
+            ),
+        )
+    )

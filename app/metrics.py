@@ -36,18 +36,28 @@ OTHER_METHOD = "other"
 UNMATCHED_ENDPOINT = "unmatched"
 
 REQUEST_LATENCY = Histogram(
-    "http_request_duration_seconds", "Time to answer an HTTP request.",
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request.",
     ["endpoint", "method", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300))
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
 SYNC_RUNS = Counter(
-    "sync_runs_total", "Snapshot syncs received, by entity and outcome "
-    "(applied, dry_run, refused, invalid, failed).", ["entity", "outcome"])
+    "sync_runs_total",
+    "Snapshot syncs received, by entity and outcome (applied, dry_run, refused, invalid, failed).",
+    ["entity", "outcome"],
+)
 SYNC_ROWS = Counter(
-    "sync_rows_total", "Records of applied syncs, by entity and outcome "
-    "(created, updated, restored, unchanged, rejected, deleted).", ["entity", "outcome"])
+    "sync_rows_total",
+    "Records of applied syncs, by entity and outcome "
+    "(created, updated, restored, unchanged, rejected, deleted).",
+    ["entity", "outcome"],
+)
 SYNC_DURATION = Histogram(
-    "sync_duration_seconds", "Time from the start of a sync request to its report.",
-    ["entity", "outcome"], buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600))
+    "sync_duration_seconds",
+    "Time from the start of a sync request to its report.",
+    ["entity", "outcome"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600),
+)
 
 
 def init_metrics(app: Flask) -> None:
@@ -56,8 +66,9 @@ def init_metrics(app: Flask) -> None:
     @app.after_request
     def observe_request(response: Response) -> Response:
         started = g.get("started", time.perf_counter())
-        REQUEST_LATENCY.labels(endpoint_label(), method_label(request.method),
-                               str(response.status_code)).observe(time.perf_counter() - started)
+        REQUEST_LATENCY.labels(
+            endpoint_label(), method_label(request.method), str(response.status_code)
+        ).observe(time.perf_counter() - started)
         return response
 
 
@@ -72,8 +83,9 @@ def method_label(method: str) -> str:
     return method if method in KNOWN_METHODS else OTHER_METHOD
 
 
-def observe_sync(entity: str, outcome: str, seconds: float,
-                 rows: Mapping[str, int] | None = None) -> None:
+def observe_sync(
+    entity: str, outcome: str, seconds: float, rows: Mapping[str, int] | None = None
+) -> None:
     """Count one sync request and, for an applied one, its ``rows`` by outcome."""
     SYNC_RUNS.labels(entity, outcome).inc()
     SYNC_DURATION.labels(entity, outcome).observe(seconds)
@@ -100,14 +112,23 @@ class _RelayFigures(Collector):
 
     def collect(self) -> list[GaugeMetricFamily | CounterMetricFamily]:
         return [
-            GaugeMetricFamily("events_relay_lag", "Change events committed to the database "
-                              "but not yet confirmed by the broker.", value=self._lag),
-            CounterMetricFamily("events_published", "Change events the broker confirmed "
-                                "(rate() is the relay's publish rate).",
-                                value=self._published_total),
-            GaugeMetricFamily("events_relay_publish_rate", "Events per second the relay's "
-                              "latest window was confirmed at (0 when it has been idle "
-                              "for 15 s).", value=self._publish_rate),
+            GaugeMetricFamily(
+                "events_relay_lag",
+                "Change events committed to the database but not yet confirmed by the broker.",
+                value=self._lag,
+            ),
+            CounterMetricFamily(
+                "events_published",
+                "Change events the broker confirmed (rate() is the relay's publish rate).",
+                value=self._published_total,
+            ),
+            GaugeMetricFamily(
+                "events_relay_publish_rate",
+                "Events per second the relay's "
+                "latest window was confirmed at (0 when it has been idle "
+                "for 15 s).",
+                value=self._publish_rate,
+            ),
         ]
 
 

@@ -50,8 +50,9 @@ class VersionMixin:
     own row; only superseded ones are stored here.
     """
 
-    id: orm.Mapped[int] = orm.mapped_column(sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-                                            primary_key=True)
+    id: orm.Mapped[int] = orm.mapped_column(
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True
+    )
     record_id: orm.Mapped[int]
     external_id: orm.Mapped[str] = orm.mapped_column(sa.String(EXTERNAL_ID_LENGTH))
     deleted: orm.Mapped[datetime | None] = orm.mapped_column(UTCDateTime())
@@ -67,8 +68,7 @@ class Patient(TimestampedMixin, Base):
     __tablename__ = "patients"
 
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
-    external_id: orm.Mapped[str] = orm.mapped_column(
-        sa.String(EXTERNAL_ID_LENGTH), unique=True)
+    external_id: orm.Mapped[str] = orm.mapped_column(sa.String(EXTERNAL_ID_LENGTH), unique=True)
     first_name: orm.Mapped[str] = orm.mapped_column(sa.String(NAME_LENGTH))
     last_name: orm.Mapped[str] = orm.mapped_column(sa.String(NAME_LENGTH))
     middle_name: orm.Mapped[str | None] = orm.mapped_column(sa.String(NAME_LENGTH))
@@ -76,16 +76,25 @@ class Patient(TimestampedMixin, Base):
     # Derived from live payments and kept current by the payments sync, so the
     # range filter and the sort never aggregate the payments table per request.
     payments_total: orm.Mapped[Decimal] = orm.mapped_column(
-        Money(None, 2), default=Decimal("0.00"), server_default="0")
+        Money(None, 2), default=Decimal("0.00"), server_default="0"
+    )
     payments_count: orm.Mapped[int] = orm.mapped_column(default=0, server_default="0")
 
     __table_args__ = (
-        sa.Index("ix_patients_live_total_id", "payments_total", "id",
-                 postgresql_where=sa.text("deleted IS NULL"),
-                 sqlite_where=sa.text("deleted IS NULL")),
-        sa.Index("ix_patients_live_total_desc_id", sa.text("payments_total DESC"), "id",
-                 postgresql_where=sa.text("deleted IS NULL"),
-                 sqlite_where=sa.text("deleted IS NULL")),
+        sa.Index(
+            "ix_patients_live_total_id",
+            "payments_total",
+            "id",
+            postgresql_where=sa.text("deleted IS NULL"),
+            sqlite_where=sa.text("deleted IS NULL"),
+        ),
+        sa.Index(
+            "ix_patients_live_total_desc_id",
+            sa.text("payments_total DESC"),
+            "id",
+            postgresql_where=sa.text("deleted IS NULL"),
+            sqlite_where=sa.text("deleted IS NULL"),
+        ),
     )
 
 
@@ -99,17 +108,20 @@ class Payment(TimestampedMixin, Base):
     __tablename__ = "payments"
 
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
-    external_id: orm.Mapped[str] = orm.mapped_column(
-        sa.String(EXTERNAL_ID_LENGTH), unique=True)
+    external_id: orm.Mapped[str] = orm.mapped_column(sa.String(EXTERNAL_ID_LENGTH), unique=True)
     amount: orm.Mapped[Decimal] = orm.mapped_column(Money(12, 2))
     patient_id: orm.Mapped[int] = orm.mapped_column(sa.ForeignKey("patients.id"))
 
     patient: orm.Mapped[Patient] = orm.relationship(lazy="raise")
 
     __table_args__ = (
-        sa.Index("ix_payments_live_patient_id_id", "patient_id", "id",
-                 postgresql_where=sa.text("deleted IS NULL"),
-                 sqlite_where=sa.text("deleted IS NULL")),
+        sa.Index(
+            "ix_payments_live_patient_id_id",
+            "patient_id",
+            "id",
+            postgresql_where=sa.text("deleted IS NULL"),
+            sqlite_where=sa.text("deleted IS NULL"),
+        ),
     )
 
 
@@ -162,7 +174,8 @@ class SyncRun(Base):
     started_at: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime())
     finished_at: orm.Mapped[datetime] = orm.mapped_column(UTCDateTime())
     report: orm.Mapped[dict[str, Any]] = orm.mapped_column(
-        sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"))
+        sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
+    )
     # The records this sync created have ids in (created_after_id,
     # created_through_id]: its changes find them by id, not by a scan for
     # sync_id. An empty range if it created none; null for a dry run.

@@ -42,8 +42,10 @@ def init_rate_limits(app: Flask) -> None:
     if not config["RATELIMIT_ENABLED"]:
         return
     counters = Counters(config["RATELIMIT_STORAGE_URI"], config["RATELIMIT_KEY_PREFIX"])
-    budgets = {Scope.WRITE: Budget("sync", "syncs", config["RATELIMIT_SYNC"]),
-               Scope.READ: Budget("read", "reads", config["RATELIMIT_READ"])}
+    budgets = {
+        Scope.WRITE: Budget("sync", "syncs", config["RATELIMIT_SYNC"]),
+        Scope.READ: Budget("read", "reads", config["RATELIMIT_READ"]),
+    }
 
     @app.before_request
     def spend_budget() -> None:
@@ -54,8 +56,9 @@ def init_rate_limits(app: Flask) -> None:
     # Only failures are counted and refused, per address: tokens are high-entropy, so
     # the budget bounds the work and log volume a stranger causes, and a valid token
     # always passes, even from an address whose budget a neighbour (same NAT) spent.
-    failures = Budget(AUTH_FAILURE_SCOPE, "failed authentications",
-                      config["RATELIMIT_AUTH_FAILURES"])
+    failures = Budget(
+        AUTH_FAILURE_SCOPE, "failed authentications", config["RATELIMIT_AUTH_FAILURES"]
+    )
     add_failure_hook(app, lambda: failures.spend(counters, address_key()))
 
 
@@ -86,14 +89,17 @@ class Counters:
             try:
                 return _spend(self._shared, item, identifiers)
             except self._errors:
-                log.warning("Rate limit storage unreachable - counting in memory for %.0f s",
-                            STORAGE_RETRY_SECONDS)
+                log.warning(
+                    "Rate limit storage unreachable - counting in memory for %.0f s",
+                    STORAGE_RETRY_SECONDS,
+                )
                 self._shared_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
         return _spend(self._memory, item, identifiers)
 
 
-def _spend(strategy: FixedWindowRateLimiter, item: RateLimitItem,
-           identifiers: tuple[str, ...]) -> float | None:
+def _spend(
+    strategy: FixedWindowRateLimiter, item: RateLimitItem, identifiers: tuple[str, ...]
+) -> float | None:
     if strategy.hit(item, *identifiers):
         return None
     return strategy.get_window_stats(item, *identifiers).reset_time
@@ -105,16 +111,22 @@ class Budget:
     def __init__(self, scope: str, what: str, limits: str) -> None:
         self._scope = scope
         self._items: list[RateLimitItem] = parse_many(limits)
-        self._message = (f"Too many {what} for this client: the budget is {limits}. "
-                         "Retry after the number of seconds in the Retry-After header.")
+        self._message = (
+            f"Too many {what} for this client: the budget is {limits}. "
+            "Retry after the number of seconds in the Retry-After header."
+        )
 
     def spend(self, counters: Counters, key: str) -> None:
         """Charge one request to ``key``; 429 rate_limited with Retry-After once it is spent."""
         for item in self._items:
             refill = counters.spend(item, key, self._scope)
             if refill is not None:
-                raise APIError(429, "rate_limited", self._message,
-                               headers={"Retry-After": str(_seconds_until(refill))})
+                raise APIError(
+                    429,
+                    "rate_limited",
+                    self._message,
+                    headers={"Retry-After": str(_seconds_until(refill))},
+                )
 
 
 def client_key() -> str:

@@ -44,8 +44,9 @@ def finish_request(response: Response) -> Response:
         "method": request.method,
         "path": request.path,
         "status": response.status_code,
-        "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter()))
-                             * 1000, 3),
+        "duration_ms": round(
+            (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 3
+        ),
     }
     principal = g.get("principal")
     if principal is not None:

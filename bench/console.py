@@ -20,8 +20,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 
-def console_pages(base_url: str, token: str, requests: int = 50,
-                  warmup: int = 3) -> dict[str, dict[str, float]]:
+def console_pages(
+    base_url: str, token: str, requests: int = 50, warmup: int = 3
+) -> dict[str, dict[str, float]]:
     """p50 and p95 (ms) of each console page over ``requests`` GETs, after ``warmup`` ones.
 
     The pages are picked from the data: the newest sync, the top payer (the
@@ -33,17 +34,21 @@ def console_pages(base_url: str, token: str, requests: int = 50,
         syncs = client.json("/syncs?limit=1")
         patients = client.json("/patients?sort=-paymentsTotal&limit=1")
         newest = syncs[0] if syncs else None
-        pages = {"overview": "/console/", "syncs": "/console/syncs",
-                 "analytics": "/console/analytics",
-                 "analytics, range 100-200": "/console/analytics?payment_min=100&payment_max=200"}
+        pages = {
+            "overview": "/console/",
+            "syncs": "/console/syncs",
+            "analytics": "/console/analytics",
+            "analytics, range 100-200": "/console/analytics?payment_min=100&payment_max=200",
+        }
         if newest is not None:
             pages["sync (report, rejections, first changes)"] = f"/console/syncs/{newest['syncId']}"
         if patients:
             patient = f"/console/patient?id={quote(patients[0]['externalId'], safe='')}"
             pages["patient (top payer)"] = patient
             if newest is not None:
-                pages["patient as of before the newest sync"] = \
+                pages["patient as of before the newest sync"] = (
                     f"{patient}&as_of={quote(newest['startedAt'])}"
+                )
         return {name: client.timings(path, requests, warmup) for name, path in pages.items()}
     finally:
         client.close()
@@ -54,8 +59,9 @@ class _Client:
 
     def __init__(self, base_url: str, token: str) -> None:
         parts = urlsplit(base_url)
-        self._connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1",
-                                                      parts.port or 80, timeout=120)
+        self._connection = http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port or 80, timeout=120
+        )
         self._headers = {"Authorization": f"Bearer {token}"}
 
     def get(self, path: str) -> tuple[int, bytes]:
@@ -83,8 +89,11 @@ class _Client:
             if status != 200:
                 raise RuntimeError(f"GET {path}: {status} {body[:200]!r}")
         cuts = statistics.quantiles(samples, n=20, method="inclusive")
-        return {"p50_ms": round(statistics.median(samples), 2), "p95_ms": round(cuts[18], 2),
-                "requests": requests}
+        return {
+            "p50_ms": round(statistics.median(samples), 2),
+            "p95_ms": round(cuts[18], 2),
+            "requests": requests,
+        }
 
     def close(self) -> None:
         """Close the connection."""
@@ -92,6 +101,5 @@ class _Client:
 
 
 if __name__ == "__main__":
-    figures = console_pages(sys.argv[1], sys.argv[2],
-                            int(sys.argv[3]) if len(sys.argv) > 3 else 50)
+    figures = console_pages(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 50)
     print(json.dumps(figures, indent=2))

@@ -43,7 +43,8 @@ DB_NAME = "pp_bench_events"
 EVENTS_SQL = sa.text(
     "SELECT count(*), coalesce(sum(CAST(report ->> 'created' AS integer) "
     "+ CAST(report ->> 'updated' AS integer) + CAST(report ->> 'deleted' AS integer) "
-    "+ CAST(report ->> 'restored' AS integer) + 1), 0) FROM sync_runs WHERE NOT dry_run")
+    "+ CAST(report ->> 'restored' AS integer) + 1), 0) FROM sync_runs WHERE NOT dry_run"
+)
 _SAMPLE_SECONDS = 0.25
 
 
@@ -52,9 +53,14 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def events_bench(database_url: str, broker_url: str = BROKER_URL, *, bound: bool = True,
-                 env: Mapping[str, str] | None = None,
-                 batch_size: int | None = None) -> dict[str, float]:
+def events_bench(
+    database_url: str,
+    broker_url: str = BROKER_URL,
+    *,
+    bound: bool = True,
+    env: Mapping[str, str] | None = None,
+    batch_size: int | None = None,
+) -> dict[str, float]:
     """Publish every event of ``database_url`` from the start with the relay; the figures.
 
     ``publish_s``: from the relay's start to the last confirm; ``events_per_s``:
@@ -75,11 +81,17 @@ def events_bench(database_url: str, broker_url: str = BROKER_URL, *, bound: bool
         channel.queue_declare(exchange, durable=True)
         channel.queue_bind(exchange, exchange, "#")
     try:
-        figures = _run_relay(engine, {**(env or os.environ), "DATABASE_URL": database_url,
-                                      "EVENTS_BROKER_URL": broker_url,
-                                      "EVENTS_EXCHANGE": exchange,
-                                      **({"EVENTS_BATCH_SIZE": str(batch_size)}
-                                         if batch_size else {})}, total)
+        figures = _run_relay(
+            engine,
+            {
+                **(env or os.environ),
+                "DATABASE_URL": database_url,
+                "EVENTS_BROKER_URL": broker_url,
+                "EVENTS_EXCHANGE": exchange,
+                **({"EVENTS_BATCH_SIZE": str(batch_size)} if batch_size else {}),
+            },
+            total,
+        )
         if bound:
             held = channel.queue_declare(exchange, passive=True).method.message_count
             if held != total:
@@ -97,14 +109,23 @@ def _run_relay(engine: sa.Engine, env: Mapping[str, str], total: int) -> dict[st
     """Run the relay until it exits idle, sampling its stored total; time, rates and CPU."""
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.monotonic()
-    relay = subprocess.Popen([*FLASK, "events", "relay", "--exit-when-idle"], cwd=ROOT,
-                             env=dict(env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    relay = subprocess.Popen(
+        [*FLASK, "events", "relay", "--exit-when-idle"],
+        cwd=ROOT,
+        env=dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     samples: list[tuple[float, int]] = []
     while relay.poll() is None:
         time.sleep(_SAMPLE_SECONDS)
         with engine.connect() as connection:
-            published = connection.scalar(sa.text(
-                "SELECT published_total FROM event_relay_position WHERE id = 1")) or 0
+            published = (
+                connection.scalar(
+                    sa.text("SELECT published_total FROM event_relay_position WHERE id = 1")
+                )
+                or 0
+            )
         samples.append((time.monotonic() - began, published))
     elapsed = time.monotonic() - began
     stderr = relay.stderr.read().decode(errors="replace") if relay.stderr else ""
@@ -112,14 +133,21 @@ def _run_relay(engine: sa.Engine, env: Mapping[str, str], total: int) -> dict[st
         raise RuntimeError(f"the relay exited {relay.returncode}:\n{stderr[-3000:]}")
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     with engine.connect() as connection:
-        published = connection.scalar(sa.text(
-            "SELECT published_total FROM event_relay_position WHERE id = 1")) or 0
+        published = (
+            connection.scalar(
+                sa.text("SELECT published_total FROM event_relay_position WHERE id = 1")
+            )
+            or 0
+        )
     if published != total:
         raise RuntimeError(f"the relay confirmed {published} events, expected {total}")
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    return {"publish_s": round(elapsed, 2), "events_per_s": round(total / elapsed),
-            "sustained_events_per_s": round(_sustained(samples, total)),
-            "relay_cpu_s": round(cpu, 1)}
+    return {
+        "publish_s": round(elapsed, 2),
+        "events_per_s": round(total / elapsed),
+        "sustained_events_per_s": round(_sustained(samples, total)),
+        "relay_cpu_s": round(cpu, 1),
+    }
 
 
 def _sustained(samples: list[tuple[float, int]], total: int) -> float:
@@ -134,8 +162,18 @@ def _sustained(samples: list[tuple[float, int]], total: int) -> float:
 def _prepare(patients: int, payments: int) -> str:
     """A fresh database with a generated data set's two days synced; its URL."""
     url = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
-    subprocess.run(["psql", ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
-                    "-c", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "psql",
+            ADMIN_URL,
+            "-qc",
+            f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
+            "-c",
+            f"CREATE DATABASE {DB_NAME}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     env = os.environ | {"DATABASE_URL": url, "SYNC_GUARD_MIN_ROWS": str(10**9)}
     subprocess.run([*FLASK, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     with tempfile.TemporaryDirectory() as out:
@@ -144,8 +182,13 @@ def _prepare(patients: int, payments: int) -> str:
         for day in ("day1", "day2"):
             for entity in ("patients", "payments"):
                 log(f"flask sync {entity} {day}")
-                subprocess.run([*FLASK, "sync", entity, str(Path(out) / day / f"{entity}.json")],
-                               cwd=ROOT, env=env, check=True, capture_output=True)
+                subprocess.run(
+                    [*FLASK, "sync", entity, str(Path(out) / day / f"{entity}.json")],
+                    cwd=ROOT,
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
     return url
 
 
@@ -154,8 +197,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--payments", type=int, default=100_000)
-    parser.add_argument("--database-url", help="an existing database with applied syncs "
-                        "(default: generate and sync into a fresh pp_bench_events)")
+    parser.add_argument(
+        "--database-url",
+        help="an existing database with applied syncs "
+        "(default: generate and sync into a fresh pp_bench_events)",
+    )
     args = parser.parse_args()
     url = args.database_url or _prepare(args.patients, args.payments)
     figures = {}

@@ -14,8 +14,18 @@ import random
 from pathlib import Path
 
 FIRST = ["Rick", "Pris", "Roy", "Eldon", "Rachael", "Leon", "Zhora", "J.F.", "Gaff", "Hannibal"]
-LAST = ["Deckard", "Stratton", "Batty", "Tyrell", "Rosen", "Kowalski", "Salome", "Sebastian",
-        "Bryant", "Chew"]
+LAST = [
+    "Deckard",
+    "Stratton",
+    "Batty",
+    "Tyrell",
+    "Rosen",
+    "Kowalski",
+    "Salome",
+    "Sebastian",
+    "Bryant",
+    "Chew",
+]
 SEED = 2019
 
 
@@ -25,14 +35,18 @@ def patient_json(number: int, rng: random.Random, generation: int = 0) -> str:
     last = LAST[(number * 7 + generation) % len(LAST)]
     middle = "null" if number % 3 else f'"{FIRST[number % len(FIRST)]}"'
     birth = f"{1930 + number % 90:04d}-{1 + number % 12:02d}-{1 + number % 28:02d}"
-    return (f'{{"externalId":"P{number:08d}","firstName":"{first}","lastName":"{last}",'
-            f'"middleName":{middle},"dateOfBirth":"{birth}"}}')
+    return (
+        f'{{"externalId":"P{number:08d}","firstName":"{first}","lastName":"{last}",'
+        f'"middleName":{middle},"dateOfBirth":"{birth}"}}'
+    )
 
 
 def payment_json(number: int, patient: int, cents: int) -> str:
     """One payment record; the amount is a JSON number with two decimals."""
-    return (f'{{"externalId":"M{number:09d}","patientId":"P{patient:08d}",'
-            f'"amount":{cents // 100}.{cents % 100:02d}}}')
+    return (
+        f'{{"externalId":"M{number:09d}","patientId":"P{patient:08d}",'
+        f'"amount":{cents // 100}.{cents % 100:02d}}}'
+    )
 
 
 def write_array(path: Path, items: list[str]) -> None:
@@ -48,15 +62,19 @@ def generate(out: Path, patients: int, payments: int) -> None:
     owners = [rng.randrange(patients) for _ in range(payments)]
     amounts = [rng.randrange(100, 5000) for _ in range(payments)]
     write_array(out / "day1" / "patients.json", [patient_json(n, rng) for n in patient_ids])
-    write_array(out / "day1" / "payments.json",
-                [payment_json(n, owners[n], amounts[n]) for n in range(payments)])
+    write_array(
+        out / "day1" / "payments.json",
+        [payment_json(n, owners[n], amounts[n]) for n in range(payments)],
+    )
 
     removed_patients = set(rng.sample(patient_ids, patients // 20))
     changed_patients = set(rng.sample(patient_ids, patients // 10))
     day2_patients = [n for n in patient_ids if n not in removed_patients]
     day2_patients += range(patients, patients + patients // 20)
-    write_array(out / "day2" / "patients.json",
-                [patient_json(n, rng, 1 if n in changed_patients else 0) for n in day2_patients])
+    write_array(
+        out / "day2" / "patients.json",
+        [patient_json(n, rng, 1 if n in changed_patients else 0) for n in day2_patients],
+    )
 
     live = [n for n in day2_patients]
     removed_payments = set(rng.sample(range(payments), payments // 20))

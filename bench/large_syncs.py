@@ -29,8 +29,11 @@ def main() -> None:
         server.reset_peak_rss()
         patients, _ = run.post(data / "day1" / "patients.json.gz", "patients")
         payments, _ = run.post(data / "day1" / "payments.json.gz", "payments")
-        figures |= {"initial_s": patients + payments, "initial_payments_s": payments,
-                    "peak_rss_mb": server.peak_rss_mb()}
+        figures |= {
+            "initial_s": patients + payments,
+            "initial_payments_s": payments,
+            "peak_rss_mb": server.peak_rss_mb(),
+        }
         for name in ("resync", "unchanged"):
             patients, _ = run.post(data / "day2" / "patients.json.gz", "patients")
             payments, _ = run.post(data / "day2" / "payments.json.gz", "payments")

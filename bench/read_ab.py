@@ -65,33 +65,62 @@ def service_env() -> dict[str, str]:
 
 
 def git_head(tree: Path) -> str:
-    return subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def build_database(after: Path, patients: int, payments: int) -> dict[str, int]:
     """Create pp_ab from scratch and load the day-1 snapshots through the after tree's CLI."""
-    subprocess.run(["psql", run.ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
-                    "-c", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "psql",
+            run.ADMIN_URL,
+            "-qc",
+            f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
+            "-c",
+            f"CREATE DATABASE {DB_NAME}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     flask = [str(after / ".venv" / "bin" / "flask"), "--app", "wsgi"]
-    subprocess.run([*flask, "db", "upgrade"], check=True, capture_output=True, cwd=after,
-                   env=service_env())
+    subprocess.run(
+        [*flask, "db", "upgrade"], check=True, capture_output=True, cwd=after, env=service_env()
+    )
     with tempfile.TemporaryDirectory(prefix="read-ab-data-") as data:
         log(f"generating {patients} patients / {payments} payments")
         generate(Path(data), patients, payments)
         for entity in ("patients", "payments"):
             began = time.perf_counter()
-            done = subprocess.run([*flask, "sync", entity, f"{data}/day1/{entity}.json"],
-                                  cwd=after, env=service_env(), capture_output=True, text=True)
+            done = subprocess.run(
+                [*flask, "sync", entity, f"{data}/day1/{entity}.json"],
+                cwd=after,
+                env=service_env(),
+                capture_output=True,
+                text=True,
+            )
             if done.returncode not in (0, 1):
                 raise RuntimeError(f"flask sync {entity}: {done.stderr[-2000:]}")
             log(f"synced {entity} in {time.perf_counter() - began:.1f} s")
-    subprocess.run(["psql", database_url(), "-qc", "VACUUM ANALYZE"], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["psql", database_url(), "-qc", "VACUUM ANALYZE"], check=True, capture_output=True
+    )
     counts = subprocess.run(
-        ["psql", database_url(), "-Atc", "SELECT (SELECT count(*) FROM patients "
-         "WHERE deleted IS NULL) || ' ' || (SELECT count(*) FROM payments WHERE deleted IS NULL)"],
-        check=True, capture_output=True, text=True).stdout.split()
+        [
+            "psql",
+            database_url(),
+            "-Atc",
+            "SELECT (SELECT count(*) FROM patients WHERE deleted IS NULL) || ' ' "
+            "|| (SELECT count(*) FROM payments WHERE deleted IS NULL)",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     loaded = {"patients": int(counts[0]), "payments": int(counts[1])}
     if loaded != {"patients": patients, "payments": payments}:
         raise RuntimeError(f"loaded {loaded}, expected {patients} / {payments}")
@@ -110,10 +139,23 @@ class Server:
         if not port_free(PORT):
             raise RuntimeError(f"port {PORT} is taken (set BENCH_AB_PORT)")
         self.process = subprocess.Popen(
-            [str(tree / ".venv" / "bin" / "gunicorn"), "--config", "gunicorn.conf.py",
-             "--bind", f"127.0.0.1:{PORT}", "--access-logfile", "/dev/null",
-             "--error-logfile", "-", "wsgi:app"],
-            cwd=tree, env=service_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                str(tree / ".venv" / "bin" / "gunicorn"),
+                "--config",
+                "gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{PORT}",
+                "--access-logfile",
+                "/dev/null",
+                "--error-logfile",
+                "-",
+                "wsgi:app",
+            ],
+            cwd=tree,
+            env=service_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -134,8 +176,11 @@ class Server:
 def warmup_paths() -> list[str]:
     """Range paths of read_floor's family that varied_paths() does not use."""
     used = set(read_floor.varied_paths())
-    rest = [f"/patients?payment_min={low}&payment_max={low + width}"
-            for low in range(100, 400) for width in range(1, 101)]
+    rest = [
+        f"/patients?payment_min={low}&payment_max={low + width}"
+        for low in range(100, 400)
+        for width in range(1, 101)
+    ]
     rest = [path for path in rest if path not in used]
     random.Random(5).shuffle(rest)
     return rest
@@ -147,8 +192,12 @@ def measure(tree: Path, seconds: int, cached_path: str, warmup_file: str) -> dic
     server = Server(tree)
     try:
         read_floor.wrk(base + cached_path, WARMUP_SECONDS, run.AUTH)
-        read_floor.wrk(base, WARMUP_SECONDS, run.AUTH, script=[
-            str(read_floor.LUA_SCRIPT), warmup_file, str(read_floor.WRK_THREADS)])
+        read_floor.wrk(
+            base,
+            WARMUP_SECONDS,
+            run.AUTH,
+            script=[str(read_floor.LUA_SCRIPT), warmup_file, str(read_floor.WRK_THREADS)],
+        )
         load = os.getloadavg()[0]
         cached = read_floor.wrk(base + cached_path, seconds, run.AUTH)
         uncached = read_floor.wrk_varied(base, seconds, run.AUTH)
@@ -160,7 +209,7 @@ def measure(tree: Path, seconds: int, cached_path: str, warmup_file: str) -> dic
 # Runs in the tree's interpreter, cwd the tree: a proxy between the app and
 # PostgreSQL logs each simple-protocol query (psycopg2 sends nothing else),
 # and the Flask test client makes one miss and one hit of each URL.
-STATEMENT_PROBE = r'''
+STATEMENT_PROBE = r"""
 import json, os, socket, struct, sys, threading
 from urllib.parse import urlsplit
 
@@ -221,14 +270,24 @@ for path in paths:
         assert response.status_code == 200, (path, response.status_code)
         report["requests"].append({"path": path, "kind": kind, "statements": list(queries)})
 print(json.dumps(report))
-'''
+"""
 
 
 def statement_counts(tree: Path, paths: list[str]) -> dict[str, Any]:
     """The statements sent for a miss and a hit of each of ``paths``, in ``tree``."""
-    done = subprocess.run([str(tree / ".venv" / "bin" / "python"), "-c", STATEMENT_PROBE,
-                           json.dumps(run.AUTH), json.dumps(paths)],
-                          cwd=tree, env=service_env(), capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(tree / ".venv" / "bin" / "python"),
+            "-c",
+            STATEMENT_PROBE,
+            json.dumps(run.AUTH),
+            json.dumps(paths),
+        ],
+        cwd=tree,
+        env=service_env(),
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"statement probe in {tree}: {done.stderr[-3000:]}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -256,8 +315,10 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install -y wrk (as make bench does)")
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     commits = {name: git_head(tree) for name, tree in trees.items()}
-    log(f"before {commits['before']} ({trees['before']}), after {commits['after']} "
-        f"({trees['after']})")
+    log(
+        f"before {commits['before']} ({trees['before']}), after {commits['after']} "
+        f"({trees['after']})"
+    )
     loaded = build_database(trees["after"], args.patients, args.payments)
     try:
         probe_paths = [args.cached_path, read_floor.varied_paths()[0]]
@@ -274,9 +335,11 @@ def main() -> None:
                     rounds[name].append(figures)
     finally:
         if not args.keep_db:
-            subprocess.run(["psql", run.ADMIN_URL, "-qc",
-                            f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["psql", run.ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"],
+                check=True,
+                capture_output=True,
+            )
 
     table = {}
     for scenario in ("cached", "uncached"):
@@ -284,39 +347,70 @@ def main() -> None:
             before = median_of(rounds["before"], scenario, figure)
             after = median_of(rounds["after"], scenario, figure)
             # Each round's after/before, paired in time: drift between rounds cancels.
-            paired = statistics.median(a[scenario][figure] / b[scenario][figure] for a, b
-                                       in zip(rounds["after"], rounds["before"], strict=True))
-            table[f"{scenario} {figure}"] = {"before": before, "after": after,
-                                             "ratio": after / before, "paired_ratio": paired}
-    counts = {name: {f"{r['kind']} {r['path']}": len(r["statements"])
-                     for r in report["requests"]} for name, report in statements.items()}
+            paired = statistics.median(
+                a[scenario][figure] / b[scenario][figure]
+                for a, b in zip(rounds["after"], rounds["before"], strict=True)
+            )
+            table[f"{scenario} {figure}"] = {
+                "before": before,
+                "after": after,
+                "ratio": after / before,
+                "paired_ratio": paired,
+            }
+    counts = {
+        name: {f"{r['kind']} {r['path']}": len(r["statements"]) for r in report["requests"]}
+        for name, report in statements.items()
+    }
 
-    print(f"{loaded['patients']} patients / {loaded['payments']} payments; wrk 8 connections, "
-          f"{args.seconds} s; median of {args.rounds} alternating rounds")
-    print(f"| read | before {commits['before']} | after {commits['after']} | after/before "
-          "| median of per-round after/before |")
+    print(
+        f"{loaded['patients']} patients / {loaded['payments']} payments; wrk 8 connections, "
+        f"{args.seconds} s; median of {args.rounds} alternating rounds"
+    )
+    print(
+        f"| read | before {commits['before']} | after {commits['after']} | after/before "
+        "| median of per-round after/before |"
+    )
     print("|---|---|---|---|---|")
     for key, row in table.items():
-        print(f"| {key} | {row['before']:.2f} | {row['after']:.2f} | {row['ratio']:.3f} "
-              f"| {row['paired_ratio']:.3f} |")
+        print(
+            f"| {key} | {row['before']:.2f} | {row['after']:.2f} | {row['ratio']:.3f} "
+            f"| {row['paired_ratio']:.3f} |"
+        )
     print("\nstatements per request (in process):")
     for name, report in statements.items():
         for request in report["requests"]:
             texts = "; ".join(" ".join(s.split())[:48] for s in request["statements"])
-            print(f"  {name} {request['kind']} {request['path']}: "
-                  f"{len(request['statements'])}  [{texts}]")
+            print(
+                f"  {name} {request['kind']} {request['path']}: "
+                f"{len(request['statements'])}  [{texts}]"
+            )
 
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S%z")
     out = results / f"{stamp}-read-ab-{commits['before']}-{commits['after']}.json"
-    out.write_text(json.dumps({
-        "when": stamp, "machine": platform.node(), "cpus": os.cpu_count(),
-        "trees": {name: str(tree) for name, tree in trees.items()}, "commits": commits,
-        "scale": loaded, "seconds": args.seconds, "rounds_count": args.rounds,
-        "cached_path": args.cached_path, "varied_urls": read_floor.VARIED_COUNT,
-        "medians": table, "rounds": rounds, "statement_counts": counts,
-        "statements": statements}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "when": stamp,
+                "machine": platform.node(),
+                "cpus": os.cpu_count(),
+                "trees": {name: str(tree) for name, tree in trees.items()},
+                "commits": commits,
+                "scale": loaded,
+                "seconds": args.seconds,
+                "rounds_count": args.rounds,
+                "cached_path": args.cached_path,
+                "varied_urls": read_floor.VARIED_COUNT,
+                "medians": table,
+                "rounds": rounds,
+                "statement_counts": counts,
+                "statements": statements,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"\nwrote {out}")
 
 

@@ -48,9 +48,11 @@ WRK_THREADS = 2  # as bench/run.py's wrk(); the Lua script spreads them over the
 
 # A timestamp as the service writes it (datetime.isoformat() of what psycopg2
 # returns in the server's UTC session): no fraction when it is zero, else six digits.
-_ISO = ("to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
-        " || CASE WHEN date_trunc('second', {0}) = {0} THEN ''"
-        " ELSE to_char({0} AT TIME ZONE 'UTC', '.US') END || '+00:00'")
+_ISO = (
+    "to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+    " || CASE WHEN date_trunc('second', {0}) = {0} THEN ''"
+    " ELSE to_char({0} AT TIME ZONE 'UTC', '.US') END || '+00:00'"
+)
 
 # $1/$2: the inclusive bounds (NULL: none), $3: the first id of the page, $4: the limit.
 # The filter is that of queries.live_patients, so the planner has the same indexes to
@@ -90,8 +92,9 @@ def _cursor() -> Any:
         # Custom plans, as the service's unprepared queries get: a generic plan for a
         # range is blind to its width and picks the total index even for the widest
         # ranges, where walking the primary key is ~4x faster.
-        connection = psycopg2.connect(os.environ["DATABASE_URL"],
-                                      options="-c plan_cache_mode=force_custom_plan")
+        connection = psycopg2.connect(
+            os.environ["DATABASE_URL"], options="-c plan_cache_mode=force_custom_plan"
+        )
         connection.autocommit = True  # no BEGIN round trip before each EXECUTE
         cursor = connection.cursor()
         cursor.execute(PREPARE)
@@ -99,8 +102,9 @@ def _cursor() -> Any:
     return cursor
 
 
-def _fetch_page(low: Decimal | None, high: Decimal | None, first_id: int,
-                limit: int) -> tuple[bytes, int | None]:
+def _fetch_page(
+    low: Decimal | None, high: Decimal | None, first_id: int, limit: int
+) -> tuple[bytes, int | None]:
     """The page's JSON array and the next page's first id (None on the last page)."""
     cursor = _cursor()
     try:
@@ -123,8 +127,7 @@ def _bound(value: str | None) -> Decimal | None:
     return number
 
 
-def application(environ: dict[str, Any],
-                start_response: Callable[..., Any]) -> Iterable[bytes]:
+def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     """GET /patients (the service's default listing) and GET /healthz."""
     path = environ.get("PATH_INFO", "")
     if path == "/healthz":
@@ -144,25 +147,42 @@ def application(environ: dict[str, Any],
     headers = []
     if next_id is not None:
         kept = [(name, value) for name, value in query if name != "cursor"]
-        url = (f"{environ['wsgi.url_scheme']}://{environ['HTTP_HOST']}/patients?"
-               f"{urlencode([*kept, ('cursor', next_id)])}")
+        url = (
+            f"{environ['wsgi.url_scheme']}://{environ['HTTP_HOST']}/patients?"
+            f"{urlencode([*kept, ('cursor', next_id)])}"
+        )
         headers.append(("Link", f'<{url}>; rel="next"'))
     return _respond(start_response, "200 OK", body, headers)
 
 
-def _respond(start_response: Callable[..., Any], status: str, body: bytes,
-             headers: list[tuple[str, str]] | None = None) -> list[bytes]:
-    start_response(status, [("Content-Type", "application/json"),
-                            ("Content-Length", str(len(body))), *(headers or [])])
+def _respond(
+    start_response: Callable[..., Any],
+    status: str,
+    body: bytes,
+    headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    start_response(
+        status,
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            *(headers or []),
+        ],
+    )
     return [body]
 
 
 # ---------------------------------------------------------------------------
 # Checking it against the service
 
-CHECK_PATHS = [SAME_PATH, "/patients", "/patients?payment_min=300&payment_max=301",
-               "/patients?payment_min=25.005&payment_max=60.5&limit=7",
-               "/patients?payment_max=1000000", "/patients?payment_min=100000"]
+CHECK_PATHS = [
+    SAME_PATH,
+    "/patients",
+    "/patients?payment_min=300&payment_max=301",
+    "/patients?payment_min=25.005&payment_max=60.5&limit=7",
+    "/patients?payment_max=1000000",
+    "/patients?payment_min=100000",
+]
 
 
 def _get(url: str, headers: Mapping[str, str]) -> tuple[Any, str | None]:
@@ -170,11 +190,12 @@ def _get(url: str, headers: Mapping[str, str]) -> tuple[Any, str | None]:
     with urllib.request.urlopen(urllib.request.Request(url, headers=dict(headers))) as response:
         body = json.loads(response.read(), parse_float=Decimal)
         link = response.headers.get("Link")
-    return body, None if link is None else link[1:link.index(">")]
+    return body, None if link is None else link[1 : link.index(">")]
 
 
-def check_same_output(service_base: str, floor_base: str, urls: list[str],
-                      headers: Mapping[str, str]) -> None:
+def check_same_output(
+    service_base: str, floor_base: str, urls: list[str], headers: Mapping[str, str]
+) -> None:
     """Raise RuntimeError unless both answer each path (and its next page) alike.
 
     ``urls`` are paths; bodies are compared parsed, item by item, and both
@@ -183,15 +204,20 @@ def check_same_output(service_base: str, floor_base: str, urls: list[str],
     for path in urls:
         service_url, floor_url = service_base + path, floor_base + path
         for page in ("first page", "next page"):
-            (service, service_next), (floor, floor_next) = (_get(service_url, headers),
-                                                            _get(floor_url, headers))
+            (service, service_next), (floor, floor_next) = (
+                _get(service_url, headers),
+                _get(floor_url, headers),
+            )
             where = f"{path}, {page}"
             if service != floor:
-                raise RuntimeError(f"{where}: the floor differs from the service\n"
-                                   f"{_difference(service, floor)}")
+                raise RuntimeError(
+                    f"{where}: the floor differs from the service\n{_difference(service, floor)}"
+                )
             if (service_next is None) != (floor_next is None):
-                raise RuntimeError(f"{where}: Link from the service {service_next!r}, "
-                                   f"from the floor {floor_next!r}")
+                raise RuntimeError(
+                    f"{where}: Link from the service {service_next!r}, "
+                    f"from the floor {floor_next!r}"
+                )
             if service_next is None or floor_next is None:
                 break
             service_url, floor_url = service_next, floor_next
@@ -201,16 +227,22 @@ def _difference(service: list[dict[str, Any]], floor: list[dict[str, Any]]) -> s
     """The first item that differs, field by field."""
     if len(service) != len(floor):
         return f"  {len(service)} items from the service, {len(floor)} from the floor"
-    index, mine, theirs = next((i, mine, theirs) for i, (mine, theirs)
-                               in enumerate(zip(service, floor, strict=True)) if mine != theirs)
+    index, mine, theirs = next(
+        (i, mine, theirs)
+        for i, (mine, theirs) in enumerate(zip(service, floor, strict=True))
+        if mine != theirs
+    )
     fields = sorted(set(mine) | set(theirs))
-    return "\n".join(f"  item {index} {name}: service {mine.get(name)!r}, "
-                     f"floor {theirs.get(name)!r}"
-                     for name in fields if mine.get(name) != theirs.get(name))
+    return "\n".join(
+        f"  item {index} {name}: service {mine.get(name)!r}, floor {theirs.get(name)!r}"
+        for name in fields
+        if mine.get(name) != theirs.get(name)
+    )
 
 
 # ---------------------------------------------------------------------------
 # Measuring
+
 
 def varied_paths(count: int = VARIED_COUNT, seed: int = VARIED_SEED) -> list[str]:
     """``count`` distinct range paths in a fixed shuffled order (the same on every run).
@@ -219,18 +251,36 @@ def varied_paths(count: int = VARIED_COUNT, seed: int = VARIED_SEED) -> list[str
     at 100-399 and span 1-100, where nearly every page is a full one.
     """
     ranges = [(low, low + width) for low in range(100, 400) for width in range(1, 101)]
-    return [f"/patients?payment_min={low}&payment_max={high}"
-            for low, high in random.Random(seed).sample(ranges, count)]
+    return [
+        f"/patients?payment_min={low}&payment_max={high}"
+        for low, high in random.Random(seed).sample(ranges, count)
+    ]
 
 
-def wrk(url: str, seconds: int, headers: Mapping[str, str], connections: int = 8,
-        script: list[str] | None = None) -> dict[str, float]:
+def wrk(
+    url: str,
+    seconds: int,
+    headers: Mapping[str, str],
+    connections: int = 8,
+    script: list[str] | None = None,
+) -> dict[str, float]:
     """p50/p99 latency (ms) and requests/s for ``url`` (``script``: ``-s`` and its args)."""
     target = [url] if script is None else ["-s", script[0], url, "--", *script[1:]]
     header_args = [arg for name, value in headers.items() for arg in ("-H", f"{name}: {value}")]
-    out = subprocess.run(["wrk", f"-t{min(WRK_THREADS, connections)}", f"-c{connections}",
-                          f"-d{seconds}s", "--latency", *header_args, *target],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{min(WRK_THREADS, connections)}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            *header_args,
+            *target,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
     def latency(label: str) -> float:
         match = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -250,18 +300,32 @@ def wrk_varied(base_url: str, seconds: int, headers: Mapping[str, str]) -> dict[
     with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="varied-urls-") as paths:
         paths.write("\n".join(varied_paths()) + "\n")
         paths.flush()
-        return wrk(base_url, seconds, headers,
-                   script=[str(LUA_SCRIPT), paths.name, str(WRK_THREADS)])
+        return wrk(
+            base_url, seconds, headers, script=[str(LUA_SCRIPT), paths.name, str(WRK_THREADS)]
+        )
 
 
 @contextlib.contextmanager
 def serving(port: int, env: Mapping[str, str]) -> Iterator[str]:
     """gunicorn serving the floor with the service's settings; yields its base URL."""
     process = subprocess.Popen(
-        [GUNICORN, "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
-         "--access-logfile", "/dev/null", "--error-logfile", "-",
-         "bench.read_floor:application"],
-        cwd=ROOT, env=dict(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            GUNICORN,
+            "--config",
+            "gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            "/dev/null",
+            "--error-logfile",
+            "-",
+            "bench.read_floor:application",
+        ],
+        cwd=ROOT,
+        env=dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -279,9 +343,14 @@ def serving(port: int, env: Mapping[str, str]) -> Iterator[str]:
         process.wait(timeout=60)
 
 
-def read_floor_figures(database_url: str, env: dict[str, str], port: int, seconds: int,
-                       service_base: str | None = None,
-                       headers: Mapping[str, str] | None = None) -> dict[str, dict[str, float]]:
+def read_floor_figures(
+    database_url: str,
+    env: dict[str, str],
+    port: int,
+    seconds: int,
+    service_base: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, dict[str, float]]:
     """The floor's same-URL and varied-URL figures (wrk, 8 connections).
 
     Served on ``port`` by gunicorn with ``env`` (which must satisfy
@@ -293,15 +362,19 @@ def read_floor_figures(database_url: str, env: dict[str, str], port: int, second
     with serving(port, env | {"DATABASE_URL": database_url}) as base:
         if service_base is not None:
             check_same_output(service_base, base, CHECK_PATHS + varied_paths()[:3], headers)
-        return {"same-URL": wrk(base + SAME_PATH, seconds, headers),
-                "varied-URL": wrk_varied(base, seconds, headers)}
+        return {
+            "same-URL": wrk(base + SAME_PATH, seconds, headers),
+            "varied-URL": wrk_varied(base, seconds, headers),
+        }
 
 
 def main() -> None:
     """Print the floor's figures; with --service, check it and print the service's too."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--service", help="base URL of a running service, e.g. "
-                                          "http://127.0.0.1:8099: check and measure it too")
+    parser.add_argument(
+        "--service",
+        help="base URL of a running service, e.g. http://127.0.0.1:8099: check and measure it too",
+    )
     parser.add_argument("--token", help="read token to send as Authorization: Bearer")
     parser.add_argument("--port", type=int, default=8098)
     parser.add_argument("--seconds", type=int, default=10)
@@ -310,9 +383,12 @@ def main() -> None:
     if not database_url:
         parser.error("set DATABASE_URL to the database to read")
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
-    figures = {f"floor {name}": value for name, value in read_floor_figures(
-        database_url, dict(os.environ), args.port, args.seconds, args.service,
-        headers).items()}
+    figures = {
+        f"floor {name}": value
+        for name, value in read_floor_figures(
+            database_url, dict(os.environ), args.port, args.seconds, args.service, headers
+        ).items()
+    }
     if args.service:
         print("the floor answers what the service answers")
         figures["service same-URL"] = wrk(args.service + SAME_PATH, args.seconds, headers)

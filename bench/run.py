@@ -57,21 +57,35 @@ def database_url() -> str:
 
 def fresh_database() -> None:
     """Drop, create and migrate the benchmark database."""
-    subprocess.run(["psql", ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
-                    "-c", f"CREATE DATABASE {DB_NAME}"], check=True, capture_output=True)
-    subprocess.run([*FLASK, "db", "upgrade"], check=True, capture_output=True, cwd=ROOT,
-                   env=env())
+    subprocess.run(
+        [
+            "psql",
+            ADMIN_URL,
+            "-qc",
+            f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
+            "-c",
+            f"CREATE DATABASE {DB_NAME}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run([*FLASK, "db", "upgrade"], check=True, capture_output=True, cwd=ROOT, env=env())
 
 
 def env() -> dict[str, str]:
     """The environment the service runs with: as in production, access control on."""
     # The large scale's 680 MB payments snapshot is over the default 256 MiB limit.
     # Budgets far above what wrk sends, so that the limiter is measured, not hit.
-    return os.environ | {"DATABASE_URL": database_url(), "SYNC_LOCK_TIMEOUT": "600",
-                         "MAX_CONTENT_LENGTH": str(2 << 30), "APP_ENV": "production",
-                         "SECRET_KEY": "bench-" + "0" * 32,
-                         "API_WRITE_TOKENS": TOKEN, "RATELIMIT_READ": "1000000000 per minute",
-                         "RATELIMIT_SYNC": "1000000 per minute"}
+    return os.environ | {
+        "DATABASE_URL": database_url(),
+        "SYNC_LOCK_TIMEOUT": "600",
+        "MAX_CONTENT_LENGTH": str(2 << 30),
+        "APP_ENV": "production",
+        "SECRET_KEY": "bench-" + "0" * 32,
+        "API_WRITE_TOKENS": TOKEN,
+        "RATELIMIT_READ": "1000000000 per minute",
+        "RATELIMIT_SYNC": "1000000 per minute",
+    }
 
 
 def dataset(scale: str) -> Path:
@@ -92,10 +106,23 @@ class Server:
 
     def __init__(self, **settings: str) -> None:
         self.process = subprocess.Popen(
-            [GUNICORN, "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{PORT}",
-             "--access-logfile", "/dev/null", "--error-logfile", "-", "wsgi:app"],
-            cwd=ROOT, env=env() | settings, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
+            [
+                GUNICORN,
+                "--config",
+                "gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{PORT}",
+                "--access-logfile",
+                "/dev/null",
+                "--error-logfile",
+                "-",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=env() | settings,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -107,8 +134,9 @@ class Server:
 
     def workers(self) -> list[int]:
         """PIDs of the worker processes."""
-        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True,
-                             text=True).stdout
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True
+        ).stdout
         return [int(pid) for pid in out.split()]
 
     def reset_peak_rss(self) -> None:
@@ -131,9 +159,17 @@ def post(path: Path, entity: str, query: str = "") -> tuple[float, dict[str, Any
     connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=3600)
     began = time.perf_counter()
     with path.open("rb") as body:
-        connection.request("POST", f"/{entity}{query}", body=body, headers={
-            "Content-Type": "application/json", "Content-Encoding": "gzip",
-            "Content-Length": str(path.stat().st_size), **AUTH})
+        connection.request(
+            "POST",
+            f"/{entity}{query}",
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "Content-Encoding": "gzip",
+                "Content-Length": str(path.stat().st_size),
+                **AUTH,
+            },
+        )
         response = connection.getresponse()
         payload = response.read()
     elapsed = time.perf_counter() - began
@@ -160,8 +196,9 @@ def http_syncs(data: Path) -> dict[str, float]:
             seconds_m, _ = post(data / "day2" / "payments.json.gz", "payments")
             figures[f"{name}_s"] = seconds_p + seconds_m
             figures[f"{name}_payments_s"] = seconds_m
-        figures["dry_run_payments_s"], _ = post(data / "day1" / "payments.json.gz", "payments",
-                                                "?dry_run=true&force=true")
+        figures["dry_run_payments_s"], _ = post(
+            data / "day1" / "payments.json.gz", "payments", "?dry_run=true&force=true"
+        )
         return figures
     finally:
         server.stop()
@@ -177,12 +214,10 @@ def floor_syncs(data: Path, snapshots: dict[str, io.StringIO]) -> dict[str, floa
     server = Server()
     try:
         post(data / "day1" / "patients.json.gz", "patients")
-        figures = {"floor_initial_payments_s": sync_floor.apply(database_url(),
-                                                                snapshots["day1"])}
+        figures = {"floor_initial_payments_s": sync_floor.apply(database_url(), snapshots["day1"])}
         post(data / "day2" / "patients.json.gz", "patients")
         figures["floor_resync_payments_s"] = sync_floor.apply(database_url(), snapshots["day2"])
-        figures["floor_unchanged_payments_s"] = sync_floor.apply(database_url(),
-                                                                 snapshots["day2"])
+        figures["floor_unchanged_payments_s"] = sync_floor.apply(database_url(), snapshots["day2"])
         return figures
     finally:
         server.stop()
@@ -194,9 +229,13 @@ def cli_initial(data: Path) -> dict[str, float]:
     figures = {"cli_initial_s": 0.0, "cli_peak_rss_mb": 0.0}
     for entity in ("patients", "payments"):
         began = time.perf_counter()
-        process = subprocess.Popen([*FLASK, "sync", entity, str(data / "day1" / f"{entity}.json")],
-                                   cwd=ROOT, env=env(), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [*FLASK, "sync", entity, str(data / "day1" / f"{entity}.json")],
+            cwd=ROOT,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         # VmHWM, not the rusage of wait4: that one keeps the peak of the forked
         # parent from before exec().
         peak_kb = 0
@@ -220,17 +259,33 @@ def vm_hwm_kb(pid: int) -> int:
     return int(match.group(1)) if match else 0
 
 
-def wrk(url: str, seconds: int, connections: int = 8,
-        headers: dict[str, str] | None = None) -> dict[str, float]:
+def wrk(
+    url: str, seconds: int, connections: int = 8, headers: dict[str, str] | None = None
+) -> dict[str, float]:
     """p50/p99 latency (ms) and requests/s for ``url`` with 8 connections (or as many as given)."""
     threads = min(2, connections)
     extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency",
-                          "-H", f"Authorization: {AUTH['Authorization']}", *extra, url],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-H",
+            f"Authorization: {AUTH['Authorization']}",
+            *extra,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
     def latency(label: str) -> float:
         value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"{url}: {errors.group(1)} failed responses")
@@ -252,7 +307,7 @@ def deep_page(base: str, pages: int) -> tuple[str, int]:
             link = response.headers.get("Link")
         if not link:
             return url, depth
-        url = link[1:link.index(">")]
+        url = link[1 : link.index(">")]
     return url, pages
 
 
@@ -267,14 +322,19 @@ def reads(data: Path, seconds: int) -> tuple[Figures, Figures]:
     fresh_database()
     server = Server()
     try:
-        initial = {entity: post(data / "day1" / f"{entity}.json.gz", entity)[1]["syncId"]
-                   for entity in ("patients", "payments")}
+        initial = {
+            entity: post(data / "day1" / f"{entity}.json.gz", entity)[1]["syncId"]
+            for entity in ("patients", "payments")
+        }
     finally:
         server.stop()
     # What autovacuum would do soon after a bulk load; measured now, it would
     # compete with the readers for the two cores.
-    subprocess.run(["psql", database_url(), "-qc", "VACUUM ANALYZE patients, payments"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["psql", database_url(), "-qc", "VACUUM ANALYZE patients, payments"],
+        check=True,
+        capture_output=True,
+    )
     base = f"http://127.0.0.1:{PORT}"
     range_url = f"{base}/patients?payment_min=100&payment_max=200"
     figures: dict[str, dict[str, float]] = {}
@@ -292,12 +352,14 @@ def reads(data: Path, seconds: int) -> tuple[Figures, Figures]:
                 figures[f"{name} ({cache})"] = wrk(url, seconds)
             # A dashboard re-polling unchanged data: it sends back the ETag, gets 304.
             figures[f"range_first_page, If-None-Match ({cache})"] = wrk(
-                range_url, seconds, headers={"If-None-Match": etag(range_url)})
+                range_url, seconds, headers={"If-None-Match": etag(range_url)}
+            )
             figures[f"varied_urls ({cache})"] = read_floor.wrk_varied(base, seconds, AUTH)
             if cache == "cached":
                 # Checked equal to this server's pages before it is measured.
-                floor = read_floor.read_floor_figures(database_url(), env(), PORT + 1, seconds,
-                                                      service_base=base, headers=AUTH)
+                floor = read_floor.read_floor_figures(
+                    database_url(), env(), PORT + 1, seconds, service_base=base, headers=AUTH
+                )
                 figures |= {f"floor: {name}": values for name, values in floor.items()}
         finally:
             server.stop()
@@ -317,13 +379,17 @@ def history_reads(data: Path, seconds: int, initial_sync: int) -> tuple[Figures,
     server = Server(READ_CACHE_SIZE="0")
     try:
         before_resync = datetime.now(UTC).isoformat()
-        resync = {entity: post(data / "day2" / f"{entity}.json.gz", entity)[1]["syncId"]
-                  for entity in ("patients", "payments")}
-        subprocess.run(["psql", database_url(), "-qc", "VACUUM ANALYZE"], check=True,
-                       capture_output=True)
+        resync = {
+            entity: post(data / "day2" / f"{entity}.json.gz", entity)[1]["syncId"]
+            for entity in ("patients", "payments")
+        }
+        subprocess.run(
+            ["psql", database_url(), "-qc", "VACUUM ANALYZE"], check=True, capture_output=True
+        )
         changes = f"{base}/syncs/{resync['payments']}/changes"
-        with urllib.request.urlopen(urllib.request.Request(
-                f"{changes}?limit=1", headers=AUTH)) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(f"{changes}?limit=1", headers=AUTH)
+        ) as response:
             changed_payment = json.load(response)[0]["externalId"]
         resync_deep, resync_depth = deep_page(changes, 100)
         initial_deep, initial_depth = deep_page(f"{base}/syncs/{initial_sync}/changes", 100)
@@ -336,10 +402,11 @@ def history_reads(data: Path, seconds: int, initial_sync: int) -> tuple[Figures,
         figures = {f"{name} (uncached)": wrk(url, seconds) for name, url in paged.items()}
         as_of = f"&as_of={quote(before_resync)}"
         figures["range as_of before the re-sync (uncached, 1 connection)"] = wrk(
-            f"{base}/patients?payment_min=100&payment_max=200{as_of}", seconds, connections=1)
+            f"{base}/patients?payment_min=100&payment_max=200{as_of}", seconds, connections=1
+        )
         figures["one patient as_of before the re-sync (uncached, 1 connection)"] = wrk(
-            f"{base}/patients/{quote(top_payer(base), safe='')}?{as_of[1:]}", seconds,
-            connections=1)
+            f"{base}/patients/{quote(top_payer(base), safe='')}?{as_of[1:]}", seconds, connections=1
+        )
         return figures, console_pages(base, TOKEN)
     finally:
         server.stop()
@@ -347,8 +414,9 @@ def history_reads(data: Path, seconds: int, initial_sync: int) -> tuple[Figures,
 
 def top_payer(base: str) -> str:
     """The externalId of the live patient with the highest total."""
-    with urllib.request.urlopen(urllib.request.Request(
-            f"{base}/patients?sort=-paymentsTotal&limit=1", headers=AUTH)) as response:
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{base}/patients?sort=-paymentsTotal&limit=1", headers=AUTH)
+    ) as response:
         return str(json.load(response)[0]["externalId"])
 
 
@@ -371,14 +439,18 @@ def relay_publishing(data: Path) -> dict[str, float]:
 def main() -> None:
     """Run every scenario, print the table, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", choices=sorted(SCALES),
-                        default=os.environ.get("BENCH_SCALE", "default"))
+    parser.add_argument(
+        "--scale", choices=sorted(SCALES), default=os.environ.get("BENCH_SCALE", "default")
+    )
     parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "3")))
     parser.add_argument("--wrk-seconds", type=int, default=10)
     # At the large scale the relay alone would publish 11M events (~20 min).
-    parser.add_argument("--no-events", action="store_true",
-                        default=os.environ.get("BENCH_EVENTS", "1") == "0",
-                        help="skip the event relay figures (BENCH_EVENTS=0)")
+    parser.add_argument(
+        "--no-events",
+        action="store_true",
+        default=os.environ.get("BENCH_EVENTS", "1") == "0",
+        help="skip the event relay figures (BENCH_EVENTS=0)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk (make bench does it)")
@@ -402,12 +474,18 @@ def main() -> None:
     if not args.no_events:
         log("event relay")
         relay_figures = relay_publishing(data)
-    result = {"scale": args.scale, "patients": SCALES[args.scale][0],
-              "payments": SCALES[args.scale][1], "repeat": args.repeat,
-              "at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "syncs_median": syncs, "sync_rounds": rounds, "reads": read_figures,
-              "console": console_figures,
-              "events": relay_figures}
+    result = {
+        "scale": args.scale,
+        "patients": SCALES[args.scale][0],
+        "payments": SCALES[args.scale][1],
+        "repeat": args.repeat,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "syncs_median": syncs,
+        "sync_rounds": rounds,
+        "reads": read_figures,
+        "console": console_figures,
+        "events": relay_figures,
+    }
     out = ROOT / "bench" / "results" / f"{result['at'].replace(':', '')}-{args.scale}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -417,52 +495,82 @@ def main() -> None:
 
 def table(result: dict[str, Any]) -> str:
     """The figures as a Markdown table."""
-    lines = [f"Scale {result['scale']}: {result['patients']:,} patients / "
-             f"{result['payments']:,} payments; median of {result['repeat']} rounds",
-             "", "| sync | seconds |", "|---|---|"]
-    names = {"initial_s": "initial (HTTP gzip, patients + payments)",
-             "initial_payments_s": "  of which payments",
-             "resync_s": "next-day re-sync (HTTP)", "unchanged_s": "unchanged resend (HTTP)",
-             "dry_run_payments_s": "dry run, payments (HTTP)",
-             "cli_initial_s": "initial (CLI)"}
+    lines = [
+        f"Scale {result['scale']}: {result['patients']:,} patients / "
+        f"{result['payments']:,} payments; median of {result['repeat']} rounds",
+        "",
+        "| sync | seconds |",
+        "|---|---|",
+    ]
+    names = {
+        "initial_s": "initial (HTTP gzip, patients + payments)",
+        "initial_payments_s": "  of which payments",
+        "resync_s": "next-day re-sync (HTTP)",
+        "unchanged_s": "unchanged resend (HTTP)",
+        "dry_run_payments_s": "dry run, payments (HTTP)",
+        "cli_initial_s": "initial (CLI)",
+    }
     for key, label in names.items():
         lines.append(f"| {label} | {result['syncs_median'][key]:.1f} |")
-    lines += ["", "| payments rows (issue 11) | ours, HTTP gzip (s) | floor, raw SQL (s) | "
-              "ours/floor |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| payments rows (issue 11) | ours, HTTP gzip (s) | floor, raw SQL (s) | ours/floor |",
+        "|---|---|---|---|",
+    ]
     for phase in ("initial", "resync", "unchanged"):
         ours = result["syncs_median"][f"{phase}_payments_s"]
         floor = result["syncs_median"][f"floor_{phase}_payments_s"]
         lines.append(f"| {phase} | {ours:.1f} | {floor:.1f} | {ours / floor:.2f} |")
-    lines += ["", "| peak RSS | MB |", "|---|---|",
-              f"| gunicorn worker, initial sync | {result['syncs_median']['peak_rss_mb']:.0f} |",
-              f"| CLI process, initial sync | {result['syncs_median']['cli_peak_rss_mb']:.0f} |",
-              "", "| read (wrk, 8 connections) | p50 ms | p99 ms | req/s |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| peak RSS | MB |",
+        "|---|---|",
+        f"| gunicorn worker, initial sync | {result['syncs_median']['peak_rss_mb']:.0f} |",
+        f"| CLI process, initial sync | {result['syncs_median']['cli_peak_rss_mb']:.0f} |",
+        "",
+        "| read (wrk, 8 connections) | p50 ms | p99 ms | req/s |",
+        "|---|---|---|---|",
+    ]
     for name, figures in result["reads"].items():
-        lines.append(f"| {name} | {figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | "
-                     f"{figures['rps']:.0f} |")
+        lines.append(
+            f"| {name} | {figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | {figures['rps']:.0f} |"
+        )
     reads = result["reads"]
-    lines += ["", "| reads, 8 connections (issue 11) | ours req/s | floor req/s | ours/floor |",
-              "|---|---|---|---|"]
+    lines += [
+        "",
+        "| reads, 8 connections (issue 11) | ours req/s | floor req/s | ours/floor |",
+        "|---|---|---|---|",
+    ]
     for label, ours, floor in (
-            ("same URL, cached", "range_first_page (cached)", "floor: same-URL"),
-            ("same URL, uncached", "range_first_page (uncached)", "floor: same-URL"),
-            ("varied URLs, cached", "varied_urls (cached)", "floor: varied-URL"),
-            ("varied URLs, uncached", "varied_urls (uncached)", "floor: varied-URL")):
-        lines.append(f"| {label} | {reads[ours]['rps']:.0f} | {reads[floor]['rps']:.0f} | "
-                     f"{reads[ours]['rps'] / reads[floor]['rps']:.2f} |")
-    lines += ["", "| console page (1 connection, after the re-sync) | p50 ms | p95 ms |",
-              "|---|---|---|"]
+        ("same URL, cached", "range_first_page (cached)", "floor: same-URL"),
+        ("same URL, uncached", "range_first_page (uncached)", "floor: same-URL"),
+        ("varied URLs, cached", "varied_urls (cached)", "floor: varied-URL"),
+        ("varied URLs, uncached", "varied_urls (uncached)", "floor: varied-URL"),
+    ):
+        lines.append(
+            f"| {label} | {reads[ours]['rps']:.0f} | {reads[floor]['rps']:.0f} | "
+            f"{reads[ours]['rps'] / reads[floor]['rps']:.2f} |"
+        )
+    lines += [
+        "",
+        "| console page (1 connection, after the re-sync) | p50 ms | p95 ms |",
+        "|---|---|---|",
+    ]
     for name, figures in result["console"].items():
         lines.append(f"| {name} | {figures['p50_ms']:.1f} | {figures['p95_ms']:.1f} |")
     events = result["events"]
     if not events:
         return "\n".join(lines)
-    lines += ["", "| event relay, initial load, durable queue bound | |", "|---|---|",
-              f"| events | {events['events']:,.0f} |",
-              f"| time to publish them all | {events['publish_s']:.1f} s |",
-              f"| mean rate | {events['events_per_s']:,.0f} events/s |",
-              f"| sustained rate (10-90%) | {events['sustained_events_per_s']:,.0f} events/s |",
-              f"| relay CPU | {events['relay_cpu_s']:.1f} s |"]
+    lines += [
+        "",
+        "| event relay, initial load, durable queue bound | |",
+        "|---|---|",
+        f"| events | {events['events']:,.0f} |",
+        f"| time to publish them all | {events['publish_s']:.1f} s |",
+        f"| mean rate | {events['events_per_s']:,.0f} events/s |",
+        f"| sustained rate (10-90%) | {events['sustained_events_per_s']:,.0f} events/s |",
+        f"| relay CPU | {events['relay_cpu_s']:.1f} s |",
+    ]
     return "\n".join(lines)
 
 

@@ -41,19 +41,28 @@ def parsed(path: Path) -> io.StringIO:
     for record in records:
         if isinstance(record, dict) and isinstance(record.get("externalId"), str):
             seen[record["externalId"]] = seen.get(record["externalId"], 0) + 1
-    lines = [f"{r['externalId']}\t{r['patientId']}\t{r['amount']}\n"
-             for r in records if _valid(r) and seen[r["externalId"]] == 1]
+    lines = [
+        f"{r['externalId']}\t{r['patientId']}\t{r['amount']}\n"
+        for r in records
+        if _valid(r) and seen[r["externalId"]] == 1
+    ]
     return io.StringIO("".join(lines))
 
 
 def _valid(record: Any) -> bool:
     if not isinstance(record, dict):
         return False
-    external_id, patient_id, amount = (record.get(key)
-                                       for key in ("externalId", "patientId", "amount"))
-    return (_copy_safe(external_id) and _copy_safe(patient_id)
-            and isinstance(amount, (int, Decimal)) and not isinstance(amount, bool)
-            and abs(amount) <= MAX_AMOUNT and amount == round(amount, 2))
+    external_id, patient_id, amount = (
+        record.get(key) for key in ("externalId", "patientId", "amount")
+    )
+    return (
+        _copy_safe(external_id)
+        and _copy_safe(patient_id)
+        and isinstance(amount, (int, Decimal))
+        and not isinstance(amount, bool)
+        and abs(amount) <= MAX_AMOUNT
+        and amount == round(amount, 2)
+    )
 
 
 def _copy_safe(text: Any) -> bool:
@@ -87,9 +96,11 @@ def apply(database_url: str, copy_text: io.StringIO) -> float:
         with connection.cursor() as cursor:
             began = time.perf_counter()
             cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-            cursor.execute("CREATE TEMPORARY TABLE floor_stage (external_id varchar(255), "
-                           "patient_external_id varchar(255), amount numeric(12,2)) "
-                           "ON COMMIT DROP")
+            cursor.execute(
+                "CREATE TEMPORARY TABLE floor_stage (external_id varchar(255), "
+                "patient_external_id varchar(255), amount numeric(12,2)) "
+                "ON COMMIT DROP"
+            )
             cursor.copy_expert("COPY floor_stage FROM STDIN", copy_text)
             cursor.execute("ANALYZE floor_stage")
             cursor.execute("SELECT now()")

@@ -16,14 +16,18 @@ migrate_ext = current_app.extensions["migrate"]
 # db.engine, not the template's get_engine(), deprecated in Flask-SQLAlchemy 3.1.
 engine = migrate_ext.db.engine
 config.set_main_option(
-    "sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    "sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%")
+)
 target_metadata = migrate_ext.db.metadata
 
 
 def run_migrations_offline() -> None:
     """Emit the migration SQL without a database connection."""
-    context.configure(url=config.get_main_option("sqlalchemy.url"),
-                      target_metadata=target_metadata, literal_binds=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

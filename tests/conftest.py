@@ -25,8 +25,9 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from app import create_app
 from app.extensions import db
 
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
-                           "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REQUIRE_POSTGRES = os.environ.get("TEST_REQUIRE_POSTGRES", "") not in ("", "0")
 BACKENDS = ("postgresql", "sqlite")
 pytest_plugins = ["tests.live_server", "tests.events_support"]
@@ -100,8 +101,9 @@ def postgres_url() -> Iterator[str]:
 
 def _drop_abandoned_databases(connection: sa.Connection) -> None:
     """Drop test databases left by killed runs: theirs is a PID that no longer exists."""
-    names = connection.scalars(sa.text(
-        "SELECT datname FROM pg_database WHERE datname ~ '^pp_test_[0-9]+(_[a-z]+)?$'"))
+    names = connection.scalars(
+        sa.text("SELECT datname FROM pg_database WHERE datname ~ '^pp_test_[0-9]+(_[a-z]+)?$'")
+    )
     for name in list(names):
         pid = int(name.split("_")[2])
         if not os.path.exists(f"/proc/{pid}"):
@@ -148,8 +150,11 @@ def app(backend: str, database_url: str, app_config: dict[str, Any]) -> Iterator
         stack.callback(connection.close)
         transaction = connection.begin()
         stack.callback(transaction.rollback)
-        stack.enter_context(mock.patch.dict(db.session.session_factory.kw,
-                                            {"join_transaction_mode": "create_savepoint"}))
+        stack.enter_context(
+            mock.patch.dict(
+                db.session.session_factory.kw, {"join_transaction_mode": "create_savepoint"}
+            )
+        )
         stack.enter_context(mock.patch.object(engine, "connect", return_value=connection))
         stack.enter_context(mock.patch.object(connection, "close"))
         stack.enter_context(mock.patch.object(connection, "begin", connection.begin_nested))

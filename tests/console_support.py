@@ -9,8 +9,11 @@ from werkzeug.test import TestResponse
 
 READ_TOKEN = "console-read-token-0123456789"
 WRITE_TOKEN = "console-write-token-0123456789"
-AUTH_ON = {"API_READ_TOKENS": (READ_TOKEN,), "API_WRITE_TOKENS": (WRITE_TOKEN,),
-           "SECRET_KEY": "test-secret-key-0123456789-0123456789"}
+AUTH_ON = {
+    "API_READ_TOKENS": (READ_TOKEN,),
+    "API_WRITE_TOKENS": (WRITE_TOKEN,),
+    "SECRET_KEY": "test-secret-key-0123456789-0123456789",
+}
 
 
 def csrf_of(html: str) -> str:
@@ -23,6 +26,7 @@ def csrf_of(html: str) -> str:
 def sign_in(client: FlaskClient, token: str = READ_TOKEN, **form: str) -> TestResponse:
     """Load the sign-in form, then post ``token`` with the form's CSRF token."""
     page = client.get("/console/sign-in")
-    return client.post("/console/sign-in",
-                       data={"csrf": csrf_of(page.get_data(as_text=True)), "token": token,
-                             **form})
+    return client.post(
+        "/console/sign-in",
+        data={"csrf": csrf_of(page.get_data(as_text=True)), "token": token, **form},
+    )

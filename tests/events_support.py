@@ -88,8 +88,9 @@ class Consumer:
             self._pull(deadline, f"{total} messages")
         return self.received
 
-    def receive_event_ids(self, event_ids: Iterable[str],
-                          timeout: float = RELAY_TIMEOUT) -> list[Received]:
+    def receive_event_ids(
+        self, event_ids: Iterable[str], timeout: float = RELAY_TIMEOUT
+    ) -> list[Received]:
         """Read until every one of ``event_ids`` arrived at least once; fail on timeout."""
         missing = set(event_ids) - {m.message["eventId"] for m in self.received}
         deadline = time.monotonic() + timeout
@@ -102,15 +103,16 @@ class Consumer:
     def _pull(self, deadline: float, wanted: str) -> Received | None:
         """The next message, or None after a short wait; fail past ``deadline``."""
         if time.monotonic() > deadline:
-            raise AssertionError(f"{len(self.received)} messages received; waited in vain "
-                                 f"for {wanted}")
+            raise AssertionError(
+                f"{len(self.received)} messages received; waited in vain for {wanted}"
+            )
         # The same consumer each time: pika resumes the generator for the same arguments.
         for method, properties, body in self._channel.consume(
-                self.queue, auto_ack=True, inactivity_timeout=0.05):
+            self.queue, auto_ack=True, inactivity_timeout=0.05
+        ):
             if method is None:
                 return None
-            self.received.append(Received(method.routing_key, properties, json.loads(body),
-                                          body))
+            self.received.append(Received(method.routing_key, properties, json.loads(body), body))
             return self.received[-1]
         return None
 
@@ -155,8 +157,9 @@ def relay_template_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def committed_database_url(backend: str, request: pytest.FixtureRequest,
-                           tmp_path: Path) -> Iterator[str]:
+def committed_database_url(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
     """A migrated database of this test's own, whose commits are real (and seen by the relay)."""
     if backend == "sqlite":
         path = tmp_path / "committed.db"
@@ -181,9 +184,10 @@ def _letters(number: int) -> str:
 @pytest.fixture
 def committed_app(committed_database_url: str) -> Iterator[Flask]:
     """An in-process app on the committed database: its syncs commit for real."""
-    app = create_app(base_config(committed_database_url)
-                     | {"RATELIMIT_ENABLED": False, "SYNC_GUARD_MIN_ROWS": 10**6,
-                        "EVENTS_BROKER_URL": None})
+    app = create_app(
+        base_config(committed_database_url)
+        | {"RATELIMIT_ENABLED": False, "SYNC_GUARD_MIN_ROWS": 10**6, "EVENTS_BROKER_URL": None}
+    )
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -203,9 +207,12 @@ def expected_events(app: Flask) -> list[Event]:
 def stored(app: Flask) -> tuple[Position, int]:
     """The relay's stored position and published_total (the start and 0 before its first run)."""
     with app.app_context(), db.engine.connect() as connection:
-        row = connection.execute(sa.text(
-            "SELECT sync_id, record_id, sync_complete, sync_events, published_total "
-            "FROM event_relay_position WHERE id = 1")).first()
+        row = connection.execute(
+            sa.text(
+                "SELECT sync_id, record_id, sync_complete, sync_events, published_total "
+                "FROM event_relay_position WHERE id = 1"
+            )
+        ).first()
     if row is None:
         return START, 0
     return Position(row[0], row[1], bool(row[2]), row[3]), row[4]
@@ -222,9 +229,14 @@ class RelayProcess:
     def __post_init__(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(BIN / "flask"), "--app", "wsgi", "events", "relay"], cwd=ROOT,
-                env={**os.environ, **self.env}, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, preexec_fn=_terminate_with_parent)
+                [str(BIN / "flask"), "--app", "wsgi", "events", "relay"],
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_terminate_with_parent,
+            )
 
     def log_lines(self) -> list[dict[str, Any]]:
         """The relay's JSON log lines so far (other lines skipped)."""
@@ -243,8 +255,10 @@ class RelayProcess:
         deadline = time.monotonic() + timeout
         while self.logged(message) < times:
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"no {message!r} x{times} (exit {self.process.poll()}); "
-                                     f"log:\n{self.log_path.read_text()[-4000:]}")
+                raise AssertionError(
+                    f"no {message!r} x{times} (exit {self.process.poll()}); "
+                    f"log:\n{self.log_path.read_text()[-4000:]}"
+                )
             time.sleep(0.02)
 
     def signal(self, signum: int) -> None:
@@ -275,9 +289,14 @@ def start_relay(committed_database_url: str, tmp_path: Path) -> Iterator[StartRe
     relays: list[RelayProcess] = []
 
     def start(exchange: str, **env: str) -> RelayProcess:
-        settings = {"DATABASE_URL": committed_database_url, "EVENTS_BROKER_URL": BROKER_URL,
-                    "EVENTS_EXCHANGE": exchange, "EVENTS_POLL_SECONDS": "0.05",
-                    "LOG_LEVEL": "INFO", **env}
+        settings = {
+            "DATABASE_URL": committed_database_url,
+            "EVENTS_BROKER_URL": BROKER_URL,
+            "EVENTS_EXCHANGE": exchange,
+            "EVENTS_POLL_SECONDS": "0.05",
+            "LOG_LEVEL": "INFO",
+            **env,
+        }
         relay = RelayProcess(tmp_path / f"relay-{len(relays)}.log", settings)
         relays.append(relay)
         return relay

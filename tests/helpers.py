@@ -16,15 +16,23 @@ REPORT_OUTCOMES = ("created", "updated", "restored", "unchanged", "rejected")
 
 def patient_record(external_id: str | int = "p1", **overrides: Any) -> dict[str, Any]:
     """A valid patient record in the upload format."""
-    record: dict[str, Any] = {"externalId": external_id, "firstName": "Ada",
-                              "lastName": "Lovelace", "middleName": None,
-                              "dateOfBirth": "1815-12-10"}
+    record: dict[str, Any] = {
+        "externalId": external_id,
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "middleName": None,
+        "dateOfBirth": "1815-12-10",
+    }
     record.update(overrides)
     return record
 
 
-def payment_record(external_id: str | int = "m1", patient_id: str | int = "p1",
-                   amount: Any = "10.00", **overrides: Any) -> dict[str, Any]:
+def payment_record(
+    external_id: str | int = "m1",
+    patient_id: str | int = "p1",
+    amount: Any = "10.00",
+    **overrides: Any,
+) -> dict[str, Any]:
     """A valid payment record in the upload format."""
     record: dict[str, Any] = {"externalId": external_id, "patientId": patient_id, "amount": amount}
     record.update(overrides)
@@ -36,8 +44,15 @@ def to_json(records: Any) -> str:
     return simplejson.dumps(records, use_decimal=True)
 
 
-def post_snapshot(client: FlaskClient, entity: str, records: Any, *, gzipped: bool = False,
-                  query: str = "", headers: dict[str, str] | None = None) -> TestResponse:
+def post_snapshot(
+    client: FlaskClient,
+    entity: str,
+    records: Any,
+    *,
+    gzipped: bool = False,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+) -> TestResponse:
     """POST a snapshot the way the upstream system does."""
     body = records if isinstance(records, bytes) else to_json(records).encode()
     all_headers = {"Content-Type": "application/json", **(headers or {})}
@@ -79,8 +94,9 @@ def next_link(response: TestResponse) -> str | None:
     return match.group(1) if match else None
 
 
-def random_syncs(rng: random.Random, rounds: int, patients: int, payments: int,
-                 keep: float) -> list[tuple[str, list[dict[str, Any]]]]:
+def random_syncs(
+    rng: random.Random, rounds: int, patients: int, payments: int, keep: float
+) -> list[tuple[str, list[dict[str, Any]]]]:
     """Alternating patients and payments snapshots over small id spaces.
 
     Each record is kept with probability ``keep``, names and amounts flip
@@ -89,11 +105,21 @@ def random_syncs(rng: random.Random, rounds: int, patients: int, payments: int,
     """
     snapshots: list[tuple[str, list[dict[str, Any]]]] = []
     for _ in range(rounds):
-        kept = [patient_record(f"p{n}", lastName=rng.choice(["A", "B"]))
-                for n in range(patients) if rng.random() < keep]
+        kept = [
+            patient_record(f"p{n}", lastName=rng.choice(["A", "B"]))
+            for n in range(patients)
+            if rng.random() < keep
+        ]
         snapshots.append(("patients", kept))
         live = [p["externalId"] for p in kept] or ["p0"]
-        snapshots.append(("payments", [
-            payment_record(f"m{n}", rng.choice(live), rng.choice(["1.00", "2.50"]))
-            for n in range(payments) if rng.random() < keep]))
+        snapshots.append(
+            (
+                "payments",
+                [
+                    payment_record(f"m{n}", rng.choice(live), rng.choice(["1.00", "2.50"]))
+                    for n in range(payments)
+                    if rng.random() < keep
+                ],
+            )
+        )
     return snapshots

@@ -31,8 +31,9 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
-ADMIN_URL = os.environ.get("TEST_DATABASE_ADMIN_URL",
-                           "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_URL = os.environ.get(
+    "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REQUIRE_POSTGRES = os.environ.get("TEST_REQUIRE_POSTGRES", "") not in ("", "0")
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -48,8 +49,11 @@ _LIBC = ctypes.CDLL(None, use_errno=True)
 # then serialize before they ever contend for the lock). One thread, one
 # connection, no keep-alive: a busy worker stops accepting, and the next
 # request goes to another process.
-ONE_REQUEST_PER_WORKER = {"GUNICORN_THREADS": "1", "GUNICORN_KEEPALIVE": "0",
-                          "GUNICORN_CMD_ARGS": "--worker-connections 1"}
+ONE_REQUEST_PER_WORKER = {
+    "GUNICORN_THREADS": "1",
+    "GUNICORN_KEEPALIVE": "0",
+    "GUNICORN_CMD_ARGS": "--worker-connections 1",
+}
 
 
 class LiveServerError(RuntimeError):
@@ -110,8 +114,11 @@ class LiveServer:
 
     def __post_init__(self) -> None:
         self.database_name = f"pp_test_{os.getpid()}_live{_letters(next(_instances))}"
-        self.database_url = (sa.make_url(self.admin_url).set(database=self.database_name)
-                             .render_as_string(hide_password=False))
+        self.database_url = (
+            sa.make_url(self.admin_url)
+            .set(database=self.database_name)
+            .render_as_string(hide_password=False)
+        )
 
     @property
     def base_url(self) -> str:
@@ -132,8 +139,9 @@ class LiveServer:
         pg_stat_activity is not frozen in a transaction's stats snapshot).
         """
         if self._engine is None:
-            self._engine = sa.create_engine(self.database_url, poolclass=sa.NullPool,
-                                            isolation_level="AUTOCOMMIT")
+            self._engine = sa.create_engine(
+                self.database_url, poolclass=sa.NullPool, isolation_level="AUTOCOMMIT"
+            )
         return self._engine
 
     def start(self, ready_timeout: float = READY_TIMEOUT) -> LiveServer:
@@ -141,19 +149,38 @@ class LiveServer:
         self._create_database()
         environment = self._environment()
         migration = subprocess.run(
-            [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
-            env=environment, capture_output=True, text=True, timeout=120, check=False)
+            [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if migration.returncode != 0:
-            raise LiveServerError(f"flask db upgrade failed ({migration.returncode}):\n"
-                                  f"{migration.stdout}{migration.stderr}")
+            raise LiveServerError(
+                f"flask db upgrade failed ({migration.returncode}):\n"
+                f"{migration.stdout}{migration.stderr}"
+            )
         self.port = free_port()
         with self.log_path.open("ab") as log:
             # gunicorn inherits its own copy of the descriptor; ours can close now.
             self.process = subprocess.Popen(
-                [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py",
-                 "--bind", f"127.0.0.1:{self.port}", "wsgi:app"],
-                cwd=ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, preexec_fn=_terminate_with_parent)
+                [
+                    str(BIN / "gunicorn"),
+                    "--config",
+                    "gunicorn.conf.py",
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "wsgi:app",
+                ],
+                cwd=ROOT,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_terminate_with_parent,
+            )
         self._wait_until_ready(ready_timeout)
         return self
 
@@ -162,15 +189,15 @@ class LiveServer:
         return {**os.environ, **self.env, "DATABASE_URL": self.database_url}
 
     def _admin(self) -> sa.Engine:
-        return sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT",
-                                poolclass=sa.NullPool)
+        return sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
 
     def _create_database(self) -> None:
         admin = self._admin()
         try:
             with admin.connect() as connection:
-                connection.execute(sa.text(
-                    f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)'))
+                connection.execute(
+                    sa.text(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
+                )
                 connection.execute(sa.text(f'CREATE DATABASE "{self.database_name}"'))
         finally:
             admin.dispose()
@@ -182,8 +209,10 @@ class LiveServer:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise LiveServerError(f"gunicorn exited with {self.process.returncode} before "
-                                      f"it was ready; its log:\n{self.log_tail()}")
+                raise LiveServerError(
+                    f"gunicorn exited with {self.process.returncode} before "
+                    f"it was ready; its log:\n{self.log_tail()}"
+                )
             try:
                 result = self.request("GET", "/readyz", timeout=2)
             except OSError as error:
@@ -193,8 +222,10 @@ class LiveServer:
                     return
                 last = f"{result.status} {result.body[:300]!r}"
             time.sleep(0.1)
-        raise LiveServerError(f"GET /readyz was not 200 within {timeout:g} s (last: {last}); "
-                              f"gunicorn's log:\n{self.log_tail()}")
+        raise LiveServerError(
+            f"GET /readyz was not 200 within {timeout:g} s (last: {last}); "
+            f"gunicorn's log:\n{self.log_tail()}"
+        )
 
     def log_text(self) -> str:
         """Everything gunicorn (master, workers, app) wrote to stdout and stderr so far."""
@@ -215,8 +246,9 @@ class LiveServer:
         except FileNotFoundError:
             return []
 
-    def wait_for_workers(self, number: int, timeout: float,
-                         exclude: Iterable[int] = ()) -> list[int]:
+    def wait_for_workers(
+        self, number: int, timeout: float, exclude: Iterable[int] = ()
+    ) -> list[int]:
         """Poll until ``number`` workers run, none of them in ``exclude``; return their pids."""
         excluded = set(exclude)
         deadline = time.monotonic() + timeout
@@ -227,16 +259,22 @@ class LiveServer:
             if time.monotonic() >= deadline:
                 raise AssertionError(
                     f"expected {number} workers other than {sorted(excluded)} within "
-                    f"{timeout:g} s, have {pids}; gunicorn's log:\n{self.log_tail()}")
+                    f"{timeout:g} s, have {pids}; gunicorn's log:\n{self.log_tail()}"
+                )
             time.sleep(0.05)
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: Mapping[str, str] | None = None, timeout: float = 60) -> HTTPResult:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 60,
+    ) -> HTTPResult:
         """One HTTP request on a fresh connection; raises OSError (and http.client errors)."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            connection.request(method, path, body=body,
-                               headers={**self.headers, **(headers or {})})
+            connection.request(method, path, body=body, headers={**self.headers, **(headers or {})})
             response = connection.getresponse()
             return HTTPResult(response.status, dict(response.getheaders()), response.read())
         finally:
@@ -248,14 +286,22 @@ class LiveServer:
         assert result.status == 200, f"GET {path}: {result.status} {result.body[:500]!r}"
         return result.json()
 
-    def post_snapshot(self, entity: str, body: bytes, *, gzipped: bool = False,
-                      query: str = "", timeout: float = 120) -> HTTPResult:
+    def post_snapshot(
+        self,
+        entity: str,
+        body: bytes,
+        *,
+        gzipped: bool = False,
+        query: str = "",
+        timeout: float = 120,
+    ) -> HTTPResult:
         """POST a snapshot body (already JSON; gzip-compressed when ``gzipped``)."""
         headers = {"Content-Type": "application/json"}
         if gzipped:
             headers["Content-Encoding"] = "gzip"
-        return self.request("POST", f"/{entity}{query}", body=body, headers=headers,
-                            timeout=timeout)
+        return self.request(
+            "POST", f"/{entity}{query}", body=body, headers=headers, timeout=timeout
+        )
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM gunicorn and wait for it; SIGKILL it (and its workers) if it lingers."""
@@ -286,8 +332,9 @@ class LiveServer:
                 admin = self._admin()
                 try:
                     with admin.connect() as connection:
-                        connection.execute(sa.text(
-                            f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)'))
+                        connection.execute(
+                            sa.text(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
+                        )
                 finally:
                     admin.dispose()
                 self._database_created = False
@@ -341,10 +388,14 @@ def live_server_factory(tmp_path: Path) -> Iterator[LiveServerFactory]:
     require_postgres()
     servers: list[LiveServer] = []
 
-    def start(env: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
-              ready_timeout: float = READY_TIMEOUT) -> LiveServer:
-        server = LiveServer(tmp_path / f"gunicorn-{len(servers)}.log", dict(env or {}),
-                            dict(headers or {}))
+    def start(
+        env: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        ready_timeout: float = READY_TIMEOUT,
+    ) -> LiveServer:
+        server = LiveServer(
+            tmp_path / f"gunicorn-{len(servers)}.log", dict(env or {}), dict(headers or {})
+        )
         servers.append(server)
         return server.start(ready_timeout)
 

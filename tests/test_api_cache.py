@@ -78,8 +78,9 @@ def test_errors_are_not_cached(client: FlaskClient, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("app_config", [{"READ_CACHE_SIZE": 0}])
-def test_cache_size_zero_turns_the_cache_off(client: FlaskClient, list_queries: list,
-                                             app: Flask) -> None:
+def test_cache_size_zero_turns_the_cache_off(
+    client: FlaskClient, list_queries: list, app: Flask
+) -> None:
     sync(client, "patients", [patient_record("a")])
     client.get("/patients")
     client.get("/patients")
@@ -118,8 +119,9 @@ def test_response_cache_does_not_store_an_entry_larger_than_its_share() -> None:
     assert cache.get(("small",)) is not None
 
 
-def test_unknown_query_parameters_make_no_new_cache_keys(client: FlaskClient, app: Flask,
-                                                         list_queries: list) -> None:
+def test_unknown_query_parameters_make_no_new_cache_keys(
+    client: FlaskClient, app: Flask, list_queries: list
+) -> None:
     sync(client, "patients", [patient_record("a")])
     for number in range(20):
         assert client.get(f"/patients?junk={number}").status_code == 200
@@ -154,17 +156,20 @@ def test_a_manual_sql_delete_makes_the_next_read_fresh(client: FlaskClient, app:
 
 @pytest.mark.postgresql_only
 def test_truncate_restart_identity_and_resync_is_never_served_from_the_cache(
-        client: FlaskClient, app: Flask) -> None:
+    client: FlaskClient, app: Flask
+) -> None:
     with app.app_context():
-        db.session.execute(sa.text(
-            "TRUNCATE patients, payments, sync_runs RESTART IDENTITY CASCADE"))
+        db.session.execute(
+            sa.text("TRUNCATE patients, payments, sync_runs RESTART IDENTITY CASCADE")
+        )
         db.session.commit()
     sync(client, "patients", [patient_record("a", firstName="Before")])
     before = client.get("/syncs/1").get_json()
     assert client.get("/patients").get_json()[0]["firstName"] == "Before"
     with app.app_context():
-        db.session.execute(sa.text(
-            "TRUNCATE patients, payments, sync_runs RESTART IDENTITY CASCADE"))
+        db.session.execute(
+            sa.text("TRUNCATE patients, payments, sync_runs RESTART IDENTITY CASCADE")
+        )
         db.session.commit()
     report = sync(client, "patients", [patient_record("a", firstName="After")])
     # The same sync id 1 and patient id 1 now name a different state.
@@ -174,7 +179,8 @@ def test_truncate_restart_identity_and_resync_is_never_served_from_the_cache(
 
 
 def test_data_version_token_changes_with_every_change_and_is_not_a_counter(
-        client: FlaskClient, app: Flask) -> None:
+    client: FlaskClient, app: Flask
+) -> None:
     tokens = []
     with app.app_context():
         tokens.append(queries.data_version(db.session))
@@ -196,7 +202,8 @@ def test_reads_carry_an_etag_and_private_no_cache(client: FlaskClient) -> None:
 
 
 def test_if_none_match_with_the_current_etag_gets_304_without_a_body(
-        client: FlaskClient, list_queries: list) -> None:
+    client: FlaskClient, list_queries: list
+) -> None:
     sync(client, "patients", [patient_record("a")])
     etag = client.get("/patients").headers["ETag"]
     revalidated = client.get("/patients", headers={"If-None-Match": etag})
@@ -218,8 +225,9 @@ def test_an_etag_from_before_a_sync_gets_the_new_data(client: FlaskClient) -> No
 
 def test_different_queries_have_different_etags(client: FlaskClient) -> None:
     sync(client, "patients", [patient_record("a"), patient_record("b")])
-    assert client.get("/patients").headers["ETag"] != \
-        client.get("/patients?limit=1").headers["ETag"]
+    assert (
+        client.get("/patients").headers["ETag"] != client.get("/patients?limit=1").headers["ETag"]
+    )
 
 
 def test_404_carries_no_etag(client: FlaskClient) -> None:

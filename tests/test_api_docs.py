@@ -75,7 +75,8 @@ def test_docs_page_loads_only_same_origin_assets(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize("kind", ["scripts", "stylesheets"])
 def test_docs_page_assets_are_served_with_their_content_type(
-        client: FlaskClient, kind: str) -> None:
+    client: FlaskClient, kind: str
+) -> None:
     urls = getattr(_assets(_page(client)), kind)
     expected = SCRIPT_TYPES if kind == "scripts" else {"text/css"}
     assert urls
@@ -124,13 +125,15 @@ def test_docs_page_and_assets_work_under_a_path_prefix(client: FlaskClient) -> N
             assert response.status_code == 200, path
 
 
-@pytest.mark.parametrize("path", [
-    "/docs/assets/index.html",  # in the bundle, but Swagger UI's petstore demo
-    "/docs/assets/..%2Fswagger-ui.css",
-    "/docs/assets/..%2F..%2F__init__.py",
-])
-def test_docs_assets_outside_the_page_files_are_not_served(
-        client: FlaskClient, path: str) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/docs/assets/index.html",  # in the bundle, but Swagger UI's petstore demo
+        "/docs/assets/..%2Fswagger-ui.css",
+        "/docs/assets/..%2F..%2F__init__.py",
+    ],
+)
+def test_docs_assets_outside_the_page_files_are_not_served(client: FlaskClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 404
     assert response.mimetype == "application/json"

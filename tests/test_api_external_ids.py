@@ -16,12 +16,38 @@ from tests.helpers import error_code, patient_record, payment_record, sync
 STORABLE_IDS = st.text(
     alphabet=st.one_of(
         st.sampled_from("/%?#& +.;=\\\t\n"),
-        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
-    min_size=1, max_size=255)
-TRICKY_IDS = ["\n", "a\nb", "/", "//", "/lead", "lead/", "a/b", "a//b", "%", "%2F", "%00", "?",
-              "?x=1", "#", "#top", " ", " padded ", "..", ".", "é/ü", "患者", "x" * 255]
-FUZZ = settings(max_examples=40, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    ),
+    min_size=1,
+    max_size=255,
+)
+TRICKY_IDS = [
+    "\n",
+    "a\nb",
+    "/",
+    "//",
+    "/lead",
+    "lead/",
+    "a/b",
+    "a//b",
+    "%",
+    "%2F",
+    "%00",
+    "?",
+    "?x=1",
+    "#",
+    "#top",
+    " ",
+    " padded ",
+    "..",
+    ".",
+    "é/ü",
+    "患者",
+    "x" * 255,
+]
+FUZZ = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @pytest.fixture
@@ -46,8 +72,11 @@ def test_get_patient_reaches_tricky_ids_byte_exact(client: FlaskClient, external
 @pytest.mark.parametrize("external_id", TRICKY_IDS)
 def test_get_payment_reaches_tricky_ids_byte_exact(client: FlaskClient, external_id: str) -> None:
     sync(client, "patients", [patient_record("p1")])
-    sync(client, "payments", [payment_record(external_id, "p1", "1.00"),
-                              payment_record("lead", "p1", "2.00")])
+    sync(
+        client,
+        "payments",
+        [payment_record(external_id, "p1", "1.00"), payment_record("lead", "p1", "2.00")],
+    )
     response = client.get(url("payments", external_id))
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["externalId"] == external_id
@@ -82,8 +111,16 @@ def test_slash_prefixed_id_is_not_redirected_to_another_patient(client: FlaskCli
     assert "Location" not in response.headers
 
 
-@pytest.mark.parametrize("path", ["/patients//lead", "/patients/lead/", "/payments//m1",
-                                  "//patients/lead", "/patients/%2F%2Flead"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/patients//lead",
+        "/patients/lead/",
+        "/payments//m1",
+        "//patients/lead",
+        "/patients/%2F%2Flead",
+    ],
+)
 def test_no_read_answers_with_a_redirect(client: FlaskClient, path: str) -> None:
     sync(client, "patients", [patient_record("lead")])
     response = client.get(path)
@@ -91,8 +128,16 @@ def test_no_read_answers_with_a_redirect(client: FlaskClient, path: str) -> None
     assert response.content_type == "application/json"
 
 
-@pytest.mark.parametrize("path", ["/patients/%00", "/payments/%00", "/patients/a%00b",
-                                  "/patients/" + "x" * 256, "/payments/" + "y" * 256])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/patients/%00",
+        "/payments/%00",
+        "/patients/a%00b",
+        "/patients/" + "x" * 256,
+        "/payments/" + "y" * 256,
+    ],
+)
 def test_ids_the_sync_could_never_store_are_404(client: FlaskClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 404

@@ -17,15 +17,24 @@ def test_patient_history_lists_every_version_newest_first(client: FlaskClient) -
     first = sync(client, "patients", [patient_record("a", lastName="Byron")])
     second = sync(client, "patients", [patient_record("a", lastName="King")])
     history = client.get("/patients/a/history").get_json()
-    assert [(v["lastName"], v["syncId"]) for v in history] == \
-        [("King", second["syncId"]), ("Byron", first["syncId"])]
-    assert set(history[0]) == VERSION_KEYS | {"externalId", "firstName", "lastName",
-                                              "middleName", "dateOfBirth"}
+    assert [(v["lastName"], v["syncId"]) for v in history] == [
+        ("King", second["syncId"]),
+        ("Byron", first["syncId"]),
+    ]
+    assert set(history[0]) == VERSION_KEYS | {
+        "externalId",
+        "firstName",
+        "lastName",
+        "middleName",
+        "dateOfBirth",
+    }
 
 
 def test_versions_are_contiguous(client: FlaskClient) -> None:
-    reports = [sync(client, "patients", [patient_record("a", lastName=name)])
-               for name in ("One", "Two", "Three")]
+    reports = [
+        sync(client, "patients", [patient_record("a", lastName=name)])
+        for name in ("One", "Two", "Three")
+    ]
     history = client.get("/patients/a/history").get_json()
     assert history[0]["validTo"] is None
     assert [v["validFrom"] for v in history] == [r["startedAt"] for r in reversed(reports)]
@@ -46,8 +55,10 @@ def test_payment_history_carries_amount_and_patient_of_each_version(client: Flas
     sync(client, "payments", [payment_record("m1", "p1", "10.00")])
     sync(client, "payments", [payment_record("m1", "p2", "12.50")])
     history = client.get("/payments/m1/history").get_json()
-    assert [(v["patientId"], str(v["amount"])) for v in history] == \
-        [("p2", "12.50"), ("p1", "10.00")]
+    assert [(v["patientId"], str(v["amount"])) for v in history] == [
+        ("p2", "12.50"),
+        ("p1", "10.00"),
+    ]
     assert b'"amount":12.50' in client.get("/payments/m1/history").get_data()
 
 
@@ -58,8 +69,11 @@ def test_history_is_paginated_with_link(client: FlaskClient) -> None:
     assert len(first.get_json()) == 2
     assert (next_link(first) or "").startswith("http://localhost/patients/a/history?")
     assert "external_id" not in (next_link(first) or "")
-    assert [v["lastName"] for v in get_all(client, "/patients/a/history?limit=1")] == \
-        ["Three", "Two", "One"]
+    assert [v["lastName"] for v in get_all(client, "/patients/a/history?limit=1")] == [
+        "Three",
+        "Two",
+        "One",
+    ]
 
 
 @pytest.mark.parametrize("resource", ["patients", "payments"])
@@ -70,8 +84,9 @@ def test_history_of_an_id_never_stored_is_404(client: FlaskClient, resource: str
 
 
 @pytest.mark.parametrize("external_id", ["a/history", "x/y", "/", "100%", "%2F"])
-def test_history_and_record_stay_apart_for_ids_with_slashes(client: FlaskClient,
-                                                            external_id: str) -> None:
+def test_history_and_record_stay_apart_for_ids_with_slashes(
+    client: FlaskClient, external_id: str
+) -> None:
     sync(client, "patients", [patient_record(external_id), patient_record("a")])
     encoded = quote(external_id, safe="")
     assert client.get(f"/patients/{encoded}").get_json()["externalId"] == external_id

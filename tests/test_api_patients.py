@@ -19,8 +19,18 @@ from werkzeug.test import TestResponse
 from app.extensions import db
 from tests.helpers import error_code, get_all, next_link, patient_record, payment_record, sync
 
-PATIENT_KEYS = {"id", "externalId", "firstName", "lastName", "middleName", "dateOfBirth",
-                "paymentsTotal", "paymentsCount", "created", "updated"}
+PATIENT_KEYS = {
+    "id",
+    "externalId",
+    "firstName",
+    "lastName",
+    "middleName",
+    "dateOfBirth",
+    "paymentsTotal",
+    "paymentsCount",
+    "created",
+    "updated",
+}
 
 # externalId -> amounts of its live payments; ties on 10.00, 0 and 20.00, a negative total.
 TOTALS: dict[str, list[str]] = {
@@ -42,9 +52,11 @@ SORTS = ("id", "paymentsTotal", "-paymentsTotal")
 def seed(client: FlaskClient, totals: dict[str, list[str]] = TOTALS) -> None:
     """Sync one patient per key of ``totals`` and its payments."""
     sync(client, "patients", [patient_record(external_id) for external_id in totals])
-    payments = [payment_record(f"{external_id}-m{n}", external_id, amount)
-                for external_id, amounts in totals.items()
-                for n, amount in enumerate(amounts)]
+    payments = [
+        payment_record(f"{external_id}-m{n}", external_id, amount)
+        for external_id, amounts in totals.items()
+        for n, amount in enumerate(amounts)
+    ]
     sync(client, "payments", payments)
 
 
@@ -132,7 +144,8 @@ def test_patient_without_payments_has_total_zero_and_count_zero(client: FlaskCli
 
 
 def test_list_patients_payment_max_zero_matches_patient_without_payments(
-        client: FlaskClient) -> None:
+    client: FlaskClient,
+) -> None:
     seed(client, {"p1": [], "p2": ["0.01"], "p3": ["-1.00"]})
     assert external_ids(client.get("/patients?payment_max=0")) == ["p1", "p3"]
 
@@ -181,10 +194,12 @@ def test_list_patients_mixed_canonical_and_alias_bounds(seeded: FlaskClient) -> 
 
 
 def test_list_patients_total_excludes_payment_removed_by_later_snapshot(
-        client: FlaskClient) -> None:
+    client: FlaskClient,
+) -> None:
     sync(client, "patients", [patient_record("p1")])
-    sync(client, "payments", [payment_record("m1", "p1", "7.00"),
-                              payment_record("m2", "p1", "5.00")])
+    sync(
+        client, "payments", [payment_record("m1", "p1", "7.00"), payment_record("m2", "p1", "5.00")]
+    )
     sync(client, "payments", [payment_record("m1", "p1", "7.00")])
     assert external_ids(client.get("/patients?payment_min=12")) == []
     body = client.get("/patients/p1").get_json()
@@ -221,7 +236,8 @@ def test_list_patients_sort_payments_total_ascending_ties_by_id(seeded: FlaskCli
 
 
 def test_list_patients_sort_payments_total_descending_ties_by_ascending_id(
-        seeded: FlaskClient) -> None:
+    seeded: FlaskClient,
+) -> None:
     got = external_ids(seeded.get("/patients?sort=-paymentsTotal"))
     assert got == expected_order(seeded, "-paymentsTotal")
     assert got[:3] == ["a05", "a07", "a11"]
@@ -239,7 +255,8 @@ def test_list_patients_sort_applies_with_filter(seeded: FlaskClient) -> None:
 @pytest.mark.parametrize("sort", SORTS)
 @pytest.mark.parametrize("limit", [2, 3])
 def test_list_patients_pagination_visits_every_row_once_in_order(
-        seeded: FlaskClient, sort: str, limit: int) -> None:
+    seeded: FlaskClient, sort: str, limit: int
+) -> None:
     pages = []
     url: str | None = f"/patients?sort={sort}&limit={limit}"
     while url:
@@ -254,7 +271,8 @@ def test_list_patients_pagination_visits_every_row_once_in_order(
 
 @pytest.mark.parametrize("sort", SORTS)
 def test_list_patients_pagination_with_filter_visits_every_match_once(
-        seeded: FlaskClient, sort: str) -> None:
+    seeded: FlaskClient, sort: str
+) -> None:
     query = f"sort={sort}&payment_min=0&payment_max=20"
     paged = [p["externalId"] for p in get_all(seeded, f"/patients?{query}&limit=2")]
     whole = external_ids(seeded.get(f"/patients?{query}&limit=1000"))
@@ -317,12 +335,14 @@ def test_list_patients_accepts_limit_1000(seeded: FlaskClient) -> None:
 
 
 def test_list_patients_rejects_non_numeric_payment_min_with_invalid_parameter(
-        client: FlaskClient) -> None:
+    client: FlaskClient,
+) -> None:
     assert_invalid_parameter(client.get("/patients?payment_min=abc"), "payment_min")
 
 
 def test_list_patients_rejects_non_numeric_payments_max_alias_with_invalid_parameter(
-        client: FlaskClient) -> None:
+    client: FlaskClient,
+) -> None:
     assert_invalid_parameter(client.get("/patients?payments_max=abc"), "payments_max")
 
 
@@ -335,45 +355,56 @@ def test_list_patients_rejects_limit_1001_with_invalid_parameter(client: FlaskCl
 
 
 def test_list_patients_rejects_non_integer_limit_with_invalid_parameter(
-        client: FlaskClient) -> None:
+    client: FlaskClient,
+) -> None:
     assert_invalid_parameter(client.get("/patients?limit=ten"), "limit")
 
 
 def test_list_patients_rejects_min_greater_than_max_with_invalid_parameter(
-        client: FlaskClient) -> None:
-    assert_invalid_parameter(client.get("/patients?payment_min=20&payment_max=10"),
-                             "payment_min")
+    client: FlaskClient,
+) -> None:
+    assert_invalid_parameter(client.get("/patients?payment_min=20&payment_max=10"), "payment_min")
 
 
 def test_list_patients_rejects_alias_min_greater_than_max_with_invalid_parameter(
-        client: FlaskClient) -> None:
-    assert_invalid_parameter(client.get("/patients?payments_min=20&payments_max=10"),
-                             "payment_min")
+    client: FlaskClient,
+) -> None:
+    assert_invalid_parameter(client.get("/patients?payments_min=20&payments_max=10"), "payment_min")
 
 
 def test_list_patients_compares_a_bound_with_three_decimals_exactly(client: FlaskClient) -> None:
     sync(client, "patients", [patient_record("low"), patient_record("high")])
-    sync(client, "payments", [payment_record("m1", "low", "25.00"),
-                              payment_record("m2", "high", "25.01")])
+    sync(
+        client,
+        "payments",
+        [payment_record("m1", "low", "25.00"), payment_record("m2", "high", "25.01")],
+    )
     assert external_ids(client.get("/patients?payment_min=25.005")) == ["high"]
     assert external_ids(client.get("/patients?payment_max=25.005")) == ["low"]
     assert external_ids(client.get("/patients?payment_min=25.01&payment_max=25.01")) == ["high"]
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("payment_min=1e1000000", []),
-    ("payment_max=1e1000000", ["low", "high"]),
-    ("payment_min=-1e1000000", ["low", "high"]),
-    ("payment_max=-1e1000000", []),
-    ("payment_max=1e-1000000", []),
-    ("payment_min=-1e-1000000", ["low", "high"]),
-    ("payment_min=1" + "0" * 40, []),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("payment_min=1e1000000", []),
+        ("payment_max=1e1000000", ["low", "high"]),
+        ("payment_min=-1e1000000", ["low", "high"]),
+        ("payment_max=-1e1000000", []),
+        ("payment_max=1e-1000000", []),
+        ("payment_min=-1e-1000000", ["low", "high"]),
+        ("payment_min=1" + "0" * 40, []),
+    ],
+)
 def test_list_patients_bounds_of_any_magnitude_compare_exactly(
-        client: FlaskClient, query: str, expected: list[str]) -> None:
+    client: FlaskClient, query: str, expected: list[str]
+) -> None:
     sync(client, "patients", [patient_record("low"), patient_record("high")])
-    sync(client, "payments", [payment_record("m1", "low", "0.01"),
-                              payment_record("m2", "high", "9999999999.99")])
+    sync(
+        client,
+        "payments",
+        [payment_record("m1", "low", "0.01"), payment_record("m2", "high", "9999999999.99")],
+    )
     assert external_ids(client.get(f"/patients?{query}")) == expected
 
 
@@ -385,21 +416,36 @@ def test_list_patients_rejects_unknown_sort_with_invalid_parameter(client: Flask
     assert_invalid_parameter(client.get("/patients?sort=name"), "sort")
 
 
-@pytest.mark.parametrize("cursor", [
-    "not-a-cursor",
-    "!!!",
-    make_cursor("id", "x"),
-    make_cursor("id"),
-    make_cursor("paymentsTotal", "NaN", 1),
-    make_cursor("paymentsTotal", "1e1000000", 1),
-    make_cursor("paymentsTotal", "-1E+999999999", 1),
-    base64.urlsafe_b64encode(b"[" * 1000).decode(),
-    base64.urlsafe_b64encode(b"5").decode(),
-    "A" * 5000,
-], ids=["text", "punctuation", "id-not-int", "short", "nan", "overflowing-total",
-        "beyond-emax", "nested-brackets", "not-a-list", "very-long"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not-a-cursor",
+        "!!!",
+        make_cursor("id", "x"),
+        make_cursor("id"),
+        make_cursor("paymentsTotal", "NaN", 1),
+        make_cursor("paymentsTotal", "1e1000000", 1),
+        make_cursor("paymentsTotal", "-1E+999999999", 1),
+        base64.urlsafe_b64encode(b"[" * 1000).decode(),
+        base64.urlsafe_b64encode(b"5").decode(),
+        "A" * 5000,
+    ],
+    ids=[
+        "text",
+        "punctuation",
+        "id-not-int",
+        "short",
+        "nan",
+        "overflowing-total",
+        "beyond-emax",
+        "nested-brackets",
+        "not-a-list",
+        "very-long",
+    ],
+)
 def test_list_patients_rejects_malformed_cursor_with_invalid_parameter(
-        seeded: FlaskClient, cursor: str) -> None:
+    seeded: FlaskClient, cursor: str
+) -> None:
     assert_invalid_parameter(seeded.get(f"/patients?cursor={cursor}"), "cursor")
 
 
@@ -416,31 +462,40 @@ def test_list_patients_rejects_descending_cursor_on_ascending_sort(seeded: Flask
     assert_invalid_parameter(response, "cursor")
 
 
-@pytest.mark.parametrize(("sort", "parts"), [
-    ("id", ("id", 10**30)),
-    ("paymentsTotal", ("paymentsTotal", "1e30", 1)),
-    ("-paymentsTotal", ("-paymentsTotal", "-1e200000", 1)),
-    ("paymentsTotal", ("paymentsTotal", "1.001", 1)),
-], ids=["huge-id", "huge-total", "total-beyond-numeric", "sub-cent-total"])
-def test_list_patients_rejects_out_of_range_cursor(seeded: FlaskClient, sort: str,
-                                                   parts: tuple[Any, ...]) -> None:
+@pytest.mark.parametrize(
+    ("sort", "parts"),
+    [
+        ("id", ("id", 10**30)),
+        ("paymentsTotal", ("paymentsTotal", "1e30", 1)),
+        ("-paymentsTotal", ("-paymentsTotal", "-1e200000", 1)),
+        ("paymentsTotal", ("paymentsTotal", "1.001", 1)),
+    ],
+    ids=["huge-id", "huge-total", "total-beyond-numeric", "sub-cent-total"],
+)
+def test_list_patients_rejects_out_of_range_cursor(
+    seeded: FlaskClient, sort: str, parts: tuple[Any, ...]
+) -> None:
     response = seeded.get(f"/patients?sort={sort}&cursor={make_cursor(*parts)}")
     assert_invalid_parameter(response, "cursor")
 
 
 @pytest.mark.parametrize("sort", ["paymentsTotal", "-paymentsTotal"])
-def test_list_patients_pages_past_totals_of_10_to_the_16(client: FlaskClient, app: Flask,
-                                                          sort: str) -> None:
+def test_list_patients_pages_past_totals_of_10_to_the_16(
+    client: FlaskClient, app: Flask, sort: str
+) -> None:
     sync(client, "patients", [patient_record(name) for name in ("a", "b", "c")])
     with app.app_context():
         # As a million payments near the 10^10 bound would make them.
-        db.session.execute(sa.text(
-            "UPDATE patients SET payments_total = CASE external_id WHEN 'a' THEN 10000000000000000 "
-            "WHEN 'b' THEN 12345678901234567.89 ELSE 0 END"))
+        db.session.execute(
+            sa.text(
+                "UPDATE patients SET payments_total = CASE external_id "
+                "WHEN 'a' THEN 10000000000000000 "
+                "WHEN 'b' THEN 12345678901234567.89 ELSE 0 END"
+            )
+        )
         db.session.commit()
     expected = ["c", "a", "b"] if sort == "paymentsTotal" else ["b", "a", "c"]
-    assert [p["externalId"] for p in get_all(client, f"/patients?sort={sort}&limit=1")] == \
-        expected
+    assert [p["externalId"] for p in get_all(client, f"/patients?sort={sort}&limit=1")] == expected
 
 
 def test_list_patients_ignores_unknown_query_parameters(seeded: FlaskClient) -> None:
@@ -457,8 +512,13 @@ def test_get_patient_has_exactly_the_patient_keys(client: FlaskClient) -> None:
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) == PATIENT_KEYS
-    assert (body["externalId"], body["firstName"], body["lastName"], body["middleName"],
-            body["dateOfBirth"]) == ("p1", "Ada", "Lovelace", "Augusta", "1815-12-10")
+    assert (
+        body["externalId"],
+        body["firstName"],
+        body["lastName"],
+        body["middleName"],
+        body["dateOfBirth"],
+    ) == ("p1", "Ada", "Lovelace", "Augusta", "1815-12-10")
     assert isinstance(body["id"], int)
 
 

@@ -20,14 +20,18 @@ PAYMENT_KEYS = {"id", "externalId", "patientId", "amount", "created", "updated"}
 def seeded(client: FlaskClient) -> FlaskClient:
     """Patients p1, p2, 7 (an integer externalId) and payments of each, not in id order."""
     sync(client, "patients", [patient_record("p1"), patient_record("p2"), patient_record(7)])
-    sync(client, "payments", [
-        payment_record("m3", "p2", "17.22"),
-        payment_record("m1", "p1", "10.00"),
-        payment_record("m5", 7, "-3.25"),
-        payment_record("m2", "p1", "0.01"),
-        payment_record("m4", "p2", "1000000.50"),
-        payment_record(6, "p1", 12),
-    ])
+    sync(
+        client,
+        "payments",
+        [
+            payment_record("m3", "p2", "17.22"),
+            payment_record("m1", "p1", "10.00"),
+            payment_record("m5", 7, "-3.25"),
+            payment_record("m2", "p1", "0.01"),
+            payment_record("m4", "p2", "1000000.50"),
+            payment_record(6, "p1", 12),
+        ],
+    )
     return client
 
 
@@ -70,8 +74,14 @@ def test_list_payments_amounts_are_exact_decimals(seeded: FlaskClient) -> None:
     response = seeded.get("/payments")
     assert response.status_code == 200
     got = {p["externalId"]: p["amount"] for p in response.get_json()}
-    assert got == {"m1": Decimal("10.00"), "m2": Decimal("0.01"), "6": Decimal("12"),
-                   "m3": Decimal("17.22"), "m4": Decimal("1000000.50"), "m5": Decimal("-3.25")}
+    assert got == {
+        "m1": Decimal("10.00"),
+        "m2": Decimal("0.01"),
+        "6": Decimal("12"),
+        "m3": Decimal("17.22"),
+        "m4": Decimal("1000000.50"),
+        "m5": Decimal("-3.25"),
+    }
 
 
 def test_list_payments_amounts_are_json_numbers_in_raw_text(seeded: FlaskClient) -> None:
@@ -92,15 +102,16 @@ def test_list_payments_timestamps_are_iso_8601_utc_with_offset(seeded: FlaskClie
         assert datetime.fromisoformat(payment[name]).utcoffset().total_seconds() == 0
 
 
-def test_list_payments_external_id_filters_to_that_patients_payments(
-        seeded: FlaskClient) -> None:
-    assert external_ids(seeded.get("/payments?external_id=p1")) == \
-        [p for p in external_ids(seeded.get("/payments")) if p in {"m1", "m2", "6"}]
+def test_list_payments_external_id_filters_to_that_patients_payments(seeded: FlaskClient) -> None:
+    assert external_ids(seeded.get("/payments?external_id=p1")) == [
+        p for p in external_ids(seeded.get("/payments")) if p in {"m1", "m2", "6"}
+    ]
     assert sorted(external_ids(seeded.get("/payments?external_id=p2"))) == ["m3", "m4"]
 
 
 def test_list_payments_external_id_matches_integer_external_id_as_string(
-        seeded: FlaskClient) -> None:
+    seeded: FlaskClient,
+) -> None:
     assert external_ids(seeded.get("/payments?external_id=7")) == ["m5"]
 
 
@@ -123,8 +134,11 @@ def test_list_payments_patient_without_payments_gives_empty_array(client: FlaskC
 
 
 def test_list_payments_drops_payment_removed_by_later_snapshot(seeded: FlaskClient) -> None:
-    sync(seeded, "payments", [payment_record("m1", "p1", "10.00"),
-                              payment_record("m3", "p2", "17.22")])
+    sync(
+        seeded,
+        "payments",
+        [payment_record("m1", "p1", "10.00"), payment_record("m3", "p2", "17.22")],
+    )
     assert sorted(external_ids(seeded.get("/payments"))) == ["m1", "m3"]
     assert external_ids(seeded.get("/payments?external_id=p1")) == ["m1"]
 
@@ -137,16 +151,14 @@ def test_list_payments_shows_payment_moved_to_another_patient(seeded: FlaskClien
 
 
 @pytest.mark.parametrize("limit", [1, 2, 4])
-def test_list_payments_pagination_visits_each_payment_once(
-        seeded: FlaskClient, limit: int) -> None:
+def test_list_payments_pagination_visits_each_payment_once(seeded: FlaskClient, limit: int) -> None:
     whole = seeded.get("/payments?limit=1000").get_json()
     paged = get_all(seeded, f"/payments?limit={limit}")
     assert [p["id"] for p in paged] == [p["id"] for p in whole]
     assert len(paged) == 6
 
 
-def test_list_payments_pagination_with_filter_visits_each_payment_once(
-        seeded: FlaskClient) -> None:
+def test_list_payments_pagination_with_filter_visits_each_payment_once(seeded: FlaskClient) -> None:
     first = seeded.get("/payments?external_id=p1&limit=2")
     assert first.status_code == 200
     link = next_link(first)
@@ -168,8 +180,7 @@ def test_list_payments_rejects_limit_zero_with_invalid_parameter(client: FlaskCl
     assert "limit" in response.get_json()["error"]["message"]
 
 
-def test_list_payments_rejects_malformed_cursor_with_invalid_parameter(
-        seeded: FlaskClient) -> None:
+def test_list_payments_rejects_malformed_cursor_with_invalid_parameter(seeded: FlaskClient) -> None:
     response = seeded.get("/payments?cursor=garbage")
     assert response.status_code == 422
     assert error_code(response) == "invalid_parameter"
@@ -193,5 +204,6 @@ def test_list_payments_rejects_huge_id_cursor(seeded: FlaskClient) -> None:
 
 
 def test_list_payments_ignores_unknown_query_parameters(seeded: FlaskClient) -> None:
-    assert external_ids(seeded.get("/payments?foo=1&external_id=p2&sort=amount")) == \
-        external_ids(seeded.get("/payments?external_id=p2"))
+    assert external_ids(seeded.get("/payments?foo=1&external_id=p2&sort=amount")) == external_ids(
+        seeded.get("/payments?external_id=p2")
+    )

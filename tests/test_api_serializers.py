@@ -15,11 +15,24 @@ from tests.helpers import patient_record, payment_record, sync
 
 
 def seed(client: FlaskClient) -> None:
-    sync(client, "patients", [patient_record("a", middleName="M", dateOfBirth=None),
-                              patient_record("b", middleName=None), patient_record(7)])
-    sync(client, "payments", [payment_record("m1", "a", Decimal("4.46")),
-                              payment_record("m2", "a", Decimal("-0.10")),
-                              payment_record("m3", 7, 12)])
+    sync(
+        client,
+        "patients",
+        [
+            patient_record("a", middleName="M", dateOfBirth=None),
+            patient_record("b", middleName=None),
+            patient_record(7),
+        ],
+    )
+    sync(
+        client,
+        "payments",
+        [
+            payment_record("m1", "a", Decimal("4.46")),
+            payment_record("m2", "a", Decimal("-0.10")),
+            payment_record("m3", 7, 12),
+        ],
+    )
 
 
 def test_patient_json_equals_patient_schema_dump(app: Flask, client: FlaskClient) -> None:

@@ -10,21 +10,31 @@ from flask.testing import FlaskClient
 from tests.conftest import QueryRecorder
 from tests.helpers import patient_record, payment_record, sync
 
-PAGES = ["/patients?limit=1000", "/patients?sort=-paymentsTotal&payment_min=1",
-         "/payments?limit=1000", "/payments?external_id=p1", "/syncs", "/patients/p1"]
+PAGES = [
+    "/patients?limit=1000",
+    "/patients?sort=-paymentsTotal&payment_min=1",
+    "/payments?limit=1000",
+    "/payments?external_id=p1",
+    "/syncs",
+    "/patients/p1",
+]
 
 
 @pytest.fixture
 def seeded(client: FlaskClient) -> None:
     """Fifty patients with three payments each."""
     sync(client, "patients", [patient_record(f"p{i}") for i in range(50)])
-    sync(client, "payments", [payment_record(f"m{i}", f"p{i % 50}", Decimal(i + 1))
-                              for i in range(150)])
+    sync(
+        client,
+        "payments",
+        [payment_record(f"m{i}", f"p{i % 50}", Decimal(i + 1)) for i in range(150)],
+    )
 
 
 @pytest.mark.parametrize("url", PAGES)
-def test_read_runs_two_statements_uncached(client: FlaskClient, seeded: None,
-                                           query_recorder: QueryRecorder, url: str) -> None:
+def test_read_runs_two_statements_uncached(
+    client: FlaskClient, seeded: None, query_recorder: QueryRecorder, url: str
+) -> None:
     with query_recorder:
         response = client.get(url)
     assert response.status_code == 200
@@ -33,8 +43,9 @@ def test_read_runs_two_statements_uncached(client: FlaskClient, seeded: None,
 
 
 @pytest.mark.parametrize("url", PAGES)
-def test_read_runs_one_statement_when_cached(client: FlaskClient, seeded: None,
-                                             query_recorder: QueryRecorder, url: str) -> None:
+def test_read_runs_one_statement_when_cached(
+    client: FlaskClient, seeded: None, query_recorder: QueryRecorder, url: str
+) -> None:
     client.get(url)
     with query_recorder:
         response = client.get(url)
@@ -44,7 +55,8 @@ def test_read_runs_one_statement_when_cached(client: FlaskClient, seeded: None,
 
 @pytest.mark.parametrize("app_config", [{"READ_CACHE_SIZE": 0}])
 def test_a_paged_read_pins_without_a_statement_once_its_data_version_pinned(
-        client: FlaskClient, seeded: None, query_recorder: QueryRecorder) -> None:
+    client: FlaskClient, seeded: None, query_recorder: QueryRecorder
+) -> None:
     # The first page with a next page also reads when the last sync began (its pin).
     with query_recorder:
         assert "Link" in client.get("/patients?limit=10").headers

@@ -31,29 +31,39 @@ def changes(client: FlaskClient, sync_id: int, limit: int = 7) -> list[dict[str,
 
 def test_changes_of_a_sync_show_before_after_and_changed_fields(client: FlaskClient) -> None:
     sync(client, "patients", [patient_record("p1"), patient_record("p2")])
-    sync(client, "payments", [payment_record("m1", "p1", "4.46"),
-                              payment_record("m2", "p1", "1.00")])
-    report = sync(client, "payments", [payment_record("m1", "p2", "5.00"),
-                                       payment_record("m3", "p1", "2.00")])
+    sync(
+        client, "payments", [payment_record("m1", "p1", "4.46"), payment_record("m2", "p1", "1.00")]
+    )
+    report = sync(
+        client, "payments", [payment_record("m1", "p2", "5.00"), payment_record("m3", "p1", "2.00")]
+    )
     by_id = {change["externalId"]: change for change in changes(client, report["syncId"])}
     assert by_id["m1"] == {
-        "entity": "payments", "externalId": "m1", "op": "updated",
+        "entity": "payments",
+        "externalId": "m1",
+        "op": "updated",
         "before": {"externalId": "m1", "patientId": "p1", "amount": Decimal("4.46")},
         "after": {"externalId": "m1", "patientId": "p2", "amount": Decimal("5.00")},
-        "changedFields": ["patientId", "amount"]}
-    assert (by_id["m2"]["op"], by_id["m2"]["after"], by_id["m2"]["changedFields"]) == \
-        ("deleted", None, [])
+        "changedFields": ["patientId", "amount"],
+    }
+    assert (by_id["m2"]["op"], by_id["m2"]["after"], by_id["m2"]["changedFields"]) == (
+        "deleted",
+        None,
+        [],
+    )
     assert (by_id["m3"]["op"], by_id["m3"]["before"]) == ("created", None)
 
 
 def test_restore_shows_no_before_and_what_changed_since_the_delete(client: FlaskClient) -> None:
     sync(client, "patients", [patient_record("a", lastName="Old"), patient_record("b")])
     sync(client, "patients", [patient_record("b")])
-    report = sync(client, "patients", [patient_record("a", lastName="New"),
-                                       patient_record("b")])
+    report = sync(client, "patients", [patient_record("a", lastName="New"), patient_record("b")])
     [change] = changes(client, report["syncId"])
-    assert (change["op"], change["before"], change["changedFields"]) == \
-        ("restored", None, ["lastName"])
+    assert (change["op"], change["before"], change["changedFields"]) == (
+        "restored",
+        None,
+        ["lastName"],
+    )
     assert change["after"]["lastName"] == "New"
 
 
@@ -71,10 +81,11 @@ def test_changes_of_an_unknown_sync_are_404(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_per_op_counts_equal_the_reports_after_random_syncs(client: FlaskClient,
-                                                            seed: int) -> None:
-    reports = [sync(client, entity, records)
-               for entity, records in random_syncs(random.Random(seed), **SYNC_SEQUENCE)]
+def test_per_op_counts_equal_the_reports_after_random_syncs(client: FlaskClient, seed: int) -> None:
+    reports = [
+        sync(client, entity, records)
+        for entity, records in random_syncs(random.Random(seed), **SYNC_SEQUENCE)
+    ]
     for report in reports:
         counted = Counter(change["op"] for change in changes(client, report["syncId"]))
         assert {op: counted[op] for op in OPS} == {op: report[op] for op in OPS}, report
@@ -82,8 +93,10 @@ def test_per_op_counts_equal_the_reports_after_random_syncs(client: FlaskClient,
 
 @pytest.mark.parametrize("seed", range(2))
 def test_the_newest_changes_end_at_what_reads_answer(client: FlaskClient, seed: int) -> None:
-    reports = [sync(client, entity, records)
-               for entity, records in random_syncs(random.Random(seed), **SYNC_SEQUENCE)]
+    reports = [
+        sync(client, entity, records)
+        for entity, records in random_syncs(random.Random(seed), **SYNC_SEQUENCE)
+    ]
     last = reports[-1]
     live = {p["externalId"]: p for p in get_all(client, "/payments?limit=5")}
     for change in changes(client, last["syncId"]):
@@ -91,5 +104,7 @@ def test_the_newest_changes_end_at_what_reads_answer(client: FlaskClient, seed: 
             assert change["externalId"] not in live
         else:
             shown = live[change["externalId"]]
-            assert (change["after"]["patientId"], change["after"]["amount"]) == \
-                (shown["patientId"], shown["amount"])
+            assert (change["after"]["patientId"], change["after"]["amount"]) == (
+                shown["patientId"],
+                shown["amount"],
+            )

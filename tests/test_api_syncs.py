@@ -17,9 +17,22 @@ from tests.helpers import (
     sync,
 )
 
-REPORT_KEYS = {"syncId", "entity", "dryRun", "received", "created", "updated", "restored",
-               "unchanged", "rejected", "deleted", "errors", "errorsTruncated", "startedAt",
-               "finishedAt"}
+REPORT_KEYS = {
+    "syncId",
+    "entity",
+    "dryRun",
+    "received",
+    "created",
+    "updated",
+    "restored",
+    "unchanged",
+    "rejected",
+    "deleted",
+    "errors",
+    "errorsTruncated",
+    "startedAt",
+    "finishedAt",
+}
 
 
 def three_syncs(client: FlaskClient) -> list[dict[str, Any]]:
@@ -44,8 +57,11 @@ def test_list_syncs_lists_recorded_syncs_newest_first(client: FlaskClient) -> No
     listed = response.get_json()
     assert [r["syncId"] for r in listed] == [r["syncId"] for r in reversed(posted)]
     assert [r["syncId"] for r in listed] == sorted((r["syncId"] for r in listed), reverse=True)
-    assert [(r["entity"], r["dryRun"]) for r in listed] == \
-        [("patients", True), ("payments", False), ("patients", False)]
+    assert [(r["entity"], r["dryRun"]) for r in listed] == [
+        ("patients", True),
+        ("payments", False),
+        ("patients", False),
+    ]
 
 
 def without_errors(report: dict[str, Any]) -> dict[str, Any]:
@@ -171,8 +187,9 @@ def test_list_syncs_after_pages_oldest_first(client: FlaskClient) -> None:
     posted = three_syncs(client)
     first = client.get("/syncs?after=0&limit=1")
     assert "after=0" in (next_link(first) or "")
-    assert [r["syncId"] for r in get_all(client, "/syncs?after=0&limit=1")] == \
-        [r["syncId"] for r in posted]
+    assert [r["syncId"] for r in get_all(client, "/syncs?after=0&limit=1")] == [
+        r["syncId"] for r in posted
+    ]
 
 
 @pytest.mark.parametrize("value", ["-1", "x", "1.5", str(2**63)])
@@ -182,8 +199,9 @@ def test_list_syncs_rejects_a_bad_after(client: FlaskClient, value: str) -> None
     assert error_code(response) == "invalid_parameter"
 
 
-@pytest.mark.parametrize("path", ["/syncs/2147483648", "/syncs/99999999999999999999",
-                                  "/syncs/2147483648/changes"])
+@pytest.mark.parametrize(
+    "path", ["/syncs/2147483648", "/syncs/99999999999999999999", "/syncs/2147483648/changes"]
+)
 def test_a_sync_id_beyond_the_column_is_404(client: FlaskClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 404

@@ -22,13 +22,27 @@ READ = {"Authorization": f"Bearer {READ_TOKEN}"}
 WRITE = {"Authorization": f"Bearer {WRITE_TOKEN}"}
 
 DATA_READS = ["/patients", "/patients/p1", "/payments?external_id=p1", "/syncs", "/syncs/1"]
-OPEN_PATHS = ["/healthz", "/readyz", "/openapi.json", "/docs", "/metrics",
-              "/docs/assets/swagger-ui.css"]
+OPEN_PATHS = [
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/docs",
+    "/metrics",
+    "/docs/assets/swagger-ui.css",
+]
 # Every route a client may call without a token; adding one must be deliberate.
-OPEN_RULES = {"/healthz", "/readyz", "/openapi.json", "/docs", "/metrics",
-              "/docs/assets/<filename>",
-              # The console's sign-in and sign-out forms and its stylesheet (no patient data).
-              "/console/sign-in", "/console/sign-out", "/console/static/<path:filename>"}
+OPEN_RULES = {
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/docs",
+    "/metrics",
+    "/docs/assets/<filename>",
+    # The console's sign-in and sign-out forms and its stylesheet (no patient data).
+    "/console/sign-in",
+    "/console/sign-out",
+    "/console/static/<path:filename>",
+}
 
 
 @pytest.fixture
@@ -45,17 +59,29 @@ def test_reading_patient_data_without_a_token_is_401(client: FlaskClient, path: 
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.parametrize("header", [
-    "Bearer nope", "Bearer", "Bearer   ", f"Basic {READ_TOKEN}", READ_TOKEN,
-    f"Bearer {READ_TOKEN}x", f"Bearer {READ_TOKEN[:-1]}"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer nope",
+        "Bearer",
+        "Bearer   ",
+        f"Basic {READ_TOKEN}",
+        READ_TOKEN,
+        f"Bearer {READ_TOKEN}x",
+        f"Bearer {READ_TOKEN[:-1]}",
+    ],
+)
 def test_unknown_or_malformed_token_is_401(client: FlaskClient, header: str) -> None:
     response = client.get("/patients", headers={"Authorization": header})
     assert response.status_code == 401
     assert error_code(response) == "unauthorized"
 
 
-@pytest.mark.parametrize("headers", [READ, WRITE, {"Authorization": f"bearer {READ_TOKEN}"}],
-                         ids=["read-token", "write-token", "lowercase-scheme"])
+@pytest.mark.parametrize(
+    "headers",
+    [READ, WRITE, {"Authorization": f"bearer {READ_TOKEN}"}],
+    ids=["read-token", "write-token", "lowercase-scheme"],
+)
 def test_read_and_write_tokens_can_read(client: FlaskClient, headers: dict[str, str]) -> None:
     for path in ("/patients", "/syncs", "/payments?external_id=p1"):
         assert client.get(path, headers=headers).status_code == 200
@@ -128,8 +154,7 @@ def test_principal_names_do_not_reveal_the_token() -> None:
     assert re.fullmatch(r"[0-9a-f]{12}", principal.name)
 
 
-def test_failure_hooks_run_only_when_authentication_fails(app: Flask,
-                                                          client: FlaskClient) -> None:
+def test_failure_hooks_run_only_when_authentication_fails(app: Flask, client: FlaskClient) -> None:
     failed: list[str] = []
     add_failure_hook(app, lambda: failed.append(request.full_path))
     client.get("/patients?valid", headers=READ)
@@ -160,7 +185,8 @@ class TestWithoutTokens:
         assert post_snapshot(client, "patients", [patient_record("p1")]).status_code == 200
 
     def test_a_warning_is_logged_when_the_app_starts(
-            self, database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+        self, database_url: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
         from app import create_app
         from tests.conftest import base_config
 

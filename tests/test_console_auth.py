@@ -11,10 +11,18 @@ from markupsafe import escape
 from tests.console_support import AUTH_ON, READ_TOKEN, WRITE_TOKEN, csrf_of, sign_in
 from tests.helpers import patient_record, payment_record, post_snapshot
 
-PAGES = ["/console/", "/console/syncs", "/console/syncs/1", "/console/patient?id=p1",
-         "/console/analytics", "/console/nowhere"]
-CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+PAGES = [
+    "/console/",
+    "/console/syncs",
+    "/console/syncs/1",
+    "/console/patient?id=p1",
+    "/console/analytics",
+    "/console/nowhere",
+]
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 
 @pytest.fixture
@@ -27,15 +35,22 @@ def app_config() -> dict[str, Any]:
 def seeded(client: FlaskClient) -> None:
     """One patient ("Lovelace") with one payment, through the API with the write token."""
     headers = {"Authorization": f"Bearer {WRITE_TOKEN}"}
-    assert post_snapshot(client, "patients", [patient_record("p1")],
-                         headers=headers).status_code == 200
-    assert post_snapshot(client, "payments", [payment_record("m1", "p1", "12.34")],
-                         headers=headers).status_code == 200
+    assert (
+        post_snapshot(client, "patients", [patient_record("p1")], headers=headers).status_code
+        == 200
+    )
+    assert (
+        post_snapshot(
+            client, "payments", [payment_record("m1", "p1", "12.34")], headers=headers
+        ).status_code
+        == 200
+    )
 
 
 @pytest.mark.parametrize("path", PAGES)
 def test_console_page_without_credentials_is_401_with_the_sign_in_form_and_no_data(
-        client: FlaskClient, seeded: None, path: str) -> None:
+    client: FlaskClient, seeded: None, path: str
+) -> None:
     response = client.get(path)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -57,18 +72,30 @@ def test_sign_in_returns_to_the_page_asked_for(client: FlaskClient) -> None:
     assert response.headers["Location"] == "/console/analytics?payment_min=1"
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/console/", "//evil.example/console/",
-                                    "/patients", "/console\\@evil"])
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/console/", "//evil.example/console/", "/patients", "/console\\@evil"],
+)
 def test_sign_in_never_redirects_off_the_console(client: FlaskClient, target: str) -> None:
     response = sign_in(client, next=target)
     assert response.headers["Location"] == "/console/"
 
 
-@pytest.mark.parametrize("target", ["/console/\r\nSet-Cookie: x=1", "/console/\n", "/console/\r",
-                                    "/console/\x00", "/console/\t", "/console/\x7f",
-                                    "/console/\u2028"])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/console/\r\nSet-Cookie: x=1",
+        "/console/\n",
+        "/console/\r",
+        "/console/\x00",
+        "/console/\t",
+        "/console/\x7f",
+        "/console/\u2028",
+    ],
+)
 def test_sign_in_with_a_control_character_in_next_goes_to_the_console_home(
-        client: FlaskClient, target: str) -> None:
+    client: FlaskClient, target: str
+) -> None:
     response = sign_in(client, next=target)
     assert response.status_code == 303
     assert response.headers["Location"] == "/console/"
@@ -103,8 +130,9 @@ def test_session_cookie_is_httponly_and_samesite_strict(client: FlaskClient) -> 
     assert "SameSite=Strict" in cookie
 
 
-def test_removing_the_token_from_the_config_ends_its_sessions(app: Any,
-                                                              client: FlaskClient) -> None:
+def test_removing_the_token_from_the_config_ends_its_sessions(
+    app: Any, client: FlaskClient
+) -> None:
     sign_in(client)
     assert client.get("/console/").status_code == 200
     app.extensions["auth_tokens"].__init__((), (WRITE_TOKEN,))
@@ -120,7 +148,8 @@ def test_sign_out_ends_the_session(client: FlaskClient) -> None:
 
 
 def test_console_without_the_slash_shows_a_stranger_the_sign_in_form(
-        client: FlaskClient, seeded: None) -> None:
+    client: FlaskClient, seeded: None
+) -> None:
     response = client.get("/console")
     assert response.status_code == 401 and response.mimetype == "text/html"
     assert response.headers["Content-Security-Policy"] == CSP
@@ -129,13 +158,15 @@ def test_console_without_the_slash_shows_a_stranger_the_sign_in_form(
 
 
 def test_signing_in_from_console_without_the_slash_lands_on_the_overview(
-        client: FlaskClient, seeded: None) -> None:
+    client: FlaskClient, seeded: None
+) -> None:
     response = sign_in(client, next="/console")
     assert response.headers["Location"] == "/console/"
 
 
 def test_console_without_the_slash_opens_the_overview_when_signed_in(
-        client: FlaskClient, seeded: None) -> None:
+    client: FlaskClient, seeded: None
+) -> None:
     sign_in(client)
     response = client.get("/console", follow_redirects=True)
     assert response.status_code == 200 and response.mimetype == "text/html"
@@ -144,7 +175,8 @@ def test_console_without_the_slash_opens_the_overview_when_signed_in(
 
 
 def test_console_without_the_slash_answers_other_methods_with_an_html_405(
-        client: FlaskClient) -> None:
+    client: FlaskClient,
+) -> None:
     sign_in(client)
     response = client.post("/console")
     assert response.status_code == 405 and response.mimetype == "text/html"
@@ -164,7 +196,8 @@ def test_a_bad_bearer_header_is_a_401_page(client: FlaskClient) -> None:
 
 @pytest.mark.parametrize("path", [*PAGES, "/console/sign-in", "/console/static/console.css"])
 def test_every_console_response_carries_the_security_headers(
-        client: FlaskClient, seeded: None, path: str) -> None:
+    client: FlaskClient, seeded: None, path: str
+) -> None:
     sign_in(client)
     with client.get(path) as response:
         headers = response.headers

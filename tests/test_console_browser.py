@@ -24,8 +24,14 @@ import pytest
 from tests.live_server import REQUIRE_POSTGRES, LiveServer, require_postgres
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts" / "console"
 READ_TOKEN = "browser-read-token-0123456789abcdef"
@@ -42,9 +48,13 @@ except ImportError:  # pragma: no cover - requirements-dev.txt pins it
 
 def _require_browser() -> None:
     """Skip without Chromium or Playwright; fail instead where CI requires every test to run."""
-    missing = ("Playwright is not installed" if sync_playwright is None
-               else None if CHROMIUM.exists() else f"{CHROMIUM} is missing "
-               "(apt-get install -y chromium)")
+    missing = (
+        "Playwright is not installed"
+        if sync_playwright is None
+        else None
+        if CHROMIUM.exists()
+        else f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    )
     if missing:
         if REQUIRE_POSTGRES:
             pytest.fail(missing)
@@ -52,9 +62,12 @@ def _require_browser() -> None:
 
 
 def _post(server: LiveServer, entity: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-    result = server.request("POST", f"/{entity}", json.dumps(records).encode(),
-                            {"Content-Type": "application/json",
-                             "Authorization": f"Bearer {WRITE_TOKEN}"})
+    result = server.request(
+        "POST",
+        f"/{entity}",
+        json.dumps(records).encode(),
+        {"Content-Type": "application/json", "Authorization": f"Bearer {WRITE_TOKEN}"},
+    )
     assert result.status == 200, result.body[:500]
     report: dict[str, Any] = result.json()
     return report
@@ -74,16 +87,22 @@ class Seed:
 
 def _seed(server: LiveServer) -> Seed:
     """Sixty patients and one with a slashed id; payments; then one amount changes."""
-    patients = [{"externalId": f"p{n:03}", "firstName": "Ada", "lastName": f"Patient{n}"}
-                for n in range(60)]
+    patients = [
+        {"externalId": f"p{n:03}", "firstName": "Ada", "lastName": f"Patient{n}"} for n in range(60)
+    ]
     patients.append({"externalId": SLASHED_ID, "firstName": "Zoë", "lastName": "Ørsted"})
-    payments = [{"externalId": f"m{n}", "patientId": f"p{n:03}", "amount": f"{n * 3}.25"}
-                for n in range(60)]
+    payments = [
+        {"externalId": f"m{n}", "patientId": f"p{n:03}", "amount": f"{n * 3}.25"} for n in range(60)
+    ]
     payments.append({"externalId": "w1", "patientId": SLASHED_ID, "amount": "10.00"})
     reports = [_post(server, "patients", [*patients, {"externalId": "bad", "firstName": ""}])]
-    reports.append(_post(server, "payments",
-                         [*payments, {"externalId": "orphan", "patientId": "nobody",
-                                      "amount": "1.00"}]))
+    reports.append(
+        _post(
+            server,
+            "payments",
+            [*payments, {"externalId": "orphan", "patientId": "nobody", "amount": "1.00"}],
+        )
+    )
     payments[-1] = {**payments[-1], "amount": "12.50"}
     reports.append(_post(server, "payments", payments))
     return Seed(reports)
@@ -105,8 +124,12 @@ class Traffic:
         context.on("response", lambda response: self.responses.append(response))
 
         def on_page(page: Page) -> None:
-            page.on("console", lambda message: self.console_errors.append(message.text)
-                    if message.type == "error" else None)
+            page.on(
+                "console",
+                lambda message: (
+                    self.console_errors.append(message.text) if message.type == "error" else None
+                ),
+            )
             page.on("pageerror", lambda error: self.console_errors.append(str(error)))
 
         context.on("page", on_page)
@@ -139,10 +162,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """gunicorn on a fresh PostgreSQL database with auth on."""
     _require_browser()
     require_postgres()
-    live = LiveServer(tmp_path_factory.mktemp("console") / "gunicorn.log",
-                      {"API_READ_TOKENS": READ_TOKEN, "API_WRITE_TOKENS": WRITE_TOKEN,
-                       "SECRET_KEY": "browser-test-secret-0123456789abcdef",
-                       "GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "2"})
+    live = LiveServer(
+        tmp_path_factory.mktemp("console") / "gunicorn.log",
+        {
+            "API_READ_TOKENS": READ_TOKEN,
+            "API_WRITE_TOKENS": WRITE_TOKEN,
+            "SECRET_KEY": "browser-test-secret-0123456789abcdef",
+            "GUNICORN_WORKERS": "2",
+            "GUNICORN_THREADS": "2",
+        },
+    )
     try:
         live.start()
         yield live
@@ -203,9 +232,12 @@ def tour(server: LiveServer, seed: Seed, browser: Browser) -> Tour:
     """Sign in and visit every page at both widths; look a patient up; page the range query."""
     base = server.base_url
     traffic = Traffic(base)
-    pages = {"overview": "/console/", "syncs": "/console/syncs",
-             "sync": f"/console/syncs/{seed.rejected_sync['syncId']}",
-             "analytics": "/console/analytics"}
+    pages = {
+        "overview": "/console/",
+        "syncs": "/console/syncs",
+        "sync": f"/console/syncs/{seed.rejected_sync['syncId']}",
+        "analytics": "/console/analytics",
+    }
     texts: dict[str, str] = {}
     html: dict[str, str] = {}
     range_ids: list[str] = []
@@ -224,7 +256,8 @@ def tour(server: LiveServer, seed: Seed, browser: Browser) -> Tour:
             if width == "phone":
                 edges[name] = page.eval_on_selector_all(
                     "table tbody td.num:last-child",
-                    "cells => cells.map(cell => cell.getBoundingClientRect().right)")
+                    "cells => cells.map(cell => cell.getBoundingClientRect().right)",
+                )
         # The patient with a slash in its id, found through the lookup form.
         page.goto(f"{base}/console/patient")
         page.get_by_label("Patient externalId").fill(SLASHED_ID)
@@ -249,8 +282,7 @@ def test_overview_shows_the_live_numbers(tour: Tour) -> None:
 
 def test_sync_page_lists_its_rejected_records(tour: Tour) -> None:
     text = tour.texts["sync"]
-    assert re.search(r"61\s+orphan\s+patientId\s+No live patient with externalId 'nobody'.",
-                     text)
+    assert re.search(r"61\s+orphan\s+patientId\s+No live patient with externalId 'nobody'.", text)
 
 
 def test_patient_with_a_slash_in_its_id_shows_its_amount_change(tour: Tour) -> None:
@@ -273,14 +305,16 @@ def test_top_payers_amounts_are_on_screen_at_phone_width(tour: Tour) -> None:
 
 def test_histogram_draws_a_bar_per_bucket(tour: Tour) -> None:
     page = tour.html["analytics"]
-    histogram = page[page.index('id="histogram-title"'):page.index('id="top-heading"')]
+    histogram = page[page.index('id="histogram-title"') : page.index('id="top-heading"')]
     buckets = re.findall(r'<tr><td class="num">', histogram)
     assert histogram.count('<g class="bar">') == len(buckets) > 1
 
 
 def test_range_query_pages_through_every_row_exactly_once(tour: Tour, server: LiveServer) -> None:
-    expected = [patient["externalId"] for patient in _api_all(
-        server, "/patients?payment_min=10&sort=-paymentsTotal&limit=7")]
+    expected = [
+        patient["externalId"]
+        for patient in _api_all(server, "/patients?payment_min=10&sort=-paymentsTotal&limit=7")
+    ]
     assert len(tour.range_ids) == len(expected) > RANGE_PAGE
     assert tour.range_ids == expected
 
@@ -290,17 +324,23 @@ def _api_all(server: LiveServer, url: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     next_url: str | None = url
     while next_url:
-        result = server.request("GET", next_url,
-                                headers={"Authorization": f"Bearer {READ_TOKEN}"})
+        result = server.request("GET", next_url, headers={"Authorization": f"Bearer {READ_TOKEN}"})
         items += result.json()
         match = re.fullmatch(r'<([^>]+)>; rel="next"', result.headers.get("Link", ""))
         next_url = match.group(1).removeprefix(server.base_url) if match else None
     return items
 
 
-@pytest.mark.parametrize("path", ["/console/", "/console/syncs", "/console/syncs/1",
-                                  f"/console/patient?id={quote(SLASHED_ID)}",
-                                  "/console/analytics"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/",
+        "/console/syncs",
+        "/console/syncs/1",
+        f"/console/patient?id={quote(SLASHED_ID)}",
+        "/console/analytics",
+    ],
+)
 def test_no_request_without_a_token_gets_data(server: LiveServer, seed: Seed, path: str) -> None:
     result = server.request("GET", path)
     assert result.status == 401
@@ -309,7 +349,8 @@ def test_no_request_without_a_token_gets_data(server: LiveServer, seed: Seed, pa
 
 
 def test_a_browser_that_is_not_signed_in_sees_only_the_sign_in_form(
-        server: LiveServer, seed: Seed, browser: Browser) -> None:
+    server: LiveServer, seed: Seed, browser: Browser
+) -> None:
     context = browser.new_context()
     page = context.new_page()
     page.goto(f"{server.base_url}/console/analytics")
@@ -327,7 +368,8 @@ def test_a_browser_that_is_not_signed_in_sees_only_the_sign_in_form(
 
 
 def test_console_without_the_slash_opens_the_overview_when_signed_in(
-        server: LiveServer, seed: Seed, browser: Browser) -> None:
+    server: LiveServer, seed: Seed, browser: Browser
+) -> None:
     context = browser.new_context()
     page = context.new_page()
     _sign_in(page, server.base_url)
@@ -339,7 +381,8 @@ def test_console_without_the_slash_opens_the_overview_when_signed_in(
 
 
 def test_a_copy_of_the_cookie_opens_nothing_after_sign_out(
-        server: LiveServer, seed: Seed, browser: Browser) -> None:
+    server: LiveServer, seed: Seed, browser: Browser
+) -> None:
     signed_in = browser.new_context()
     page = signed_in.new_page()
     _sign_in(page, server.base_url)
@@ -377,5 +420,8 @@ def test_pages_log_no_console_errors(tour: Tour) -> None:
 
 def test_no_request_leaves_the_origin(tour: Tour) -> None:
     # data: URLs (the empty favicon) are not requests to anywhere.
-    assert [url for url in tour.traffic.requests
-            if not url.startswith((tour.traffic.base_url + "/", "data:"))] == []
+    assert [
+        url
+        for url in tour.traffic.requests
+        if not url.startswith((tour.traffic.base_url + "/", "data:"))
+    ] == []

@@ -13,8 +13,7 @@ from tests.helpers import patient_record, sync
 
 @pytest.mark.parametrize("top", [0, 1, 2, 3, 4, 7, 12, 1234])
 def test_a_count_axis_marks_whole_numbers_only(top: int) -> None:
-    chart = charts.stacked_bars("t", ["a"], ("n",), [[top]], x_label="x", y_label="y",
-                                counts=True)
+    chart = charts.stacked_bars("t", ["a"], ("n",), [[top]], x_label="x", y_label="y", counts=True)
     labels = [tick.label for tick in chart.y_ticks]
     assert all(re.fullmatch(r"[\d,]+", label) for label in labels), labels
     assert int(labels[-1].replace(",", "")) >= top
@@ -35,6 +34,6 @@ def test_histogram_of_one_patient_marks_no_fraction_of_a_patient(client: FlaskCl
 def test_sync_chart_of_one_record_marks_no_fraction_of_a_record(client: FlaskClient) -> None:
     sync(client, "patients", [patient_record("p1")])
     text = client.get("/console/syncs").get_data(as_text=True)
-    outcomes = text[:text.index("Sync duration")]
+    outcomes = text[: text.index("Sync duration")]
     labels = re.findall(r'<text class="tick y"[^>]*>([^<]*)</text>', outcomes)
     assert labels == ["0", "1"]

@@ -13,8 +13,10 @@ from app.console.session import SECRET_FILE, instance_secret
 WARNING = "Access control is off."
 
 
-@pytest.mark.parametrize("path", ["/console/", "/console/syncs", "/console/patient",
-                                  "/console/analytics", "/console/sign-in"])
+@pytest.mark.parametrize(
+    "path",
+    ["/console/", "/console/syncs", "/console/patient", "/console/analytics", "/console/sign-in"],
+)
 def test_console_without_tokens_is_open_with_a_warning(client: FlaskClient, path: str) -> None:
     response = client.get(path)
     assert response.status_code == 200
@@ -29,6 +31,7 @@ def test_development_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
 
 
 def test_a_configured_secret_key_is_used_as_is(tmp_path: Path) -> None:
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/a.db",
-                      "SECRET_KEY": "configured-secret"})
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/a.db", "SECRET_KEY": "configured-secret"}
+    )
     assert app.config["SECRET_KEY"] == "configured-secret"

@@ -34,10 +34,16 @@ def app_config() -> dict[str, Any]:
 def seeded(client: FlaskClient) -> None:
     """One patient ("Lovelace") with one payment of 12.34."""
     headers = {"Authorization": f"Bearer {WRITE_TOKEN}"}
-    assert post_snapshot(client, "patients", [patient_record("p1")],
-                         headers=headers).status_code == 200
-    assert post_snapshot(client, "payments", [payment_record("m1", "p1", "12.34")],
-                         headers=headers).status_code == 200
+    assert (
+        post_snapshot(client, "patients", [patient_record("p1")], headers=headers).status_code
+        == 200
+    )
+    assert (
+        post_snapshot(
+            client, "payments", [payment_record("m1", "p1", "12.34")], headers=headers
+        ).status_code
+        == 200
+    )
 
 
 @pytest.fixture
@@ -80,7 +86,8 @@ def session_rows(app: Flask) -> int:
 
 @pytest.mark.parametrize("path", PAGES)
 def test_a_copy_of_the_cookie_taken_before_sign_out_opens_nothing(
-        client: FlaskClient, seeded: None, path: str) -> None:
+    client: FlaskClient, seeded: None, path: str
+) -> None:
     sign_in(client)
     cookie = client.get_cookie(COOKIE).value
     assert replay(client, cookie).get(path).status_code == 200
@@ -93,7 +100,8 @@ def test_a_copy_of_the_cookie_taken_before_sign_out_opens_nothing(
 
 
 def test_sign_out_on_one_node_ends_the_session_on_another(
-        client: FlaskClient, other_node: Flask, seeded: None) -> None:
+    client: FlaskClient, other_node: Flask, seeded: None
+) -> None:
     sign_in(client)
     cookie = client.get_cookie(COOKIE).value
     elsewhere = other_node.test_client()
@@ -106,7 +114,8 @@ def test_sign_out_on_one_node_ends_the_session_on_another(
 
 
 def test_sign_in_stores_a_session_row_and_sign_out_deletes_it(
-        app: Flask, client: FlaskClient) -> None:
+    app: Flask, client: FlaskClient
+) -> None:
     sign_in(client)
     assert session_rows(app) == 1
     sign_out(client)
@@ -122,21 +131,25 @@ def test_signing_in_again_ends_the_previous_session(client: FlaskClient) -> None
 
 
 def test_a_session_past_its_expiry_on_the_server_opens_nothing(
-        app: Flask, client: FlaskClient) -> None:
+    app: Flask, client: FlaskClient
+) -> None:
     sign_in(client)
     with app.app_context():
-        db.session.execute(sa.update(ConsoleSession).values(
-            expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.execute(
+            sa.update(ConsoleSession).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
         db.session.commit()
     assert client.get("/console/").status_code == 401
 
 
 def test_expired_session_rows_are_deleted_at_the_next_sign_in(
-        app: Flask, client: FlaskClient) -> None:
+    app: Flask, client: FlaskClient
+) -> None:
     sign_in(client)
     with app.app_context():
-        db.session.execute(sa.update(ConsoleSession).values(
-            expires_at=utcnow() - timedelta(hours=1)))
+        db.session.execute(
+            sa.update(ConsoleSession).values(expires_at=utcnow() - timedelta(hours=1))
+        )
         db.session.commit()
     sign_in(app.test_client())
     assert session_rows(app) == 1

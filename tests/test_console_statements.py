@@ -31,15 +31,21 @@ PAGES = {
 def seeded(client: FlaskClient) -> int:
     """Fifty patients with three payments each, then every amount changed: that sync's id."""
     sync(client, "patients", [patient_record(f"p{i}") for i in range(50)])
-    reports = [sync(client, "payments", [payment_record(f"m{i}", f"p{i % 50}", Decimal(i + step))
-                                         for i in range(150)]) for step in (1, 2)]
+    reports = [
+        sync(
+            client,
+            "payments",
+            [payment_record(f"m{i}", f"p{i % 50}", Decimal(i + step)) for i in range(150)],
+        )
+        for step in (1, 2)
+    ]
     return int(reports[-1]["syncId"])
 
 
 @pytest.mark.parametrize(("url", "statements"), PAGES.items(), ids=list(PAGES))
 def test_console_page_runs_a_fixed_number_of_statements(
-        client: FlaskClient, seeded: int, query_recorder: QueryRecorder, url: str,
-        statements: int) -> None:
+    client: FlaskClient, seeded: int, query_recorder: QueryRecorder, url: str, statements: int
+) -> None:
     with query_recorder:
         response = client.get(url.format(sync_id=seeded))
     assert response.status_code == 200
@@ -47,7 +53,8 @@ def test_console_page_runs_a_fixed_number_of_statements(
 
 
 def test_analytics_histogram_is_read_once_per_data_version(
-        client: FlaskClient, seeded: int, query_recorder: QueryRecorder) -> None:
+    client: FlaskClient, seeded: int, query_recorder: QueryRecorder
+) -> None:
     client.get("/console/analytics")
     with query_recorder:
         response = client.get("/console/analytics?payment_min=1")

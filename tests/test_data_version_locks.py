@@ -29,18 +29,25 @@ def committed_database(postgres_url: str) -> Iterator[sa.Engine]:
         migrate(url)
         engine = sa.create_engine(url)
         with engine.begin() as connection:
-            connection.execute(sa.text(
-                "INSERT INTO patients (external_id, first_name, last_name, created, updated) "
-                "VALUES ('p1', 'Ada', 'Lovelace', now(), now())"))
-            connection.execute(sa.text(
-                "INSERT INTO payments (external_id, amount, patient_id, created, updated) "
-                "SELECT 'm1', 1, id, now(), now() FROM patients"))
+            connection.execute(
+                sa.text(
+                    "INSERT INTO patients (external_id, first_name, last_name, created, updated) "
+                    "VALUES ('p1', 'Ada', 'Lovelace', now(), now())"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO payments (external_id, amount, patient_id, created, updated) "
+                    "SELECT 'm1', 1, id, now(), now() FROM patients"
+                )
+            )
         yield engine
         engine.dispose()
 
 
 def test_writers_in_opposite_orders_wait_instead_of_deadlocking(
-        committed_database: sa.Engine) -> None:
+    committed_database: sa.Engine,
+) -> None:
     errors: list[BaseException] = []
 
     def second_writer() -> None:
@@ -62,5 +69,6 @@ def test_writers_in_opposite_orders_wait_instead_of_deadlocking(
     assert not other.is_alive()
     assert errors == []
     with committed_database.connect() as connection:
-        assert connection.execute(sa.text(
-            "SELECT first_name, amount FROM patients, payments")).one() == ("B", 3)
+        assert connection.execute(
+            sa.text("SELECT first_name, amount FROM patients, payments")
+        ).one() == ("B", 3)

@@ -69,17 +69,27 @@ def test_readyz_says_the_database_is_unreachable_not_unmigrated() -> None:
     assert int(response.headers["Retry-After"]) > 0
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/patients"), ("GET", "/patients/p1"), ("GET", "/payments"),
-    ("GET", "/payments/m1"), ("GET", "/syncs"), ("GET", "/syncs/1"),
-    ("POST", "/patients"), ("POST", "/payments"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/patients"),
+        ("GET", "/patients/p1"),
+        ("GET", "/payments"),
+        ("GET", "/payments/m1"),
+        ("GET", "/syncs"),
+        ("GET", "/syncs/1"),
+        ("POST", "/patients"),
+        ("POST", "/payments"),
+    ],
+)
 def test_data_endpoints_answer_503_with_retry_after_when_the_database_is_gone(
-        method: str, path: str) -> None:
+    method: str, path: str
+) -> None:
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": UNREACHABLE})
     try:
-        response = app.test_client().open(path, method=method, data=b"[]",
-                                          content_type="application/json")
+        response = app.test_client().open(
+            path, method=method, data=b"[]", content_type="application/json"
+        )
     finally:
         with app.app_context():
             db.engine.dispose()
@@ -107,12 +117,21 @@ ERROR_REQUESTS: dict[str, tuple[Callable[[FlaskClient], TestResponse], int, str]
     "method-not-allowed": (lambda c: c.put("/payments"), 405, "method_not_allowed"),
     "bad-query": (lambda c: c.get("/patients?limit=0"), 422, "invalid_parameter"),
     "bad-cursor": (lambda c: c.get("/payments?cursor=%%%"), 422, "invalid_parameter"),
-    "bad-json": (lambda c: c.post("/patients", data=b"{not json",
-                                  content_type="application/json"), 400, "invalid_json"),
-    "not-an-array": (lambda c: c.post("/patients", data=b"{}",
-                                      content_type="application/json"), 422, "invalid_payload"),
-    "wrong-media-type": (lambda c: c.post("/patients", data=b"[]", content_type="text/plain"),
-                         415, "unsupported_media_type"),
+    "bad-json": (
+        lambda c: c.post("/patients", data=b"{not json", content_type="application/json"),
+        400,
+        "invalid_json",
+    ),
+    "not-an-array": (
+        lambda c: c.post("/patients", data=b"{}", content_type="application/json"),
+        422,
+        "invalid_payload",
+    ),
+    "wrong-media-type": (
+        lambda c: c.post("/patients", data=b"[]", content_type="text/plain"),
+        415,
+        "unsupported_media_type",
+    ),
 }
 
 

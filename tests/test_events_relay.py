@@ -44,9 +44,11 @@ def sync_samples(app: Flask) -> list[dict[str, Any]]:
     """The sample files, then 501's amount changed (the issue's walk-through)."""
     client = app.test_client()
     payments = (ROOT / "payments.json").read_bytes()
-    return [sync(client, "patients", (ROOT / "patients.json").read_bytes()),
-            sync(client, "payments", payments),
-            sync(client, "payments", payments.replace(b'"amount": 4.46', b'"amount": 4.47'))]
+    return [
+        sync(client, "patients", (ROOT / "patients.json").read_bytes()),
+        sync(client, "payments", payments),
+        sync(client, "payments", payments.replace(b'"amount": 4.46', b'"amount": 4.47')),
+    ]
 
 
 def sync_many(app: Flask) -> list[dict[str, Any]]:
@@ -57,10 +59,13 @@ def sync_many(app: Flask) -> list[dict[str, Any]]:
     def payments(amount: str, upto: int = PAYMENTS) -> list[dict[str, Any]]:
         return [payment_record(f"m{n}", f"p{n % 10}", amount) for n in range(upto)]
 
-    return [sync(client, "patients", patients), sync(client, "payments", payments("1.00")),
-            sync(client, "payments", payments("2.00")),
-            sync(client, "payments", payments("2.00", upto=PAYMENTS * 2 // 3)),
-            sync(client, "payments", payments("3.00"))]
+    return [
+        sync(client, "patients", patients),
+        sync(client, "payments", payments("1.00")),
+        sync(client, "payments", payments("2.00")),
+        sync(client, "payments", payments("2.00", upto=PAYMENTS * 2 // 3)),
+        sync(client, "payments", payments("3.00")),
+    ]
 
 
 def by_event_id(received: list[Received]) -> Counter[str]:
@@ -78,25 +83,43 @@ def wait_until_published(app: Flask, at_least: int, timeout: float = 30.0) -> in
 
 
 def test_the_walk_through_delivers_each_change_with_its_routing_key_and_counts(
-        committed_app: Flask, consumer: Consumer, start_relay: StartRelay) -> None:
+    committed_app: Flask, consumer: Consumer, start_relay: StartRelay
+) -> None:
     relay = start_relay(consumer.exchange)
     relay.wait_for_log("connected to the broker")
     reports = sync_samples(committed_app)
     expected = sum(report[op] for report in reports for op in OPS) + len(reports)
     received = consumer.receive(expected)
-    assert [message.routing_key for message in received] == \
-        ["patients.created"] * 4 + [SYNC_APPLIED] + ["payments.created"] * 3 + \
-        [SYNC_APPLIED, "payments.updated", SYNC_APPLIED]
-    assert [m.message["externalId"] for m in received if m.routing_key != SYNC_APPLIED] == \
-        ["5", "4", "8", "15", "501", "502", "503", "501"]
+    assert [message.routing_key for message in received] == ["patients.created"] * 4 + [
+        SYNC_APPLIED
+    ] + ["payments.created"] * 3 + [SYNC_APPLIED, "payments.updated", SYNC_APPLIED]
+    assert [m.message["externalId"] for m in received if m.routing_key != SYNC_APPLIED] == [
+        "5",
+        "4",
+        "8",
+        "15",
+        "501",
+        "502",
+        "503",
+        "501",
+    ]
     summaries = [m.message for m in received if m.routing_key == SYNC_APPLIED]
-    assert [summary["counts"] for summary in summaries] == \
-        [{name: report[name] for name in COUNTS} for report in reports]
+    assert [summary["counts"] for summary in summaries] == [
+        {name: report[name] for name in COUNTS} for report in reports
+    ]
     samples = (ROOT / "patients.json").read_text()
     for message in received:
         # No name or birth date of the samples travels (test_events_feed.py checks amounts).
-        for value in ("Rick", "Deckard", "Pris", "Stratton", "Tyrell", "2094-02-01",
-                      "2093-12-20", "2056-04-01"):
+        for value in (
+            "Rick",
+            "Deckard",
+            "Pris",
+            "Stratton",
+            "Tyrell",
+            "2094-02-01",
+            "2093-12-20",
+            "2056-04-01",
+        ):
             assert value in samples and value.encode() not in message.body
         assert message.properties.delivery_mode == 2
         assert message.properties.content_type == "application/json"
@@ -110,7 +133,8 @@ def test_the_walk_through_delivers_each_change_with_its_routing_key_and_counts(
 
 @pytest.mark.postgresql_only
 def test_a_relay_killed_mid_stream_and_restarted_delivers_every_event_in_order(
-        committed_app: Flask, consumer: Consumer, start_relay: StartRelay) -> None:
+    committed_app: Flask, consumer: Consumer, start_relay: StartRelay
+) -> None:
     sync_many(committed_app)
     expected = [event.event_id for event in expected_events(committed_app)]
     relay = start_relay(consumer.exchange, EVENTS_BATCH_SIZE="50")
@@ -137,7 +161,8 @@ def test_a_relay_killed_mid_stream_and_restarted_delivers_every_event_in_order(
 
 @pytest.mark.postgresql_only
 def test_sigterm_finishes_the_window_in_flight_stores_its_position_and_exits_0(
-        committed_app: Flask, consumer: Consumer, start_relay: StartRelay) -> None:
+    committed_app: Flask, consumer: Consumer, start_relay: StartRelay
+) -> None:
     sync_many(committed_app)
     total = len(expected_events(committed_app))
     relay = start_relay(consumer.exchange, EVENTS_BATCH_SIZE="50")
@@ -156,7 +181,8 @@ def test_sigterm_finishes_the_window_in_flight_stores_its_position_and_exits_0(
 
 
 def test_two_relays_publish_each_event_once_while_one_waits(
-        committed_app: Flask, consumer: Consumer, start_relay: StartRelay) -> None:
+    committed_app: Flask, consumer: Consumer, start_relay: StartRelay
+) -> None:
     first = start_relay(consumer.exchange)
     first.wait_for_log("connected to the broker")
     second = start_relay(consumer.exchange)
@@ -181,9 +207,9 @@ def test_two_relays_publish_each_event_once_while_one_waits(
 
 @pytest.mark.postgresql_only
 def test_an_unreachable_broker_changes_nothing_for_syncs_and_reads_and_its_events_follow(
-        committed_app: Flask, consumer: Consumer, start_relay: StartRelay) -> None:
-    down = start_relay(consumer.exchange,
-                       EVENTS_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2F")
+    committed_app: Flask, consumer: Consumer, start_relay: StartRelay
+) -> None:
+    down = start_relay(consumer.exchange, EVENTS_BROKER_URL="amqp://guest:guest@127.0.0.1:1/%2F")
     down.wait_for_log("broker unavailable")
     began = time.monotonic()
     reports = sync_samples(committed_app) + sync_many(committed_app)
@@ -210,7 +236,7 @@ def test_the_api_and_flask_sync_never_load_the_broker_client(tmp_path: Path) -> 
         import json, sys
         from app import create_app
         import flask_migrate
-        app = create_app({{"SQLALCHEMY_DATABASE_URI": "sqlite:///{tmp_path / 'api.db'}",
+        app = create_app({{"SQLALCHEMY_DATABASE_URI": "sqlite:///{tmp_path / "api.db"}",
                           "EVENTS_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/%2F"}})
         with app.app_context():
             flask_migrate.upgrade()
@@ -221,14 +247,20 @@ def test_the_api_and_flask_sync_never_load_the_broker_client(tmp_path: Path) -> 
                            content_type="application/json").status_code == 200
         assert client.get("/patients/p1").status_code == 200
         assert client.get("/metrics").status_code == 200
-        path = "{tmp_path / 'patients.json'}"
+        path = "{tmp_path / "patients.json"}"
         open(path, "w").write(body)
         result = app.test_cli_runner().invoke(args=["sync", "patients", path])
         assert result.exit_code == 0, result.output
         print(sorted(name for name in sys.modules if name.split(".")[0] in ("pika", "aio_pika")))
     """)
-    done = subprocess.run([str(BIN / "python"), "-c", script], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [str(BIN / "python"), "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
@@ -241,8 +273,11 @@ def confirmation(kind: type, tag: int, multiple: bool = False) -> Method:
 def test_confirms_count_once_every_tag_up_to_the_window_is_acknowledged() -> None:
     publisher = Publisher("amqp://guest:guest@127.0.0.1:1/%2F", "unused", confirm_timeout=1)
     publisher._published = 6
-    for frame in (confirmation(Basic.Ack, 2), confirmation(Basic.Ack, 1, multiple=False),
-                  confirmation(Basic.Ack, 4)):
+    for frame in (
+        confirmation(Basic.Ack, 2),
+        confirmation(Basic.Ack, 1, multiple=False),
+        confirmation(Basic.Ack, 4),
+    ):
         publisher._on_delivery_confirmation(frame)
     assert publisher._confirmed == 2  # 3 is still out, so 4 does not count yet
     publisher._on_delivery_confirmation(confirmation(Basic.Ack, 5, multiple=True))

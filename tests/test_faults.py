@@ -43,6 +43,7 @@ T = TypeVar("T")
 
 # --- data ------------------------------------------------------------------------------------
 
+
 def write_snapshot(path: Path, records: Iterable[str]) -> bytes:
     """Write JSON records (already serialized) as a snapshot file; return its bytes."""
     write_array(path, list(records))
@@ -55,11 +56,11 @@ def patients_snapshot(path: Path, count: int, generation: int = 0) -> bytes:
     return write_snapshot(path, (patient_json(n, rng, generation) for n in range(count)))
 
 
-def payments_snapshot(path: Path, payments: int, patients: int,
-                      cents: Callable[[int], int]) -> bytes:
+def payments_snapshot(
+    path: Path, payments: int, patients: int, cents: Callable[[int], int]
+) -> bytes:
     """``payments`` payments M000000000..., payment n of patient n % ``patients``."""
-    return write_snapshot(path, (payment_json(n, n % patients, cents(n))
-                                 for n in range(payments)))
+    return write_snapshot(path, (payment_json(n, n % patients, cents(n)) for n in range(payments)))
 
 
 # --- the database, seen directly ---------------------------------------------------------------
@@ -85,30 +86,48 @@ def open_transactions(connection: sa.Connection, last_statement: str = "%") -> l
     or latest statement matches it. A sync opens its transaction only once
     its snapshot is parsed, and nothing else the app does keeps one open.
     """
-    return list(connection.scalars(sa.text("""
+    return list(
+        connection.scalars(
+            sa.text("""
         SELECT pid FROM pg_stat_activity
         WHERE datname = current_database() AND pid <> pg_backend_pid()
           AND xact_start IS NOT NULL AND query LIKE :pattern
-    """), {"pattern": last_statement}))
+    """),
+            {"pattern": last_statement},
+        )
+    )
 
 
 def fingerprint(connection: sa.Connection) -> dict[str, tuple[int, str]]:
     """Row count and md5 of every column of every row (by primary key), per synced table."""
-    query = ("SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), '')) "
-             "FROM {} t")
-    return {table: tuple(connection.execute(sa.text(query.format(table))).one())
-            for table in ("patients", "payments", "sync_runs")}
+    query = (
+        "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t.id), '')) FROM {} t"
+    )
+    return {
+        table: tuple(connection.execute(sa.text(query.format(table))).one())
+        for table in ("patients", "payments", "sync_runs")
+    }
 
 
 def stored_patients(connection: sa.Connection) -> dict[str, dict[str, Any]]:
     """Every stored patient (soft-deleted ones too), by externalId, in the upload format."""
-    rows = connection.execute(sa.text(
-        "SELECT external_id, first_name, last_name, middle_name, date_of_birth::text AS dob, "
-        "deleted FROM patients")).all()
+    rows = connection.execute(
+        sa.text(
+            "SELECT external_id, first_name, last_name, middle_name, date_of_birth::text AS dob, "
+            "deleted FROM patients"
+        )
+    ).all()
     assert all(row.deleted is None for row in rows), "a patient was soft-deleted"
-    return {row.external_id: {"externalId": row.external_id, "firstName": row.first_name,
-                              "lastName": row.last_name, "middleName": row.middle_name,
-                              "dateOfBirth": row.dob} for row in rows}
+    return {
+        row.external_id: {
+            "externalId": row.external_id,
+            "firstName": row.first_name,
+            "lastName": row.last_name,
+            "middleName": row.middle_name,
+            "dateOfBirth": row.dob,
+        }
+        for row in rows
+    }
 
 
 def as_records(snapshot: bytes) -> dict[str, dict[str, Any]]:
@@ -118,8 +137,13 @@ def as_records(snapshot: bytes) -> dict[str, dict[str, Any]]:
 
 # --- waiting and requests ----------------------------------------------------------------------
 
-def wait_until(condition: Callable[[], T | None], timeout: float, what: str,
-               give_up: Callable[[], bool] = lambda: False) -> T:
+
+def wait_until(
+    condition: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    give_up: Callable[[], bool] = lambda: False,
+) -> T:
     """Poll ``condition`` until it returns a truthy value; fail after ``timeout`` or on give_up."""
     deadline = time.monotonic() + timeout
     while True:
@@ -136,8 +160,9 @@ def wait_until(condition: Callable[[], T | None], timeout: float, what: str,
 class BackgroundPost(threading.Thread):
     """POST a snapshot from a thread; keeps the response or the error, never raises."""
 
-    def __init__(self, server: LiveServer, entity: str, body: bytes,
-                 barrier: threading.Barrier | None = None) -> None:
+    def __init__(
+        self, server: LiveServer, entity: str, body: bytes, barrier: threading.Barrier | None = None
+    ) -> None:
         super().__init__(name=f"POST /{entity}", daemon=True)
         self.server, self.entity, self.body, self.barrier = server, entity, body, barrier
         self.result: HTTPResult | None = None
@@ -151,8 +176,9 @@ class BackgroundPost(threading.Thread):
                 self.barrier.wait(timeout=WAIT_TIMEOUT)
             began = time.monotonic()
             try:
-                self.result = self.server.post_snapshot(self.entity, self.body,
-                                                        timeout=REQUEST_TIMEOUT)
+                self.result = self.server.post_snapshot(
+                    self.entity, self.body, timeout=REQUEST_TIMEOUT
+                )
             finally:
                 self.seconds = time.monotonic() - began
         except BaseException as error:  # reported by outcome(), in the test's thread
@@ -194,7 +220,8 @@ KILL_PAYMENTS = 150_000
 
 
 def test_worker_killed_mid_sync_leaves_database_as_before_and_next_sync_succeeds(
-        live_server_factory: LiveServerFactory, tmp_path: Path) -> None:
+    live_server_factory: LiveServerFactory, tmp_path: Path
+) -> None:
     """SIGKILL of the workers while a payments sync is writing inside PostgreSQL.
 
     Proves: the client gets no 200; after the orphaned backend's transaction
@@ -204,22 +231,33 @@ def test_worker_killed_mid_sync_leaves_database_as_before_and_next_sync_succeeds
     the workers; resending the same snapshot then applies it completely.
     """
     server = live_server_factory(
-        env=BASE_ENV | {"GUNICORN_WORKERS": "2", "SYNC_LOCK_TIMEOUT": "60"}, headers=AUTH)
+        env=BASE_ENV | {"GUNICORN_WORKERS": "2", "SYNC_LOCK_TIMEOUT": "60"}, headers=AUTH
+    )
     applied(server, "patients", patients_snapshot(tmp_path / "patients.json", KILL_PATIENTS))
     # Day 1: one payment per patient. The large snapshot changes every one of
     # them and adds the rest, so the killed sync has updated rows, not just inserted.
-    applied(server, "payments", payments_snapshot(
-        tmp_path / "day1.json", KILL_PATIENTS, KILL_PATIENTS, lambda n: 100 + n % 900))
-    large = payments_snapshot(tmp_path / "large.json", KILL_PAYMENTS, KILL_PATIENTS,
-                              lambda n: 1000 + n % 900)
+    applied(
+        server,
+        "payments",
+        payments_snapshot(
+            tmp_path / "day1.json", KILL_PATIENTS, KILL_PATIENTS, lambda n: 100 + n % 900
+        ),
+    )
+    large = payments_snapshot(
+        tmp_path / "large.json", KILL_PAYMENTS, KILL_PATIENTS, lambda n: 1000 + n % 900
+    )
     with server.engine.connect() as db:
         before = fingerprint(db)
         workers = server.worker_pids()
         post = BackgroundPost(server, "payments", large)
         post.start()
         # By the INSERT, the same transaction has already updated the day-1 payments.
-        wait_until(lambda: open_transactions(db, "INSERT INTO payments%"), WAIT_TIMEOUT,
-                   "the sync inserting payments", give_up=lambda: not post.is_alive())
+        wait_until(
+            lambda: open_transactions(db, "INSERT INTO payments%"),
+            WAIT_TIMEOUT,
+            "the sync inserting payments",
+            give_up=lambda: not post.is_alive(),
+        )
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
@@ -230,19 +268,30 @@ def test_worker_killed_mid_sync_leaves_database_as_before_and_next_sync_succeeds
         assert server.process is not None and server.process.poll() is None
         # The worker's PostgreSQL backend outlives it until it notices the client is
         # gone (client_connection_check_interval, or at the end of its statement).
-        wait_until(lambda: not open_transactions(db) and sync_lock_holder(db) is None,
-                   WAIT_TIMEOUT, "the orphaned sync's transaction to end")
+        wait_until(
+            lambda: not open_transactions(db) and sync_lock_holder(db) is None,
+            WAIT_TIMEOUT,
+            "the orphaned sync's transaction to end",
+        )
         ended = time.monotonic() - killed_at
         assert fingerprint(db) == before
 
     report = applied(server, "payments", large)
     recovered = time.monotonic() - killed_at
-    assert counts(report) == {"received": KILL_PAYMENTS, "created": KILL_PAYMENTS - KILL_PATIENTS,
-                              "updated": KILL_PATIENTS, "restored": 0, "unchanged": 0,
-                              "rejected": 0, "deleted": 0}
-    print(f"\n[worker killed] workers {workers} -> {respawned}; the orphaned sync's transaction "
-          f"ended {ended:.2f} s after SIGKILL; the resent sync returned 200 "
-          f"{recovered:.2f} s after SIGKILL")
+    assert counts(report) == {
+        "received": KILL_PAYMENTS,
+        "created": KILL_PAYMENTS - KILL_PATIENTS,
+        "updated": KILL_PATIENTS,
+        "restored": 0,
+        "unchanged": 0,
+        "rejected": 0,
+        "deleted": 0,
+    }
+    print(
+        f"\n[worker killed] workers {workers} -> {respawned}; the orphaned sync's transaction "
+        f"ended {ended:.2f} s after SIGKILL; the resent sync returned 200 "
+        f"{recovered:.2f} s after SIGKILL"
+    )
 
 
 # --- b: two syncs at once ----------------------------------------------------------------------
@@ -256,22 +305,33 @@ def response_of(outcome: HTTPResult | BaseException) -> HTTPResult:
     return outcome
 
 
-def both_applied_one_after_the_other(snapshots: list[bytes], responses: list[HTTPResult],
-                                     ) -> tuple[bytes, int]:
+def both_applied_one_after_the_other(
+    snapshots: list[bytes],
+    responses: list[HTTPResult],
+) -> tuple[bytes, int]:
     """Both syncs got 200 and ran strictly in turn; return the later one's snapshot, 2 runs."""
     assert [r.status for r in responses] == [200, 200], [r.body[:300] for r in responses]
     reports = [response.json() for response in responses]
     first, last = sorted(reports, key=lambda report: report["syncId"])
     # The later sync saw every row the earlier one created, fully committed.
-    assert counts(first) == {"received": RACE_PATIENTS, "created": RACE_PATIENTS, "updated": 0,
-                             "restored": 0, "unchanged": 0, "rejected": 0, "deleted": 0}
+    assert counts(first) == {
+        "received": RACE_PATIENTS,
+        "created": RACE_PATIENTS,
+        "updated": 0,
+        "restored": 0,
+        "unchanged": 0,
+        "rejected": 0,
+        "deleted": 0,
+    }
     assert counts(last) == counts(first) | {"created": 0, "updated": RACE_PATIENTS}
     assert at(last["startedAt"]) >= at(first["finishedAt"]), "the two syncs overlapped"
     return snapshots[reports.index(last)], 2
 
 
-def loser_refused_with_409(snapshots: list[bytes], responses: list[HTTPResult],
-                           ) -> tuple[bytes, int]:
+def loser_refused_with_409(
+    snapshots: list[bytes],
+    responses: list[HTTPResult],
+) -> tuple[bytes, int]:
     """One sync got 200, the other 409 sync_in_progress; return the winner's snapshot, 1 run."""
     statuses = [response.status for response in responses]
     assert sorted(statuses) == [200, 409], [r.body[:300] for r in responses]
@@ -281,8 +341,9 @@ def loser_refused_with_409(snapshots: list[bytes], responses: list[HTTPResult],
     return snapshots[winner], 1
 
 
-def post_together(server: LiveServer, snapshots: list[bytes], *,
-                  hold_lock: bool) -> list[BackgroundPost]:
+def post_together(
+    server: LiveServer, snapshots: list[bytes], *, hold_lock: bool
+) -> list[BackgroundPost]:
     """POST each snapshot from its own thread, released together by a barrier.
 
     With ``hold_lock``, the test holds the sync lock itself until both syncs
@@ -298,24 +359,33 @@ def post_together(server: LiveServer, snapshots: list[bytes], *,
             for post in posts:
                 post.start()
             if hold_lock:
-                wait_until(lambda: len(open_transactions(db, "%advisory%lock%")) == len(posts),
-                           WAIT_TIMEOUT,
-                           "both syncs waiting for the lock",
-                           give_up=lambda: not all(post.is_alive() for post in posts))
+                wait_until(
+                    lambda: len(open_transactions(db, "%advisory%lock%")) == len(posts),
+                    WAIT_TIMEOUT,
+                    "both syncs waiting for the lock",
+                    give_up=lambda: not all(post.is_alive() for post in posts),
+                )
         finally:
             if hold_lock:
                 db.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
     return posts
 
 
-@pytest.mark.parametrize(("lock_timeout", "hold_lock", "check"), [
-    ("60", True, both_applied_one_after_the_other),
-    ("0.2", False, loser_refused_with_409),
-], ids=["loser-waits", "loser-gets-409"])
+@pytest.mark.parametrize(
+    ("lock_timeout", "hold_lock", "check"),
+    [
+        ("60", True, both_applied_one_after_the_other),
+        ("0.2", False, loser_refused_with_409),
+    ],
+    ids=["loser-waits", "loser-gets-409"],
+)
 def test_concurrent_syncs_leave_exactly_one_snapshot_without_deadlock(
-        live_server_factory: LiveServerFactory, tmp_path: Path, lock_timeout: str,
-        hold_lock: bool,
-        check: Callable[[list[bytes], list[HTTPResult]], tuple[bytes, int]]) -> None:
+    live_server_factory: LiveServerFactory,
+    tmp_path: Path,
+    lock_timeout: str,
+    hold_lock: bool,
+    check: Callable[[list[bytes], list[HTTPResult]], tuple[bytes, int]],
+) -> None:
     """Two large patients snapshots, same externalIds, every record different, POSTed at once.
 
     Each goes to its own worker process (one connection per worker at a time).
@@ -330,10 +400,16 @@ def test_concurrent_syncs_leave_exactly_one_snapshot_without_deadlock(
     post_together); with the short one they meet by their own timing, and
     the 409 shows that they did.
     """
-    server = live_server_factory(env=BASE_ENV | ONE_REQUEST_PER_WORKER | {
-        "GUNICORN_WORKERS": "2", "SYNC_LOCK_TIMEOUT": lock_timeout}, headers=AUTH)
-    snapshots = [patients_snapshot(tmp_path / f"{name}.json", RACE_PATIENTS, generation)
-                 for generation, name in enumerate(("a", "b"))]
+    server = live_server_factory(
+        env=BASE_ENV
+        | ONE_REQUEST_PER_WORKER
+        | {"GUNICORN_WORKERS": "2", "SYNC_LOCK_TIMEOUT": lock_timeout},
+        headers=AUTH,
+    )
+    snapshots = [
+        patients_snapshot(tmp_path / f"{name}.json", RACE_PATIENTS, generation)
+        for generation, name in enumerate(("a", "b"))
+    ]
     posts = post_together(server, snapshots, hold_lock=hold_lock)
     responses = [response_of(post.outcome()) for post in posts]
 
@@ -341,9 +417,13 @@ def test_concurrent_syncs_leave_exactly_one_snapshot_without_deadlock(
     with server.engine.connect() as db:
         assert stored_patients(db) == as_records(final)
         assert db.scalar(sa.text("SELECT count(*) FROM sync_runs")) == runs
-    print(f"\n[concurrent syncs, lock timeout {lock_timeout} s] "
-          + ", ".join(f"{r.status} after {post.seconds:.2f} s"
-                      for post, r in zip(posts, responses, strict=True)))
+    print(
+        f"\n[concurrent syncs, lock timeout {lock_timeout} s] "
+        + ", ".join(
+            f"{r.status} after {post.seconds:.2f} s"
+            for post, r in zip(posts, responses, strict=True)
+        )
+    )
 
 
 # --- c: readers during a sync ------------------------------------------------------------------
@@ -353,8 +433,11 @@ def test_concurrent_syncs_leave_exactly_one_snapshot_without_deadlock(
 READ_PATIENTS = 1_000
 READ_PAYMENTS_EACH = 150
 OLD_CENTS, NEW_CENTS = 100, 200
-READ_URLS = ("/patients?limit=1000", "/payments?limit=1000",
-             "/payments?external_id=P00000500&limit=1000")
+READ_URLS = (
+    "/patients?limit=1000",
+    "/payments?limit=1000",
+    "/payments?external_id=P00000500&limit=1000",
+)
 
 
 def read_amounts(server: LiveServer, url: str) -> set[Decimal]:
@@ -371,7 +454,8 @@ def read_amounts(server: LiveServer, url: str) -> set[Decimal]:
 
 
 def test_readers_during_a_sync_see_the_old_or_the_new_state_never_a_mix(
-        live_server_factory: LiveServerFactory, tmp_path: Path) -> None:
+    live_server_factory: LiveServerFactory, tmp_path: Path
+) -> None:
     """Reads racing a payments sync that changes every amount from 1.00 to 2.00.
 
     Every patient's total, and every listed payment, is either all old or all
@@ -382,14 +466,23 @@ def test_readers_during_a_sync_see_the_old_or_the_new_state_never_a_mix(
     old one (no part of the sync becomes visible before the rest); reads
     after the sync see the new state.
     """
-    server = live_server_factory(env=BASE_ENV | {
-        "GUNICORN_WORKERS": "2", "SYNC_LOCK_TIMEOUT": "60",
-        # Every read must query the database, not a response cached per data version.
-        "READ_CACHE_SIZE": "0"}, headers=AUTH)
+    server = live_server_factory(
+        env=BASE_ENV
+        | {
+            "GUNICORN_WORKERS": "2",
+            "SYNC_LOCK_TIMEOUT": "60",
+            # Every read must query the database, not a response cached per data version.
+            "READ_CACHE_SIZE": "0",
+        },
+        headers=AUTH,
+    )
     total = READ_PATIENTS * READ_PAYMENTS_EACH
     applied(server, "patients", patients_snapshot(tmp_path / "patients.json", READ_PATIENTS))
-    applied(server, "payments", payments_snapshot(
-        tmp_path / "old.json", total, READ_PATIENTS, lambda n: OLD_CENTS))
+    applied(
+        server,
+        "payments",
+        payments_snapshot(tmp_path / "old.json", total, READ_PATIENTS, lambda n: OLD_CENTS),
+    )
     new = payments_snapshot(tmp_path / "new.json", total, READ_PATIENTS, lambda n: NEW_CENTS)
     old_amount, new_amount = Decimal(OLD_CENTS) / 100, Decimal(NEW_CENTS) / 100
 
@@ -418,7 +511,9 @@ def test_readers_during_a_sync_see_the_old_or_the_new_state_never_a_mix(
     # One reader, one request after another: once it has seen the new state
     # (some part of it committed), no later read may show the old one.
     seen = [amount for _, amounts, _ in reads for amount in amounts]
-    newer = seen[seen.index(new_amount):] if new_amount in seen else []
+    newer = seen[seen.index(new_amount) :] if new_amount in seen else []
     assert old_amount not in newer, f"the old state reappeared after the new: {seen}"
-    print(f"\n[readers during a sync] {len(reads)} reads while the sync ran, {len(during)} of "
-          f"them inside its transaction; none mixed")
+    print(
+        f"\n[readers during a sync] {len(reads)} reads while the sync ran, {len(during)} of "
+        f"them inside its transaction; none mixed"
+    )

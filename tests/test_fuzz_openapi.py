@@ -23,24 +23,35 @@ AUTH = {"Authorization": f"Bearer {WRITE_TOKEN}"}
 SYNC_OPERATIONS = {("POST", "/patients"), ("POST", "/payments")}
 
 # Every documented operation; test_every_operation_is_fuzzed keeps this in step with the document.
-OPERATIONS = [("GET", "/patients"), ("POST", "/patients"), ("GET", "/patients/{external_id}"),
-              ("GET", "/payments"), ("POST", "/payments"), ("GET", "/payments/{external_id}"),
-              ("GET", "/patients/{external_id}/history"),
-              ("GET", "/payments/{external_id}/history"),
-              ("GET", "/syncs"),
-              ("GET", "/syncs/{sync_id}"), ("GET", "/syncs/{sync_id}/changes"),
-              ("GET", "/healthz"), ("GET", "/readyz"),
-              ("GET", "/metrics")]
+OPERATIONS = [
+    ("GET", "/patients"),
+    ("POST", "/patients"),
+    ("GET", "/patients/{external_id}"),
+    ("GET", "/payments"),
+    ("POST", "/payments"),
+    ("GET", "/payments/{external_id}"),
+    ("GET", "/patients/{external_id}/history"),
+    ("GET", "/payments/{external_id}/history"),
+    ("GET", "/syncs"),
+    ("GET", "/syncs/{sync_id}"),
+    ("GET", "/syncs/{sync_id}/changes"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+]
 MAX_EXAMPLES = 40
 
 
 @pytest.fixture
 def app_config() -> dict[str, Any]:
     """Auth on (the fuzzer sends a write token), budgets too large to interfere."""
-    return {"API_WRITE_TOKENS": (WRITE_TOKEN,), "RATELIMIT_SYNC": "100000 per minute",
-            "RATELIMIT_READ": "100000 per minute",
-            # The fuzzer also checks that requests without a token get 401.
-            "RATELIMIT_AUTH_FAILURES": "100000 per minute"}
+    return {
+        "API_WRITE_TOKENS": (WRITE_TOKEN,),
+        "RATELIMIT_SYNC": "100000 per minute",
+        "RATELIMIT_READ": "100000 per minute",
+        # The fuzzer also checks that requests without a token get 401.
+        "RATELIMIT_AUTH_FAILURES": "100000 per minute",
+    }
 
 
 @pytest.fixture
@@ -69,8 +80,11 @@ def _breaks_a_bounds_rule(query: dict[str, Any]) -> bool:
     """Whether payment_min/payment_max (or their payments_* aliases) disagree or cross."""
     bounds = {}
     for name in ("min", "max"):
-        given = {Decimal(str(query[key])) for key in (f"payment_{name}", f"payments_{name}")
-                 if query.get(key) is not None}
+        given = {
+            Decimal(str(query[key]))
+            for key in (f"payment_{name}", f"payments_{name}")
+            if query.get(key) is not None
+        }
         if len(given) > 1:
             return True
         bounds[name] = given.pop() if given else None
@@ -83,14 +97,20 @@ def test_every_operation_is_fuzzed(openapi_schema: schemathesis.BaseSchema) -> N
 
 
 @pytest.mark.parametrize(("method", "path"), OPERATIONS)
-def test_no_operation_answers_5xx_or_off_schema(openapi_schema: schemathesis.BaseSchema,
-                                                method: str, path: str) -> None:
+def test_no_operation_answers_5xx_or_off_schema(
+    openapi_schema: schemathesis.BaseSchema, method: str, path: str
+) -> None:
     operation = openapi_schema[path][method]
     calls = []
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     def fuzz(case: schemathesis.Case) -> None:
         calls.append(case.call_and_validate(headers=AUTH, excluded_checks=excluded_checks(case)))
 

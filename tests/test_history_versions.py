@@ -24,11 +24,13 @@ def current(app: Flask, model: type[Any], external_id: str) -> Any:
     """The record's row: its current version."""
     with app.app_context():
         return db.session.execute(
-            sa.select(model).where(model.external_id == external_id)).scalar_one()
+            sa.select(model).where(model.external_id == external_id)
+        ).scalar_one()
 
 
-def test_initial_load_keeps_no_versions_and_rows_name_their_sync(client: FlaskClient,
-                                                                 app: Flask) -> None:
+def test_initial_load_keeps_no_versions_and_rows_name_their_sync(
+    client: FlaskClient, app: Flask
+) -> None:
     report = sync(client, "patients", [patient_record("a"), patient_record("b")])
     assert versions(app, PatientVersion) == []
     assert current(app, Patient, "a").sync_id == report["syncId"]
@@ -39,8 +41,12 @@ def test_update_keeps_the_replaced_version(client: FlaskClient, app: Flask) -> N
     second = sync(client, "patients", [patient_record("a", lastName="King")])
     [kept] = versions(app, PatientVersion)
     row = current(app, Patient, "a")
-    assert (kept.record_id, kept.external_id, kept.last_name, kept.deleted) == \
-        (row.id, "a", "Byron", None)
+    assert (kept.record_id, kept.external_id, kept.last_name, kept.deleted) == (
+        row.id,
+        "a",
+        "Byron",
+        None,
+    )
     assert kept.valid_from.isoformat() == first["startedAt"]
     assert kept.valid_to.isoformat() == second["startedAt"]
     assert (kept.sync_id, kept.ended_by) == (first["syncId"], second["syncId"])
@@ -63,7 +69,8 @@ def test_dry_run_keeps_nothing(client: FlaskClient, app: Flask) -> None:
 
 
 def test_soft_delete_keeps_the_live_version_and_restore_the_deleted_one(
-        client: FlaskClient, app: Flask) -> None:
+    client: FlaskClient, app: Flask
+) -> None:
     sync(client, "patients", [patient_record("a"), patient_record("b")])
     deleting = sync(client, "patients", [patient_record("b")])
     restoring = sync(client, "patients", [patient_record("a"), patient_record("b")])
@@ -83,17 +90,23 @@ def test_rejected_record_keeps_nothing(client: FlaskClient, app: Flask) -> None:
 
 
 @pytest.mark.parametrize("change", ["amount", "patient"])
-def test_payment_change_keeps_the_old_amount_and_patient(client: FlaskClient, app: Flask,
-                                                         change: str) -> None:
+def test_payment_change_keeps_the_old_amount_and_patient(
+    client: FlaskClient, app: Flask, change: str
+) -> None:
     sync(client, "patients", [patient_record("p1"), patient_record("p2")])
     first = sync(client, "payments", [payment_record("m1", "p1", "10.00")])
-    changed = payment_record("m1", "p2" if change == "patient" else "p1",
-                             "12.50" if change == "amount" else "10.00")
+    changed = payment_record(
+        "m1", "p2" if change == "patient" else "p1", "12.50" if change == "amount" else "10.00"
+    )
     second = sync(client, "payments", [changed])
     [kept] = versions(app, PaymentVersion)
     p1 = current(app, Patient, "p1")
-    assert (str(kept.amount), kept.patient_id, kept.sync_id, kept.ended_by) == \
-        ("10.00", p1.id, first["syncId"], second["syncId"])
+    assert (str(kept.amount), kept.patient_id, kept.sync_id, kept.ended_by) == (
+        "10.00",
+        p1.id,
+        first["syncId"],
+        second["syncId"],
+    )
     assert current(app, Payment, "m1").sync_id == second["syncId"]
 
 

@@ -26,8 +26,14 @@ from tests.helpers import patient_record, payment_record, sync
 
 pytestmark = pytest.mark.postgresql_only
 
-AWKWARD_STRINGS = ['quote " backslash \\ slash /', "tab\tnewline\ncontrol\x01\x1f",
-                   "Zoë Ångström 山田 🙂", "</script><b>&amp;", "  spaced  ", "\u2028\u2029"]
+AWKWARD_STRINGS = [
+    'quote " backslash \\ slash /',
+    "tab\tnewline\ncontrol\x01\x1f",
+    "Zoë Ångström 山田 🙂",
+    "</script><b>&amp;",
+    "  spaced  ",
+    "\u2028\u2029",
+]
 
 
 def exactly(body: bytes | str) -> Any:
@@ -38,14 +44,25 @@ def exactly(body: bytes | str) -> Any:
 @pytest.fixture
 def awkward_data(client: FlaskClient, app_ctx: None) -> str:
     """Patients and payments with every kind of value the pages write; returns a sync's start."""
-    patients = [patient_record(f"p{n}", firstName=text, middleName=text if n % 2 else None)
-                for n, text in enumerate(AWKWARD_STRINGS)]
+    patients = [
+        patient_record(f"p{n}", firstName=text, middleName=text if n % 2 else None)
+        for n, text in enumerate(AWKWARD_STRINGS)
+    ]
     first = sync(client, "patients", patients)
-    sync(client, "payments", [payment_record(f"m{n}", "p0", amount)
-                              for n, amount in enumerate(["0.10", "12345678.90", "1", "0.01"])])
-    db.session.execute(sa.text(
-        "UPDATE patients SET created = '2026-01-02 03:04:05+00', "
-        "updated = '2026-01-02 03:04:05.470240+00' WHERE external_id = 'p1'"))
+    sync(
+        client,
+        "payments",
+        [
+            payment_record(f"m{n}", "p0", amount)
+            for n, amount in enumerate(["0.10", "12345678.90", "1", "0.01"])
+        ],
+    )
+    db.session.execute(
+        sa.text(
+            "UPDATE patients SET created = '2026-01-02 03:04:05+00', "
+            "updated = '2026-01-02 03:04:05.470240+00' WHERE external_id = 'p1'"
+        )
+    )
     db.session.commit()
     return first["startedAt"]
 
@@ -55,18 +72,21 @@ def python_page(app: Flask, query: sa.Select[Any], item: Callable[[Any], Any]) -
     return exactly(app.json.dumps([item(row) for row in rows]))
 
 
-def test_patients_pages_are_written_alike(app: Flask, client: FlaskClient,
-                                          awkward_data: str) -> None:
+def test_patients_pages_are_written_alike(
+    app: Flask, client: FlaskClient, awkward_data: str
+) -> None:
     written = exactly(client.get("/patients?limit=1000").data)
-    assert written == python_page(app, queries.live_patients().order_by(sa.text("id")),
-                                  patient_json)
+    assert written == python_page(
+        app, queries.live_patients().order_by(sa.text("id")), patient_json
+    )
     assert {"0.00", "12345680.01"} <= {p["paymentsTotal"] for p in written}
     assert "2026-01-02T03:04:05+00:00" in {p["created"] for p in written}
     assert "2026-01-02T03:04:05.470240+00:00" in {p["updated"] for p in written}
 
 
-def test_patients_pages_as_of_are_written_alike(app: Flask, client: FlaskClient,
-                                                awkward_data: str) -> None:
+def test_patients_pages_as_of_are_written_alike(
+    app: Flask, client: FlaskClient, awkward_data: str
+) -> None:
     at = awkward_data.replace("+", "%2B")
     written = exactly(client.get(f"/patients?limit=1000&as_of={at}").data)
     query, _ = history_queries.live_patients_at(datetime.fromisoformat(awkward_data))
@@ -74,11 +94,13 @@ def test_patients_pages_as_of_are_written_alike(app: Flask, client: FlaskClient,
     assert {p["paymentsTotal"] for p in written} == {"0.00"}
 
 
-def test_payments_pages_are_written_alike(app: Flask, client: FlaskClient,
-                                          awkward_data: str) -> None:
+def test_payments_pages_are_written_alike(
+    app: Flask, client: FlaskClient, awkward_data: str
+) -> None:
     written = exactly(client.get("/payments?limit=1000").data)
-    assert written == python_page(app, queries.live_payments().order_by(sa.text("id")),
-                                  payment_json)
+    assert written == python_page(
+        app, queries.live_payments().order_by(sa.text("id")), payment_json
+    )
     assert [p["amount"] for p in written] == ["0.10", "12345678.90", "1.00", "0.01"]
 
 
@@ -87,10 +109,13 @@ def test_a_page_decodes_to_the_stored_strings(client: FlaskClient, awkward_data:
     assert names == set(AWKWARD_STRINGS)
 
 
-def test_totals_keep_two_decimals_after_a_payment_is_removed(client: FlaskClient,
-                                                             awkward_data: str) -> None:
+def test_totals_keep_two_decimals_after_a_payment_is_removed(
+    client: FlaskClient, awkward_data: str
+) -> None:
     sync(client, "payments", [payment_record("m0", "p0", Decimal("0.10"))])
-    totals = {p["externalId"]: p["paymentsTotal"]
-              for p in exactly(client.get("/patients?limit=1000").data)}
+    totals = {
+        p["externalId"]: p["paymentsTotal"]
+        for p in exactly(client.get("/patients?limit=1000").data)
+    }
     assert totals["p0"] == "0.10"
     assert totals["p1"] == "0.00"

@@ -64,6 +64,7 @@ LONG = 255  # the longest valid externalId and name
 
 # --- bodies ------------------------------------------------------------------------------------
 
+
 def repeated(unit: bytes, total: int) -> Iterator[bytes]:
     """``unit`` repeated to about ``total`` bytes, in chunks of about CHUNK bytes."""
     chunk = unit * max(1, CHUNK // len(unit))
@@ -86,25 +87,46 @@ def non_array_body(inflated_bytes: int) -> bytes:
 
 def huge_record_body(name_bytes: int) -> bytes:
     """Two patients, gzipped: the first with a ``name_bytes`` firstName, then a small valid one."""
-    return gzipped([b'[{"externalId":"x","firstName":"', *repeated(b"A", name_bytes),
-                    b'","lastName":"b"},{"externalId":"y","firstName":"c","lastName":"d"}]'])
+    return gzipped(
+        [
+            b'[{"externalId":"x","firstName":"',
+            *repeated(b"A", name_bytes),
+            b'","lastName":"b"},{"externalId":"y","firstName":"c","lastName":"d"}]',
+        ]
+    )
 
 
 def invalid_payments(batch: int) -> bytes:
     """INVALID_RECORDS payments that are all rejected with long externalIds in their errors."""
-    return json.dumps([{"externalId": f"{batch}-{n}-".ljust(LONG, "e"),
-                        "patientId": f"{n}-".ljust(LONG, "p"), "amount": "4.455"}
-                       for n in range(INVALID_RECORDS)]).encode()
+    return json.dumps(
+        [
+            {
+                "externalId": f"{batch}-{n}-".ljust(LONG, "e"),
+                "patientId": f"{n}-".ljust(LONG, "p"),
+                "amount": "4.455",
+            }
+            for n in range(INVALID_RECORDS)
+        ]
+    ).encode()
 
 
 def long_patients(count: int) -> bytes:
     """``count`` valid patients whose ids and names are as long as allowed."""
-    return json.dumps([{"externalId": f"{n}-".ljust(LONG, "x"), "firstName": "F" * LONG,
-                        "lastName": "L" * LONG, "middleName": "M" * LONG}
-                       for n in range(count)]).encode()
+    return json.dumps(
+        [
+            {
+                "externalId": f"{n}-".ljust(LONG, "x"),
+                "firstName": "F" * LONG,
+                "lastName": "L" * LONG,
+                "middleName": "M" * LONG,
+            }
+            for n in range(count)
+        ]
+    ).encode()
 
 
 # --- the worker --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def one_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
@@ -165,13 +187,19 @@ class Watchdog:
         self._thread.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self._stop.set()
         self._thread.join()
         if self.killed_at_mb:
-            raise AssertionError(f"the worker reached {self.killed_at_mb:.0f} MB resident "
-                                 f"(bound {MEMORY_BOUND_MB} MB) and was killed") from error
+            raise AssertionError(
+                f"the worker reached {self.killed_at_mb:.0f} MB resident "
+                f"(bound {MEMORY_BOUND_MB} MB) and was killed"
+            ) from error
 
 
 def within_bound(server: LiveServer, pattern: str, send: Callable[[], None]) -> None:
@@ -184,7 +212,8 @@ def within_bound(server: LiveServer, pattern: str, send: Callable[[], None]) -> 
     print(f"\n{pattern}: worker peak RSS {peak:.0f} MB (before: {before:.0f} MB)")
     assert peak < MEMORY_BOUND_MB, (
         f"{pattern}: the worker's peak RSS is {peak:.0f} MB (it was {before:.0f} MB before), "
-        f"bound {MEMORY_BOUND_MB} MB")
+        f"bound {MEMORY_BOUND_MB} MB"
+    )
 
 
 def post_gzipped(server: LiveServer, body: bytes) -> HTTPResult:
@@ -193,36 +222,54 @@ def post_gzipped(server: LiveServer, body: bytes) -> HTTPResult:
     ``force=true``: the mass-delete guard must not refuse it when the patients
     of the junk-parameter test are live (whatever order the tests run in).
     """
-    return server.request("POST", "/patients?force=true", body=body, timeout=REQUEST_TIMEOUT,
-                          headers={**AUTH, "Content-Type": "application/json",
-                                   "Content-Encoding": "gzip"})
+    return server.request(
+        "POST",
+        "/patients?force=true",
+        body=body,
+        timeout=REQUEST_TIMEOUT,
+        headers={**AUTH, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
 
 
 def post_json(server: LiveServer, entity: str, body: bytes) -> dict[str, Any]:
     """POST a plain JSON snapshot with the write token; require 200 and return the report."""
-    result = server.request("POST", f"/{entity}", body=body, timeout=REQUEST_TIMEOUT,
-                            headers={**AUTH, "Content-Type": "application/json"})
+    result = server.request(
+        "POST",
+        f"/{entity}",
+        body=body,
+        timeout=REQUEST_TIMEOUT,
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
     assert result.status == 200, result.body[:500]
     report: dict[str, Any] = result.json()
     return report
 
 
-def send_all(server: LiveServer, requests: list[tuple[str, str]], connections: int,
-             headers: dict[str, str]) -> list[HTTPResult]:
+def send_all(
+    server: LiveServer, requests: list[tuple[str, str]], connections: int, headers: dict[str, str]
+) -> list[HTTPResult]:
     """Send every (method, path), ``connections`` at a time, each on a fresh connection."""
     with ThreadPoolExecutor(max_workers=connections) as pool:
-        return list(pool.map(lambda request: server.request(
-            *request, headers=headers, timeout=REQUEST_TIMEOUT), requests))
+        return list(
+            pool.map(
+                lambda request: server.request(*request, headers=headers, timeout=REQUEST_TIMEOUT),
+                requests,
+            )
+        )
 
 
 # --- the patterns ------------------------------------------------------------------------------
+
 
 def test_memory_non_array_gzip_body_gets_422_unparsed(one_worker: LiveServer) -> None:
     body = non_array_body(200_000_000)
     assert len(body) < 300_000
     results: list[HTTPResult] = []
-    within_bound(one_worker, "(a) 200 MB non-array gzip body",
-                 lambda: results.append(post_gzipped(one_worker, body)))
+    within_bound(
+        one_worker,
+        "(a) 200 MB non-array gzip body",
+        lambda: results.append(post_gzipped(one_worker, body)),
+    )
     (result,) = results
     assert result.status == 422, result.body[:500]
     assert result.json()["error"]["code"] == "invalid_payload"
@@ -231,8 +278,11 @@ def test_memory_non_array_gzip_body_gets_422_unparsed(one_worker: LiveServer) ->
 def test_memory_huge_record_is_rejected_as_a_record(one_worker: LiveServer) -> None:
     body = huge_record_body(30 * 1024 * 1024)
     results: list[HTTPResult] = []
-    within_bound(one_worker, "(b) one 30 MB patient record",
-                 lambda: results.append(post_gzipped(one_worker, body)))
+    within_bound(
+        one_worker,
+        "(b) one 30 MB patient record",
+        lambda: results.append(post_gzipped(one_worker, body)),
+    )
     (result,) = results
     assert result.status == 200, result.body[:500]
     report = result.json()
@@ -245,8 +295,9 @@ def test_memory_huge_record_is_rejected_as_a_record(one_worker: LiveServer) -> N
 def test_memory_gzip_bomb_gets_413(one_worker: LiveServer) -> None:
     bomb = gzip_bomb(4 * MAX_CONTENT_LENGTH)  # 1 GiB inflated, about 1 MB sent
     results: list[HTTPResult] = []
-    within_bound(one_worker, "(c) 1 GiB gzip bomb",
-                 lambda: results.append(post_gzipped(one_worker, bomb)))
+    within_bound(
+        one_worker, "(c) 1 GiB gzip bomb", lambda: results.append(post_gzipped(one_worker, bomb))
+    )
     (result,) = results
     assert result.status == 413, result.body[:500]
     assert result.json()["error"]["code"] == "payload_too_large"
@@ -261,22 +312,32 @@ def test_memory_junk_query_parameters_make_no_cache_entries(one_worker: LiveServ
     post_json(one_worker, "patients", long_patients(1000))
     # Each a large answer (a stored report with 1000 errors; 1000 patients of ~1 KB) that
     # a cache keyed on the raw URL would store once per junk value.
-    paths = ([f"/syncs?limit=100&junk={n}" for n in range(40)]
-             + [f"/syncs/{sync_ids[n % REPORTS]}?junk={n}" for n in range(40)]
-             + [f"/patients?limit=1000&junk={n}" for n in range(200)])
+    paths = (
+        [f"/syncs?limit=100&junk={n}" for n in range(40)]
+        + [f"/syncs/{sync_ids[n % REPORTS]}?junk={n}" for n in range(40)]
+        + [f"/patients?limit=1000&junk={n}" for n in range(200)]
+    )
     results: list[HTTPResult] = []
-    within_bound(one_worker, f"(d) {len(paths)} reads with distinct junk parameters",
-                 lambda: results.extend(send_all(one_worker, [("GET", path) for path in paths],
-                                                 connections=4, headers=AUTH)))
+    within_bound(
+        one_worker,
+        f"(d) {len(paths)} reads with distinct junk parameters",
+        lambda: results.extend(
+            send_all(one_worker, [("GET", path) for path in paths], connections=4, headers=AUTH)
+        ),
+    )
     assert {result.status for result in results} == {200}
     assert len(results[-1].json()) == 1000
 
 
 def test_memory_made_up_methods_and_paths_leave_metrics_small(one_worker: LiveServer) -> None:
     rng = random.Random(4)
-    requests = [("".join(rng.choices(string.ascii_uppercase, k=8)),
-                 f"/{''.join(rng.choices(string.ascii_lowercase, k=12))}/{n}")
-                for n in range(2000)]
+    requests = [
+        (
+            "".join(rng.choices(string.ascii_uppercase, k=8)),
+            f"/{''.join(rng.choices(string.ascii_lowercase, k=12))}/{n}",
+        )
+        for n in range(2000)
+    ]
     results: list[HTTPResult] = []
 
     def send() -> None:
@@ -289,6 +350,8 @@ def test_memory_made_up_methods_and_paths_leave_metrics_small(one_worker: LiveSe
     assert not [result.status for result in results if result.status >= 500]
     metrics = one_worker.request("GET", "/metrics", timeout=REQUEST_TIMEOUT)
     assert metrics.status == 200
-    print(f"/metrics after (e): {len(metrics.body)} bytes; statuses of (e): "
-          f"{sorted(Counter(result.status for result in results).items())}")
+    print(
+        f"/metrics after (e): {len(metrics.body)} bytes; statuses of (e): "
+        f"{sorted(Counter(result.status for result in results).items())}"
+    )
     assert len(metrics.body) < METRICS_BOUND_BYTES, f"/metrics is {len(metrics.body)} bytes"

@@ -44,8 +44,12 @@ def payments_snapshot(rng: random.Random) -> bytes:
     """One payment per patient, amounts shuffled: each sync reorders the totals."""
     amounts = [f"{cents // 100}.{cents % 100:02d}" for cents in range(100, 100 + PATIENTS)]
     rng.shuffle(amounts)
-    return json.dumps([{"externalId": f"m{n}", "patientId": f"p{n}", "amount": amount}
-                       for n, amount in enumerate(amounts)]).encode()
+    return json.dumps(
+        [
+            {"externalId": f"m{n}", "patientId": f"p{n}", "amount": amount}
+            for n, amount in enumerate(amounts)
+        ]
+    ).encode()
 
 
 def walk(server: LiveServer) -> tuple[list[str], int, int]:
@@ -67,18 +71,23 @@ def syncs_recorded(server: LiveServer) -> int:
 
 
 def _path(link: str) -> str:
-    url = urlsplit(link[link.index("<") + 1:link.index(">")])
+    url = urlsplit(link[link.index("<") + 1 : link.index(">")])
     return f"{url.path}?{url.query}"
 
 
 def test_every_walk_lists_each_patient_once_while_syncs_commit(
-        live_server_factory: LiveServerFactory) -> None:
-    server = live_server_factory(env={"GUNICORN_WORKERS": "2", "API_WRITE_TOKENS": TOKEN,
-                                      "RATELIMIT_ENABLED": "false",
-                                      "SYNC_GUARD_MIN_ROWS": str(10**6)},
-                                 headers={"Authorization": f"Bearer {TOKEN}"})
-    patients = [{"externalId": f"p{n}", "firstName": "F", "lastName": "L"}
-                for n in range(PATIENTS)]
+    live_server_factory: LiveServerFactory,
+) -> None:
+    server = live_server_factory(
+        env={
+            "GUNICORN_WORKERS": "2",
+            "API_WRITE_TOKENS": TOKEN,
+            "RATELIMIT_ENABLED": "false",
+            "SYNC_GUARD_MIN_ROWS": str(10**6),
+        },
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    patients = [{"externalId": f"p{n}", "firstName": "F", "lastName": "L"} for n in range(PATIENTS)]
     assert server.post_snapshot("patients", json.dumps(patients).encode()).status == 200
     rng = random.Random(17)
     assert server.post_snapshot("payments", payments_snapshot(rng)).status == 200
@@ -105,8 +114,10 @@ def test_every_walk_lists_each_patient_once_while_syncs_commit(
                     if len(seen) == PATIENTS and len(counts) == PATIENTS:
                         exact += 1
                     else:
-                        wrong.append(f"{len(seen)} rows, {len(counts)} distinct, "
-                                     f"{sum(1 for n in counts.values() if n > 1)} twice")
+                        wrong.append(
+                            f"{len(seen)} rows, {len(counts)} distinct, "
+                            f"{sum(1 for n in counts.values() if n > 1)} twice"
+                        )
                     crossed += last != first
         finally:
             stop.set()

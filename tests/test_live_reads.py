@@ -69,7 +69,8 @@ def two_workers(live_server_factory: LiveServerFactory) -> LiveServer:
     """Two gunicorn workers (one request at a time each) serving one sync of PATIENTS."""
     server = live_server_factory(
         env={**ONE_REQUEST_PER_WORKER, "GUNICORN_WORKERS": "2", "API_WRITE_TOKENS": TOKEN},
-        headers=AUTH)
+        headers=AUTH,
+    )
     sync_patients(server, PATIENTS, sync_id=1)
     return server
 
@@ -95,8 +96,7 @@ def state(result: HTTPResult) -> Any:
         return result.status
     body = result.json()
     if isinstance(body, list):
-        return [(patient["id"], patient["externalId"], patient["firstName"])
-                for patient in body]
+        return [(patient["id"], patient["externalId"], patient["firstName"]) for patient in body]
     if "syncId" in body:
         return ("sync", body["syncId"], body["received"], body["created"])
     return (body["id"], body["externalId"], body["firstName"])
@@ -113,27 +113,35 @@ def request_pids(server: LiveServer) -> dict[str, int]:
     return pids
 
 
-def fire(server: LiveServer, paths: Iterable[str],
-         headers: Mapping[str, str] | None = None) -> list[Served]:
+def fire(
+    server: LiveServer, paths: Iterable[str], headers: Mapping[str, str] | None = None
+) -> list[Served]:
     """GET each path ROUNDS times, CONNECTIONS at a time, each on a fresh connection."""
     jobs = [(path, uuid.uuid4().hex) for _ in range(ROUNDS) for path in paths]
 
     def get(job: tuple[str, str]) -> HTTPResult:
         path, request_id = job
-        return server.request("GET", path, headers={**(headers or {}), "X-Request-ID": request_id},
-                              timeout=REQUEST_TIMEOUT)
+        return server.request(
+            "GET",
+            path,
+            headers={**(headers or {}), "X-Request-ID": request_id},
+            timeout=REQUEST_TIMEOUT,
+        )
 
     with ThreadPoolExecutor(max_workers=CONNECTIONS) as pool:
         results = list(pool.map(get, jobs))
     pids = request_pids(server)
     missing = [request_id for _, request_id in jobs if request_id not in pids]
     assert not missing, f"{len(missing)} requests are not in the access log:\n{server.log_tail()}"
-    return [Served(path, result, pids[request_id])
-            for (path, request_id), result in zip(jobs, results, strict=True)]
+    return [
+        Served(path, result, pids[request_id])
+        for (path, request_id), result in zip(jobs, results, strict=True)
+    ]
 
 
-def fire_at_both_workers(server: LiveServer, paths: list[str],
-                         headers: Mapping[str, str] | None = None) -> list[Served]:
+def fire_at_both_workers(
+    server: LiveServer, paths: list[str], headers: Mapping[str, str] | None = None
+) -> list[Served]:
     """Fire batches of requests until both workers have answered every path; all responses.
 
     Fails if that does not happen within MAX_BATCHES batches.
@@ -147,72 +155,99 @@ def fire_at_both_workers(server: LiveServer, paths: list[str],
             answered[response.path].add(response.pid)
         if all(answered[path] >= workers for path in paths):
             return served
-    raise AssertionError(f"not every path was answered by both workers {sorted(workers)}: "
-                         f"{dict(answered)}")
+    raise AssertionError(
+        f"not every path was answered by both workers {sorted(workers)}: {dict(answered)}"
+    )
 
 
 def assert_all_show(served: list[Served], expected: Mapping[str, Any]) -> None:
     """Every response shows the ``expected`` state of its path; the failures, by worker."""
-    wrong = [(response.pid, response.path, state(response.result)) for response in served
-             if state(response.result) != expected[response.path]]
-    assert not wrong, (f"{len(wrong)} of {len(served)} responses are stale, e.g. "
-                       f"{wrong[:3]}; expected {expected}")
+    wrong = [
+        (response.pid, response.path, state(response.result))
+        for response in served
+        if state(response.result) != expected[response.path]
+    ]
+    assert not wrong, (
+        f"{len(wrong)} of {len(served)} responses are stale, e.g. {wrong[:3]}; expected {expected}"
+    )
 
 
 def test_reads_after_a_manual_update_show_the_new_value(two_workers: LiveServer) -> None:
     paths = ["/patients", "/patients/P1"]
-    assert_all_show(fire_at_both_workers(two_workers, paths),
-                    {"/patients": SYNCED, "/patients/P1": (1, "P1", "Ann")})
+    assert_all_show(
+        fire_at_both_workers(two_workers, paths),
+        {"/patients": SYNCED, "/patients/P1": (1, "P1", "Ann")},
+    )
 
     execute(two_workers, "UPDATE patients SET first_name = 'Ada' WHERE external_id = 'P1'")
 
-    assert_all_show(fire_at_both_workers(two_workers, paths),
-                    {"/patients": [(1, "P1", "Ada"), *SYNCED[1:]],
-                     "/patients/P1": (1, "P1", "Ada")})
+    assert_all_show(
+        fire_at_both_workers(two_workers, paths),
+        {"/patients": [(1, "P1", "Ada"), *SYNCED[1:]], "/patients/P1": (1, "P1", "Ada")},
+    )
 
 
 def test_reads_after_a_manual_insert_show_the_new_row(two_workers: LiveServer) -> None:
     paths = ["/patients", "/patients/P9"]
-    assert_all_show(fire_at_both_workers(two_workers, paths),
-                    {"/patients": SYNCED, "/patients/P9": 404})
+    assert_all_show(
+        fire_at_both_workers(two_workers, paths), {"/patients": SYNCED, "/patients/P9": 404}
+    )
 
     # Every NOT NULL column without a default: payments_total and payments_count have one.
-    execute(two_workers,
-            "INSERT INTO patients (external_id, first_name, last_name, created, updated) "
-            "VALUES ('P9', 'Eve', 'Poe', now(), now())")
+    execute(
+        two_workers,
+        "INSERT INTO patients (external_id, first_name, last_name, created, updated) "
+        "VALUES ('P9', 'Eve', 'Poe', now(), now())",
+    )
 
-    assert_all_show(fire_at_both_workers(two_workers, paths),
-                    {"/patients": [*SYNCED, (4, "P9", "Eve")], "/patients/P9": (4, "P9", "Eve")})
+    assert_all_show(
+        fire_at_both_workers(two_workers, paths),
+        {"/patients": [*SYNCED, (4, "P9", "Eve")], "/patients/P9": (4, "P9", "Eve")},
+    )
 
 
 def test_reads_after_a_manual_delete_miss_the_row(two_workers: LiveServer) -> None:
     paths = ["/patients", "/patients/P3"]
-    assert_all_show(fire_at_both_workers(two_workers, paths),
-                    {"/patients": SYNCED, "/patients/P3": (3, "P3", "Cid")})
+    assert_all_show(
+        fire_at_both_workers(two_workers, paths),
+        {"/patients": SYNCED, "/patients/P3": (3, "P3", "Cid")},
+    )
 
     execute(two_workers, "DELETE FROM patients WHERE external_id = 'P3'")
 
-    assert_all_show(fire_at_both_workers(two_workers, paths),
-                    {"/patients": SYNCED[:2], "/patients/P3": 404})
+    assert_all_show(
+        fire_at_both_workers(two_workers, paths), {"/patients": SYNCED[:2], "/patients/P3": 404}
+    )
 
 
 def test_reads_after_truncate_and_resync_show_the_new_data_under_repeated_ids(
-        two_workers: LiveServer) -> None:
+    two_workers: LiveServer,
+) -> None:
     paths = ["/patients", "/patients/P1", "/syncs/1"]
-    assert_all_show(fire_at_both_workers(two_workers, paths),
-                    {"/patients": SYNCED, "/patients/P1": (1, "P1", "Ann"),
-                     "/syncs/1": ("sync", 1, 3, 3)})
+    assert_all_show(
+        fire_at_both_workers(two_workers, paths),
+        {"/patients": SYNCED, "/patients/P1": (1, "P1", "Ann"), "/syncs/1": ("sync", 1, 3, 3)},
+    )
 
     execute(two_workers, "TRUNCATE patients, payments, sync_runs RESTART IDENTITY CASCADE")
     # Different data under the same sync id (1) and the same row ids (1, 2).
-    sync_patients(two_workers, [
-        {"externalId": "P1", "firstName": "Zed", "lastName": "Fox"},
-        {"externalId": "P4", "firstName": "Yul", "lastName": "Orr"},
-    ], sync_id=1)
+    sync_patients(
+        two_workers,
+        [
+            {"externalId": "P1", "firstName": "Zed", "lastName": "Fox"},
+            {"externalId": "P4", "firstName": "Yul", "lastName": "Orr"},
+        ],
+        sync_id=1,
+    )
 
-    assert_all_show(fire_at_both_workers(two_workers, paths),
-                    {"/patients": [(1, "P1", "Zed"), (2, "P4", "Yul")],
-                     "/patients/P1": (1, "P1", "Zed"), "/syncs/1": ("sync", 1, 2, 2)})
+    assert_all_show(
+        fire_at_both_workers(two_workers, paths),
+        {
+            "/patients": [(1, "P1", "Zed"), (2, "P4", "Yul")],
+            "/patients/P1": (1, "P1", "Zed"),
+            "/syncs/1": ("sync", 1, 2, 2),
+        },
+    )
 
 
 def test_etag_from_before_a_manual_update_no_longer_matches(two_workers: LiveServer) -> None:
@@ -229,5 +264,4 @@ def test_etag_from_before_a_manual_update_no_longer_matches(two_workers: LiveSer
     assert new_etag != old_etag
 
     current = fire_at_both_workers(two_workers, paths, {"If-None-Match": new_etag})
-    assert {(response.result.status, response.result.body) for response in current} == \
-        {(304, b"")}
+    assert {(response.result.status, response.result.body) for response in current} == {(304, b"")}

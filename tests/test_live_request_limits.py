@@ -34,12 +34,11 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError(f"no VmHWM for {pid}")
 
 
-def test_a_gzip_bomb_gets_413_without_eating_memory(
-        live_server_factory: LiveServerFactory) -> None:
+def test_a_gzip_bomb_gets_413_without_eating_memory(live_server_factory: LiveServerFactory) -> None:
     server: LiveServer = live_server_factory(
-        env={"API_WRITE_TOKENS": TOKEN, "GUNICORN_WORKERS": "1",
-             "MAX_CONTENT_LENGTH": str(LIMIT)},
-        headers={"Authorization": f"Bearer {TOKEN}"})
+        env={"API_WRITE_TOKENS": TOKEN, "GUNICORN_WORKERS": "1", "MAX_CONTENT_LENGTH": str(LIMIT)},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
     bomb = gzip_bomb(16 * LIMIT)
     assert len(bomb) < LIMIT // 50
     result = server.post_snapshot("payments", bomb, gzipped=True)

@@ -44,12 +44,17 @@ def redis_prefix() -> Iterator[str]:
 @pytest.fixture
 def two_workers(live_server_factory: LiveServerFactory, redis_prefix: str) -> LiveServer:
     """gunicorn with two workers sharing a read budget in Redis."""
-    return live_server_factory(env={
-        "GUNICORN_WORKERS": "2", "API_READ_TOKENS": TOKEN,
-        "RATELIMIT_STORAGE_URI": REDIS_URL, "RATELIMIT_KEY_PREFIX": redis_prefix,
-        # Per hour, so that no window boundary falls inside the test.
-        "RATELIMIT_READ": f"{BUDGET} per hour",
-    }, headers={"Authorization": f"Bearer {TOKEN}"})
+    return live_server_factory(
+        env={
+            "GUNICORN_WORKERS": "2",
+            "API_READ_TOKENS": TOKEN,
+            "RATELIMIT_STORAGE_URI": REDIS_URL,
+            "RATELIMIT_KEY_PREFIX": redis_prefix,
+            # Per hour, so that no window boundary falls inside the test.
+            "RATELIMIT_READ": f"{BUDGET} per hour",
+        },
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
 
 
 def reads(server: LiveServer, count: int) -> list[int]:

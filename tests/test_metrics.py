@@ -47,16 +47,16 @@ def latency_series(client: FlaskClient) -> set[str]:
     return {key for key in scrape(client) if key.startswith("http_request_duration_seconds_count{")}
 
 
-def test_request_latency_is_counted_by_route_method_and_status(app: Flask,
-                                                               client: FlaskClient) -> None:
+def test_request_latency_is_counted_by_route_method_and_status(
+    app: Flask, client: FlaskClient
+) -> None:
     template = route_template(app, "/patients/p1")
     ok = {"endpoint": template, "method": "GET", "status": "404"}
     before = sample("http_request_duration_seconds_count", **ok)
     client.get("/patients/p1")
     client.get("/patients/p2")
     series = scrape(client)
-    key = (f'http_request_duration_seconds_count{{endpoint="{template}",'
-           'method="GET",status="404"}')
+    key = f'http_request_duration_seconds_count{{endpoint="{template}",method="GET",status="404"}}'
     assert series[key] == before + 2
 
 
@@ -74,8 +74,11 @@ def test_an_applied_sync_counts_its_run_rows_and_duration(client: FlaskClient) -
     created = sample("sync_rows_total", entity="patients", outcome="created")
     rejected = sample("sync_rows_total", entity="patients", outcome="rejected")
     timed = sample("sync_duration_seconds_count", entity="patients", outcome="applied")
-    sync(client, "patients", [patient_record("p1"), patient_record("p2"),
-                              patient_record("p3", dateOfBirth="soon")])
+    sync(
+        client,
+        "patients",
+        [patient_record("p1"), patient_record("p2"), patient_record("p3", dateOfBirth="soon")],
+    )
     assert sample("sync_runs_total", entity="patients", outcome="applied") == runs + 1
     assert sample("sync_rows_total", entity="patients", outcome="created") == created + 2
     assert sample("sync_rows_total", entity="patients", outcome="rejected") == rejected + 1
@@ -91,8 +94,7 @@ def test_a_dry_run_counts_its_run_but_no_rows(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("body", [b"[{", b"{}"], ids=["not-json", "not-an-array"])
-def test_a_sync_with_an_unusable_body_counts_as_invalid(client: FlaskClient,
-                                                        body: bytes) -> None:
+def test_a_sync_with_an_unusable_body_counts_as_invalid(client: FlaskClient, body: bytes) -> None:
     before = sample("sync_runs_total", entity="patients", outcome="invalid")
     assert post_snapshot(client, "patients", body).status_code in (400, 422)
     assert sample("sync_runs_total", entity="patients", outcome="invalid") == before + 1
@@ -106,10 +108,12 @@ def test_a_refused_sync_counts_as_refused(client: FlaskClient) -> None:
 
 
 def test_metrics_carry_no_patient_data(client: FlaskClient) -> None:
-    sync(client, "patients", [patient_record("ext-Secret-1", firstName="Zebediah",
-                                             dateOfBirth="1911-11-11")])
-    sync(client, "payments", [payment_record("pay-Secret-2", "ext-Secret-1",
-                                             Decimal("12345.67"))])
+    sync(
+        client,
+        "patients",
+        [patient_record("ext-Secret-1", firstName="Zebediah", dateOfBirth="1911-11-11")],
+    )
+    sync(client, "payments", [payment_record("pay-Secret-2", "ext-Secret-1", Decimal("12345.67"))])
     client.get("/patients/ext-Secret-1")
     text = client.get("/metrics").get_data(as_text=True)
     for value in ("Zebediah", "1911-11-11", "12345.67", "ext-Secret-1", "pay-Secret-2"):
@@ -124,7 +128,8 @@ class TestUnauthenticatedClients:
         return {"API_READ_TOKENS": ("metrics-read-token-0123456789",)}
 
     def test_request_latency_series_stay_bounded_under_random_methods_and_paths(
-            self, client: FlaskClient) -> None:
+        self, client: FlaskClient
+    ) -> None:
         before = latency_series(client)
         for _ in range(RANDOM_REQUESTS):
             client.open(f"/probe/{uuid.uuid4().hex}", method=uuid.uuid4().hex[:10].upper())
@@ -140,8 +145,9 @@ class TestUnauthenticatedClients:
         assert 'method="BREW"' not in client.get("/metrics").get_data(as_text=True)
 
     @pytest.mark.parametrize("method", sorted(KNOWN_METHODS))
-    def test_request_latency_labels_a_known_method_by_name(self, client: FlaskClient,
-                                                           method: str) -> None:
+    def test_request_latency_labels_a_known_method_by_name(
+        self, client: FlaskClient, method: str
+    ) -> None:
         labels = {"endpoint": "unmatched", "method": method, "status": "401"}
         before = sample("http_request_duration_seconds_count", **labels)
         assert client.open("/no/such/path", method=method).status_code == 401

@@ -18,8 +18,9 @@ from tests.helpers import get_all, patient_record, payment_record, sync
 
 
 @pytest.fixture
-def empty_database_url(backend: str, tmp_path: Path,
-                       request: pytest.FixtureRequest) -> Iterator[str]:
+def empty_database_url(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """A database with no schema at all, dropped afterwards."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'empty.db'}"
@@ -31,12 +32,16 @@ def empty_database_url(backend: str, tmp_path: Path,
 
 def reflectable(entry: tuple, backend: str) -> bool:
     """False for diffs Alembic reports only because it cannot reflect SQLite expression indexes."""
-    return not (backend == "sqlite" and entry[0] in ("add_index", "remove_index")
-                and entry[1].name == "ix_patients_live_total_desc_id")
+    return not (
+        backend == "sqlite"
+        and entry[0] in ("add_index", "remove_index")
+        and entry[1].name == "ix_patients_live_total_desc_id"
+    )
 
 
-def test_upgrade_head_on_empty_database_matches_the_models(empty_database_url: str,
-                                                           backend: str) -> None:
+def test_upgrade_head_on_empty_database_matches_the_models(
+    empty_database_url: str, backend: str
+) -> None:
     app = create_app(base_config(empty_database_url))
     with app.app_context():
         flask_migrate.upgrade()
@@ -63,9 +68,14 @@ def test_upgrade_leaves_room_for_hot_updates(empty_database_url: str) -> None:
     app = create_app(base_config(empty_database_url))
     with app.app_context():
         flask_migrate.upgrade()
-        options = dict(db.session.execute(sa.text(
-            "SELECT relname, reloptions FROM pg_class "
-            "WHERE relname IN ('patients', 'payments')")).all())
+        options = dict(
+            db.session.execute(
+                sa.text(
+                    "SELECT relname, reloptions FROM pg_class "
+                    "WHERE relname IN ('patients', 'payments')"
+                )
+            ).all()
+        )
         db.session.remove()
         db.engine.dispose()
     assert options == {"patients": ["fillfactor=90"], "payments": ["fillfactor=85"]}

@@ -24,8 +24,12 @@ def spec(client: FlaskClient) -> dict[str, Any]:
 
 def operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     """{(path, method): operation} for every documented operation."""
-    return {(path, method): operation for path, item in spec["paths"].items()
-            for method, operation in item.items() if method != "parameters"}
+    return {
+        (path, method): operation
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if method != "parameters"
+    }
 
 
 def test_the_document_is_openapi_3(spec: dict[str, Any]) -> None:
@@ -33,15 +37,19 @@ def test_the_document_is_openapi_3(spec: dict[str, Any]) -> None:
     assert spec["info"]["title"] and spec["info"]["description"]
 
 
-def test_every_route_is_documented_with_each_of_its_methods(app: Flask,
-                                                            spec: dict[str, Any]) -> None:
+def test_every_route_is_documented_with_each_of_its_methods(
+    app: Flask, spec: dict[str, Any]
+) -> None:
     routed = set()
     for rule in app.url_map.iter_rules():
         if rule.rule in NOT_OPERATIONS or rule.endpoint.startswith("console."):
             continue  # the console's HTML pages are not API operations
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
-        routed |= {(path, method.lower()) for method in rule.methods or ()
-                   if method not in ("HEAD", "OPTIONS")}
+        routed |= {
+            (path, method.lower())
+            for method in rule.methods or ()
+            if method not in ("HEAD", "OPTIONS")
+        }
     assert routed == set(operations(spec))
 
 
@@ -62,7 +70,8 @@ def test_syncs_document_their_body_and_every_error_they_can_give(spec: dict[str,
         schema = operation["requestBody"]["content"]["application/json"]["schema"]
         assert schema == {"type": "array", "items": {"$ref": f"#/components/schemas/{record}"}}
         assert {"200", "400", "401", "403", "409", "413", "415", "422", "429"} <= set(
-            operation["responses"])
+            operation["responses"]
+        )
         assert {p["name"] for p in operation["parameters"]} == {"dry_run", "force"}
 
 
@@ -79,20 +88,28 @@ def test_error_bodies_are_documented_as_the_envelope(spec: dict[str, Any]) -> No
     rate_limited = spec["components"]["responses"]["RATE_LIMITED"]
     assert "Retry-After" in rate_limited["headers"]
     assert rate_limited["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Error"}
+        "$ref": "#/components/schemas/Error"
+    }
 
 
 def test_records_document_their_fields(spec: dict[str, Any]) -> None:
     patient = spec["components"]["schemas"]["PatientRecord"]
     assert set(patient["required"]) == {"externalId", "firstName", "lastName"}
     assert patient["properties"]["dateOfBirth"]["format"] == "date"
-    assert spec["components"]["schemas"]["PaymentRecord"]["properties"]["amount"]["type"] == \
-        "number"
+    assert (
+        spec["components"]["schemas"]["PaymentRecord"]["properties"]["amount"]["type"] == "number"
+    )
 
 
 def test_reads_document_their_etag_and_304(spec: dict[str, Any]) -> None:
-    for path in ("/patients", "/patients/{external_id}", "/payments",
-                 "/payments/{external_id}", "/syncs", "/syncs/{sync_id}"):
+    for path in (
+        "/patients",
+        "/patients/{external_id}",
+        "/payments",
+        "/payments/{external_id}",
+        "/syncs",
+        "/syncs/{sync_id}",
+    ):
         responses = spec["paths"][path]["get"]["responses"]
         assert "ETag" in responses["200"]["headers"], path
         assert responses["304"] == {"$ref": "#/components/responses/NOT_MODIFIED"}, path

@@ -35,8 +35,10 @@ def test_totals_match_a_recount_after_random_syncs(client: FlaskClient) -> None:
         if rng.random() < 0.3:
             payments.append(dict(payments[0]))  # a duplicate: both occurrences rejected
         sync(client, "payments", payments, query="?force=true")
-        listed = {p["externalId"]: (p["paymentsTotal"], p["paymentsCount"])
-                  for p in get_all(client, "/patients?limit=1000")}
+        listed = {
+            p["externalId"]: (p["paymentsTotal"], p["paymentsCount"])
+            for p in get_all(client, "/patients?limit=1000")
+        }
         counted = recount(client)
         for external_id, (total, count) in listed.items():
             assert (total, count) == counted.get(external_id, (Decimal("0.00"), 0)), external_id

@@ -33,8 +33,9 @@ def pooled_app(postgres_url: str) -> Iterator[Flask]:
     """The app on a migrated database of its own, with a one-connection pool."""
     with scratch_database("pool") as url:
         migrate(url)
-        app = create_app(base_config(url) | {
-            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0}})
+        app = create_app(
+            base_config(url) | {"SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 1, "max_overflow": 0}}
+        )
         yield app
         with app.app_context():
             db.engine.dispose()
@@ -65,7 +66,8 @@ def test_a_connection_goes_back_to_the_pool_transactional(pooled_app: Flask) -> 
 
 
 def test_a_sync_after_reads_on_the_same_connection_is_still_all_or_nothing(
-        pooled_app: Flask) -> None:
+    pooled_app: Flask,
+) -> None:
     client = pooled_app.test_client()
     sync(client, "patients", [patient_record("p1")])
     assert client.get("/patients").status_code == 200
@@ -82,7 +84,8 @@ def test_a_sync_after_reads_on_the_same_connection_is_still_all_or_nothing(
 
 
 def test_a_connection_idle_in_the_pool_is_checked_before_use(
-        pooled_app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    pooled_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(app_package, "PING_AFTER_IDLE_SECONDS", 0.0)
     client = pooled_app.test_client()
     assert client.get("/patients").status_code == 200
@@ -90,9 +93,13 @@ def test_a_connection_idle_in_the_pool_is_checked_before_use(
         name = db.engine.url.database
     admin = sa.create_engine(pooled_app.config["SQLALCHEMY_DATABASE_URI"], poolclass=sa.NullPool)
     with admin.connect() as connection:
-        killed = connection.scalar(sa.text(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+        killed = connection.scalar(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
     admin.dispose()
     assert killed == 1
     assert client.get("/patients").status_code == 200
@@ -106,8 +113,14 @@ class StatementLog:
 
     def __call__(self, conn: sa.Connection, cursor: object, statement: str, *args: object) -> None:
         dbapi_connection = conn.connection.dbapi_connection
-        self.seen.append((statement, dbapi_connection.autocommit,
-                          dbapi_connection.isolation_level, dbapi_connection.readonly))
+        self.seen.append(
+            (
+                statement,
+                dbapi_connection.autocommit,
+                dbapi_connection.isolation_level,
+                dbapi_connection.readonly,
+            )
+        )
 
 
 @pytest.fixture
@@ -122,7 +135,8 @@ def statement_log(pooled_app: Flask) -> Iterator[StatementLog]:
 
 
 def test_a_cache_hit_is_one_statement_outside_a_transaction(
-        pooled_app: Flask, statement_log: StatementLog) -> None:
+    pooled_app: Flask, statement_log: StatementLog
+) -> None:
     client = pooled_app.test_client()
     sync(client, "patients", [patient_record("p1")])
     assert client.get("/patients").status_code == 200
@@ -133,7 +147,8 @@ def test_a_cache_hit_is_one_statement_outside_a_transaction(
 
 
 def test_a_cache_miss_checks_the_version_again_after_its_page(
-        pooled_app: Flask, statement_log: StatementLog) -> None:
+    pooled_app: Flask, statement_log: StatementLog
+) -> None:
     client = pooled_app.test_client()
     sync(client, "patients", [patient_record("p1")])
     statement_log.seen.clear()
@@ -145,16 +160,17 @@ def test_a_cache_miss_checks_the_version_again_after_its_page(
 
 
 def test_a_page_that_a_commit_races_is_read_again_in_one_read_only_snapshot(
-        pooled_app: Flask, statement_log: StatementLog) -> None:
+    pooled_app: Flask, statement_log: StatementLog
+) -> None:
     """The page and the version it reports (its ETag) are one state of the data."""
     client = pooled_app.test_client()
     sync(client, "patients", [patient_record("p1", firstName="Ann")])
-    writer = sa.create_engine(pooled_app.config["SQLALCHEMY_DATABASE_URI"],
-                              poolclass=sa.NullPool)
+    writer = sa.create_engine(pooled_app.config["SQLALCHEMY_DATABASE_URI"], poolclass=sa.NullPool)
     committed = []
 
-    def commit_before_the_page(conn: sa.Connection, cursor: object, statement: str,
-                               *args: object) -> None:
+    def commit_before_the_page(
+        conn: sa.Connection, cursor: object, statement: str, *args: object
+    ) -> None:
         if "FROM patients" in statement and not committed:
             with writer.begin() as connection:
                 connection.execute(sa.text("UPDATE patients SET first_name = 'Zed'"))
@@ -177,12 +193,16 @@ def test_a_page_that_a_commit_races_is_read_again_in_one_read_only_snapshot(
     after = client.get("/patients", headers={"If-None-Match": during.headers["ETag"]})
     assert after.status_code == 304
     dbapi_connection = _pooled_dbapi_connection(pooled_app)
-    assert (dbapi_connection.autocommit, dbapi_connection.isolation_level,
-            dbapi_connection.readonly) == (False, None, None)
+    assert (
+        dbapi_connection.autocommit,
+        dbapi_connection.isolation_level,
+        dbapi_connection.readonly,
+    ) == (False, None, None)
 
 
 def test_a_console_page_is_read_in_one_read_only_snapshot(
-        pooled_app: Flask, statement_log: StatementLog) -> None:
+    pooled_app: Flask, statement_log: StatementLog
+) -> None:
     client = pooled_app.test_client()
     sync(client, "patients", [patient_record("p1"), patient_record("p2")])
     sync(client, "payments", [payment_record("m1", "p1", 5)])
@@ -190,5 +210,7 @@ def test_a_console_page_is_read_in_one_read_only_snapshot(
         statement_log.seen.clear()
         assert client.get(page).status_code == 200, page
         assert statement_log.seen, page
-        assert all(mode[1:] == (False, ISOLATION_LEVEL_REPEATABLE_READ, True)
-                   for mode in statement_log.seen), page
+        assert all(
+            mode[1:] == (False, ISOLATION_LEVEL_REPEATABLE_READ, True)
+            for mode in statement_log.seen
+        ), page

@@ -47,8 +47,9 @@ def indexes_used(app: Flask, query: sa.Select[Any]) -> set[str]:
 def seeded(client: FlaskClient) -> None:
     """A few patients with payments, so the tables have statistics."""
     sync(client, "patients", [patient_record(f"p{i}") for i in range(50)])
-    sync(client, "payments",
-         [payment_record(f"m{i}", f"p{i % 50}", Decimal(i)) for i in range(200)])
+    sync(
+        client, "payments", [payment_record(f"m{i}", f"p{i % 50}", Decimal(i)) for i in range(200)]
+    )
 
 
 def page(query: sa.Select[Any], sort_key: Any, cursor: list[Any] | None = None) -> sa.Select[Any]:
@@ -58,8 +59,11 @@ def page(query: sa.Select[Any], sort_key: Any, cursor: list[Any] | None = None) 
 
 
 def test_range_filter_sorted_by_total_uses_the_total_index(app: Flask, seeded: None) -> None:
-    query = page(queries.live_patients(Decimal(100), Decimal(200)),
-                 PATIENT_SORTS["paymentsTotal"], [Decimal(150), 10])
+    query = page(
+        queries.live_patients(Decimal(100), Decimal(200)),
+        PATIENT_SORTS["paymentsTotal"],
+        [Decimal(150), 10],
+    )
     assert indexes_used(app, query) == {"ix_patients_live_total_id"}
 
 
@@ -94,32 +98,44 @@ def rows_read(app: Flask, query: sa.Select[Any], table: str) -> int:
             db.session.execute(sa.text(f"SET LOCAL enable_{method} = off"))
         [plan] = db.session.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")).scalar_one()
         db.session.rollback()
-    return max(n["Actual Rows"] * n["Actual Loops"] for n in plan_nodes(plan["Plan"])
-               if n.get("Relation Name") == table)
+    return max(
+        n["Actual Rows"] * n["Actual Loops"]
+        for n in plan_nodes(plan["Plan"])
+        if n.get("Relation Name") == table
+    )
 
 
 @pytest.mark.parametrize("which", ["initial-load", "re-sync"])
 @pytest.mark.parametrize("after", [None, 150], ids=["first-page", "deep-page"])
-def test_a_page_of_changes_reads_about_a_page_of_rows(app: Flask, client: FlaskClient,
-                                                      which: str, after: int | None) -> None:
+def test_a_page_of_changes_reads_about_a_page_of_rows(
+    app: Flask, client: FlaskClient, which: str, after: int | None
+) -> None:
     # The initial load creates 300 payments; the re-sync changes every amount
     # and creates 100 more. A page of 6 must not read the sync's rows beyond
     # its window from the live table, which has no index on sync_id: a scan
     # for it reads every row.
     sync(client, "patients", [patient_record(f"p{i}") for i in range(10)])
     syncs = {
-        "initial-load": sync(client, "payments", [payment_record(f"m{i}", f"p{i % 10}", Decimal(i))
-                                                  for i in range(300)]),
-        "re-sync": sync(client, "payments", [payment_record(f"m{i}", f"p{i % 10}", Decimal(i + 1))
-                                             for i in range(400)]),
+        "initial-load": sync(
+            client,
+            "payments",
+            [payment_record(f"m{i}", f"p{i % 10}", Decimal(i)) for i in range(300)],
+        ),
+        "re-sync": sync(
+            client,
+            "payments",
+            [payment_record(f"m{i}", f"p{i % 10}", Decimal(i + 1)) for i in range(400)],
+        ),
     }
     sync_id, limit = syncs[which]["syncId"], 6
     first_id = client.get("/payments?limit=1").get_json()[0]["id"]
     after_id = None if after is None else first_id + after
-    changes, parameters = queries.sync_changes("payments", sync_id, after_record_id=after_id,
-                                               limit=limit + 1)
-    query = page(sa.select(changes), by_record(changes),
-                 None if after_id is None else [after_id]).limit(limit + 1)
+    changes, parameters = queries.sync_changes(
+        "payments", sync_id, after_record_id=after_id, limit=limit + 1
+    )
+    query = page(
+        sa.select(changes), by_record(changes), None if after_id is None else [after_id]
+    ).limit(limit + 1)
     query = query.params(parameters)
     with app.app_context():
         assert len(db.session.execute(query).all()) == limit + 1
@@ -129,12 +145,14 @@ def test_a_page_of_changes_reads_about_a_page_of_rows(app: Flask, client: FlaskC
 def test_one_patient_as_of_reads_only_its_own_versions(app: Flask, seeded: None) -> None:
     at = datetime.now(UTC)
     used = indexes_used(app, history_queries.one_patient_at("p1", at))
-    assert {"ix_payment_versions_patient_id_valid_from", "ix_payments_live_patient_id_id",
-            "ix_patient_versions_record_id_valid_from"} <= used
+    assert {
+        "ix_payment_versions_patient_id_valid_from",
+        "ix_payments_live_patient_id_id",
+        "ix_patient_versions_record_id_valid_from",
+    } <= used
 
 
-def test_one_patients_payments_as_of_read_only_its_own_versions(app: Flask,
-                                                                 seeded: None) -> None:
+def test_one_patients_payments_as_of_read_only_its_own_versions(app: Flask, seeded: None) -> None:
     query, listed = history_queries.live_payments_at(datetime.now(UTC), "p1")
     used = indexes_used(app, page(query, payments_by_id(listed.c)))
     assert {"ix_payment_versions_patient_id_valid_from", "ix_payments_live_patient_id_id"} <= used

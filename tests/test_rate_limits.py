@@ -22,9 +22,11 @@ BAD_TOKEN = {"Authorization": "Bearer not-a-configured-token"}
 @pytest.fixture
 def app_config() -> dict[str, Any]:
     """Small budgets so that a test can spend them."""
-    return {"API_WRITE_TOKENS": (TOKEN_A, TOKEN_B),
-            "RATELIMIT_READ": f"{READ_BUDGET} per minute",
-            "RATELIMIT_SYNC": f"{SYNC_BUDGET} per minute"}
+    return {
+        "API_WRITE_TOKENS": (TOKEN_A, TOKEN_B),
+        "RATELIMIT_READ": f"{READ_BUDGET} per minute",
+        "RATELIMIT_SYNC": f"{SYNC_BUDGET} per minute",
+    }
 
 
 def spend_reads(client: FlaskClient, headers: dict[str, str], count: int = READ_BUDGET) -> None:
@@ -99,11 +101,14 @@ class TestAuthFailureBudget:
 
     @pytest.fixture
     def app_config(self) -> dict[str, Any]:
-        return {"API_WRITE_TOKENS": (TOKEN_A,),
-                "RATELIMIT_AUTH_FAILURES": f"{AUTH_FAILURE_BUDGET} per minute"}
+        return {
+            "API_WRITE_TOKENS": (TOKEN_A,),
+            "RATELIMIT_AUTH_FAILURES": f"{AUTH_FAILURE_BUDGET} per minute",
+        }
 
     def test_auth_failures_over_budget_are_429_rate_limited_with_retry_after(
-            self, client: FlaskClient) -> None:
+        self, client: FlaskClient
+    ) -> None:
         spend_auth_failures(client)
         response = client.get("/patients", headers=BAD_TOKEN)
         assert response.status_code == 429
@@ -133,8 +138,11 @@ class TestLimitsDisabled:
 
     @pytest.fixture
     def app_config(self) -> dict[str, Any]:
-        return {"API_WRITE_TOKENS": (TOKEN_A,), "RATELIMIT_ENABLED": False,
-                "RATELIMIT_AUTH_FAILURES": f"{AUTH_FAILURE_BUDGET} per minute"}
+        return {
+            "API_WRITE_TOKENS": (TOKEN_A,),
+            "RATELIMIT_ENABLED": False,
+            "RATELIMIT_AUTH_FAILURES": f"{AUTH_FAILURE_BUDGET} per minute",
+        }
 
     def test_auth_failures_stay_401_when_limits_are_disabled(self, client: FlaskClient) -> None:
         spend_auth_failures(client)
@@ -146,8 +154,11 @@ class TestWithoutTokens:
 
     @pytest.fixture
     def app_config(self) -> dict[str, Any]:
-        return {"API_WRITE_TOKENS": (), "API_READ_TOKENS": (),
-                "RATELIMIT_READ": f"{READ_BUDGET} per minute"}
+        return {
+            "API_WRITE_TOKENS": (),
+            "API_READ_TOKENS": (),
+            "RATELIMIT_READ": f"{READ_BUDGET} per minute",
+        }
 
     def test_budgets_are_per_client_address(self, client: FlaskClient) -> None:
         first = {"REMOTE_ADDR": "10.0.0.1"}
@@ -162,9 +173,12 @@ class TestStorageOutage:
 
     @pytest.fixture
     def app_config(self) -> dict[str, Any]:
-        return {"API_WRITE_TOKENS": (TOKEN_A,), "RATELIMIT_READ": f"{READ_BUDGET} per minute",
-                "RATELIMIT_AUTH_FAILURES": f"{AUTH_FAILURE_BUDGET} per minute",
-                "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:1/0"}
+        return {
+            "API_WRITE_TOKENS": (TOKEN_A,),
+            "RATELIMIT_READ": f"{READ_BUDGET} per minute",
+            "RATELIMIT_AUTH_FAILURES": f"{AUTH_FAILURE_BUDGET} per minute",
+            "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:1/0",
+        }
 
     def test_limits_fall_back_to_memory(self, client: FlaskClient) -> None:
         spend_reads(client, A)

@@ -10,12 +10,15 @@ from flask.testing import FlaskClient
 from tests.helpers import get_all, patient_record, payment_record, sync
 
 PATIENTS = [
-    patient_record("p1", firstName="Zoë", lastName="O'Brien", middleName="Ann",
-                   dateOfBirth="2094-02-01"),
-    patient_record("p2", firstName="  spaced  ", lastName="tab\there", middleName=None,
-                   dateOfBirth=None),
-    patient_record("p3", firstName="a\\b", lastName="x" * 255, middleName="\\N",
-                   dateOfBirth="1900-02-28"),
+    patient_record(
+        "p1", firstName="Zoë", lastName="O'Brien", middleName="Ann", dateOfBirth="2094-02-01"
+    ),
+    patient_record(
+        "p2", firstName="  spaced  ", lastName="tab\there", middleName=None, dateOfBirth=None
+    ),
+    patient_record(
+        "p3", firstName="a\\b", lastName="x" * 255, middleName="\\N", dateOfBirth="1900-02-28"
+    ),
     patient_record("p4", firstName="", lastName="rejected"),
 ]
 PAYMENTS = [

@@ -22,16 +22,22 @@ def test_sample_patients_are_all_created_with_future_birth_dates_kept(client: Fl
     report = sync_sample(client, "patients")
     assert (report["received"], report["created"], report["rejected"]) == (4, 4, 0)
     rick = client.get("/patients/5").get_json()
-    assert (rick["firstName"], rick["lastName"], rick["dateOfBirth"]) == \
-        ("Rick", "Deckard", "2094-02-01")
+    assert (rick["firstName"], rick["lastName"], rick["dateOfBirth"]) == (
+        "Rick",
+        "Deckard",
+        "2094-02-01",
+    )
 
 
 def test_sample_payments_reject_unknown_patient_and_both_duplicates(client: FlaskClient) -> None:
     sync_sample(client, "patients")
     report = sync_sample(client, "payments")
     assert (report["received"], report["created"], report["rejected"]) == (6, 3, 3)
-    assert [(e["index"], e["externalId"]) for e in report["errors"]] == \
-        [(3, "601"), (4, "602"), (5, "602")]
+    assert [(e["index"], e["externalId"]) for e in report["errors"]] == [
+        (3, "601"),
+        (4, "602"),
+        (5, "602"),
+    ]
     assert "patientId" in report["errors"][0]["messages"]
     assert "externalId" in report["errors"][1]["messages"]
     created = [p["externalId"] for p in client.get("/payments").get_json()]

@@ -103,7 +103,10 @@ def padded(external_id: Any, size: int) -> str:
 def test_iter_snapshot_yields_oversized_record_in_place_of_long_element() -> None:
     body = f'[{{"externalId": "a"}}, {padded("big", 5000)}, {{"externalId": "b"}}]'.encode()
     assert read_all(io.BytesIO(body), max_record_bytes=LIMIT) == [
-        {"externalId": "a"}, OversizedRecord(5000, "big", LIMIT), {"externalId": "b"}]
+        {"externalId": "a"},
+        OversizedRecord(5000, "big", LIMIT),
+        {"externalId": "b"},
+    ]
 
 
 def test_iter_snapshot_decodes_element_of_exactly_the_limit() -> None:
@@ -114,7 +117,8 @@ def test_iter_snapshot_decodes_element_of_exactly_the_limit() -> None:
 def test_iter_snapshot_skips_element_one_character_over_the_limit() -> None:
     body = element(padded("edge", LIMIT + 1))
     assert read_all(io.BytesIO(body), max_record_bytes=LIMIT) == [
-        OversizedRecord(LIMIT + 1, "edge", LIMIT)]
+        OversizedRecord(LIMIT + 1, "edge", LIMIT)
+    ]
 
 
 def test_iter_snapshot_defaults_to_a_one_mib_record_limit() -> None:
@@ -131,8 +135,7 @@ def test_iter_snapshot_skips_a_30_mb_record_without_holding_it() -> None:
         result.extend(iter_snapshot(Pieces(repeated(head, b"a", size, tail))))
 
     assert peak_memory(read) < 8 * MiB
-    assert result == [OversizedRecord(len(head) - 1 + size + 2, "big", MiB),
-                      {"externalId": "next"}]
+    assert result == [OversizedRecord(len(head) - 1 + size + 2, "big", MiB), {"externalId": "next"}]
 
 
 def test_iter_snapshot_skips_a_30_mb_record_of_small_objects_without_holding_it() -> None:
@@ -148,56 +151,68 @@ def test_iter_snapshot_skips_a_30_mb_record_of_small_objects_without_holding_it(
     assert result == [OversizedRecord(len(head) - 1 + count * len(unit) + len(tail) - 1, 7, MiB)]
 
 
-@pytest.mark.parametrize(("record", "expected"), [
-    ({"externalId": "p1"}, "p1"),
-    ({"externalId": 42}, 42),
-    ({"externalId": "a\u00e9\n\"\\"}, "a\u00e9\n\"\\"),
-    ({"externalId": -7, "later": 1}, -7),
-    ({"first": {"externalId": "nested"}, "externalId": "outer"}, "outer"),
-    ({"first": {"externalId": "nested"}}, None),
-    ({"externalId": 1.5}, None),
-    ({"externalId": True}, None),
-    ({"externalId": None}, None),
-    ({"externalId": {"id": "x"}}, None),
-    ({"externalId": ["x"]}, None),
-    ({"externalId": "x" * 5000}, None),
-    ({"externalIds": "x"}, None),
-    ({"e": "x", "externalId": "after a key like it"}, "after a key like it"),
-], ids=lambda value: None if isinstance(value, dict) else repr(value)[:20])
-def test_iter_snapshot_reads_externalid_of_oversized_object(record: dict[str, Any],
-                                                            expected: Any) -> None:
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"externalId": "p1"}, "p1"),
+        ({"externalId": 42}, 42),
+        ({"externalId": 'a\u00e9\n"\\'}, 'a\u00e9\n"\\'),
+        ({"externalId": -7, "later": 1}, -7),
+        ({"first": {"externalId": "nested"}, "externalId": "outer"}, "outer"),
+        ({"first": {"externalId": "nested"}}, None),
+        ({"externalId": 1.5}, None),
+        ({"externalId": True}, None),
+        ({"externalId": None}, None),
+        ({"externalId": {"id": "x"}}, None),
+        ({"externalId": ["x"]}, None),
+        ({"externalId": "x" * 5000}, None),
+        ({"externalIds": "x"}, None),
+        ({"e": "x", "externalId": "after a key like it"}, "after a key like it"),
+    ],
+    ids=lambda value: None if isinstance(value, dict) else repr(value)[:20],
+)
+def test_iter_snapshot_reads_externalid_of_oversized_object(
+    record: dict[str, Any], expected: Any
+) -> None:
     text = json.dumps(record | {"pad": "x" * 2000})
     assert read_all(io.BytesIO(element(text)), max_record_bytes=LIMIT) == [
-        OversizedRecord(len(text), expected, LIMIT)]
+        OversizedRecord(len(text), expected, LIMIT)
+    ]
 
 
 def test_iter_snapshot_reads_escaped_externalid_key_of_oversized_object() -> None:
     text = '{"external\\u0049d": "p1", "pad": "' + "x" * 2000 + '"}'
     assert read_all(io.BytesIO(element(text)), max_record_bytes=LIMIT) == [
-        OversizedRecord(len(text), "p1", LIMIT)]
+        OversizedRecord(len(text), "p1", LIMIT)
+    ]
 
 
 def test_iter_snapshot_takes_last_externalid_of_oversized_object() -> None:
     text = '{"externalId": "first", "pad": "' + "x" * 2000 + '", "externalId": "last"}'
     assert read_all(io.BytesIO(element(text)), max_record_bytes=LIMIT) == [
-        OversizedRecord(len(text), "last", LIMIT)]
+        OversizedRecord(len(text), "last", LIMIT)
+    ]
 
 
 def test_iter_snapshot_has_no_externalid_for_oversized_non_object() -> None:
     text = json.dumps(["externalId", "p1", "x" * 2000])
     assert read_all(io.BytesIO(element(text)), max_record_bytes=LIMIT) == [
-        OversizedRecord(len(text), None, LIMIT)]
+        OversizedRecord(len(text), None, LIMIT)
+    ]
 
 
 # Elements of every kind, some over the limit of 40 used below; what the
 # reader yields for each is the same however the body is cut into chunks.
 SHAPES = [
     {"externalId": "k1", "v": 1},
-    {"n": [1, 2.5, -3e+2, True, False, None], "externalId": "esc\u00e9\\\"\U0001F600x",
-     "deep": [[[[{"a": [{}]}]]]]},
-    {"deep": {"a": {"b": {"c": {"d": {"e": [1, {"f": "}]\"{["}]}}}}}, "externalId": 99},
+    {
+        "n": [1, 2.5, -3e2, True, False, None],
+        "externalId": 'esc\u00e9\\"\U0001f600x',
+        "deep": [[[[{"a": [{}]}]]]],
+    },
+    {"deep": {"a": {"b": {"c": {"d": {"e": [1, {"f": '}]"{['}]}}}}}, "externalId": 99},
     ["a list", {"externalId": "not top level"}, "]}", [[], {}], "x" * 30],
-    "a string longer than the limit: \u00e9\\n\\\"]}" * 2,
+    'a string longer than the limit: \u00e9\\n\\"]}' * 2,
     12345678901234567890123456789012345678901234567890,
     Decimal("-1.25e+30"),
     {"externalId": "short"},
@@ -215,13 +230,17 @@ def expected_for(value: Any, text: str, limit: int) -> Any:
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 3, 5, 8, 13, 64])
 def test_iter_snapshot_results_do_not_depend_on_chunk_boundaries(
-        monkeypatch: pytest.MonkeyPatch, chunk_size: int) -> None:
+    monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
     monkeypatch.setattr(reader, "CHUNK_SIZE", chunk_size)
-    texts = [json.dumps(value, ensure_ascii=False) if not isinstance(value, Decimal)
-             else str(value) for value in SHAPES]
+    texts = [
+        json.dumps(value, ensure_ascii=False) if not isinstance(value, Decimal) else str(value)
+        for value in SHAPES
+    ]
     body = ("[ " + " ,\n".join(texts) + " ]").encode()
     assert read_all(io.BytesIO(body), max_record_bytes=40) == [
-        expected_for(json.loads(text, parse_float=Decimal), text, 40) for text in texts]
+        expected_for(json.loads(text, parse_float=Decimal), text, 40) for text in texts
+    ]
 
 
 # --------------------------------------------------------------------------- syntax errors
@@ -230,27 +249,43 @@ def test_iter_snapshot_results_do_not_depend_on_chunk_boundaries(
 PAD = "x" * 2000
 
 
-@pytest.mark.parametrize("body", [
-    f'[{{"externalId": "a", "pad": "{PAD}", "bad": x}}]',
-    f'[{{"pad": "{PAD}\\q"}}]',
-    f'[{{"pad": "{PAD}\\u12x4"}}]',
-    f'[{{"pad": "{PAD}\x01"}}]',
-    f'[{{"pad": ["{PAD}"}}]',
-    f'[{{"pad": "{PAD}"]]',
-    f'[{{"pad": "{PAD}", "n": NaN}}]',
-    f'[{{"pad": "{PAD}"',
-    f'[{{"pad": "{PAD}',
-    f'["{PAD}',
-    f'[{"1" * 2000}x]',
-    f'[{{"pad": "{PAD}"}}}}]',
-    f'[{"[" * 5000}{"]" * 5000}]',
-], ids=["bad_character", "bad_escape", "bad_unicode_escape", "control_character",
-        "mismatched_bracket", "mismatched_brace", "nan", "ends_inside_object",
-        "ends_inside_string", "ends_inside_top_string", "garbage_after_number",
-        "extra_brace", "nested_too_deeply"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        f'[{{"externalId": "a", "pad": "{PAD}", "bad": x}}]',
+        f'[{{"pad": "{PAD}\\q"}}]',
+        f'[{{"pad": "{PAD}\\u12x4"}}]',
+        f'[{{"pad": "{PAD}\x01"}}]',
+        f'[{{"pad": ["{PAD}"}}]',
+        f'[{{"pad": "{PAD}"]]',
+        f'[{{"pad": "{PAD}", "n": NaN}}]',
+        f'[{{"pad": "{PAD}"',
+        f'[{{"pad": "{PAD}',
+        f'["{PAD}',
+        f"[{'1' * 2000}x]",
+        f'[{{"pad": "{PAD}"}}}}]',
+        f"[{'[' * 5000}{']' * 5000}]",
+    ],
+    ids=[
+        "bad_character",
+        "bad_escape",
+        "bad_unicode_escape",
+        "control_character",
+        "mismatched_bracket",
+        "mismatched_brace",
+        "nan",
+        "ends_inside_object",
+        "ends_inside_string",
+        "ends_inside_top_string",
+        "garbage_after_number",
+        "extra_brace",
+        "nested_too_deeply",
+    ],
+)
 @pytest.mark.parametrize("chunk_size", [7, CHUNK_SIZE])
 def test_iter_snapshot_refuses_oversized_element_that_is_not_json(
-        monkeypatch: pytest.MonkeyPatch, body: str, chunk_size: int) -> None:
+    monkeypatch: pytest.MonkeyPatch, body: str, chunk_size: int
+) -> None:
     monkeypatch.setattr(reader, "CHUNK_SIZE", chunk_size)
     error = refusal(io.BytesIO(body.encode()), max_record_bytes=LIMIT)
     assert error.code == "invalid_json"
@@ -260,19 +295,29 @@ def test_iter_snapshot_finds_syntax_error_in_small_element_without_reading_the_r
     stream = Pieces(repeated(b'[{"a" 1}, ', b'{"externalId": "x"}, ', 50 * MiB // 21, b"{}]"))
     error = refusal(stream)
     assert (error.code, error.message) == (
-        "invalid_json", "The body is not valid JSON: Expecting ':' delimiter (near character 6).")
+        "invalid_json",
+        "The body is not valid JSON: Expecting ':' delimiter (near character 6).",
+    )
     assert stream.bytes_read <= 4 * MiB
 
 
 # --------------------------------------------------------------------------- numbers at chunk ends
 
 
-@pytest.mark.parametrize(("head", "rest", "value"), [
-    ("1.", "5", Decimal("1.5")), ("1e", "5", Decimal("1e5")), ("1E+", "5", Decimal("1E+5")),
-    ("-2.5e", "-3", Decimal("-2.5e-3")), ("12", "3", 123), ("-", "4", -4),
-])
-def test_iter_snapshot_reads_number_split_at_the_chunk_boundary(head: str, rest: str,
-                                                                value: Any) -> None:
+@pytest.mark.parametrize(
+    ("head", "rest", "value"),
+    [
+        ("1.", "5", Decimal("1.5")),
+        ("1e", "5", Decimal("1e5")),
+        ("1E+", "5", Decimal("1E+5")),
+        ("-2.5e", "-3", Decimal("-2.5e-3")),
+        ("12", "3", 123),
+        ("-", "4", -4),
+    ],
+)
+def test_iter_snapshot_reads_number_split_at_the_chunk_boundary(
+    head: str, rest: str, value: Any
+) -> None:
     before = b"[" + b" " * (CHUNK_SIZE - 1 - len(head)) + head.encode()
     assert len(before) == CHUNK_SIZE
     assert read_all(io.BytesIO(before + rest.encode() + b", 0]")) == [value, 0]
@@ -284,12 +329,14 @@ NUMBERS = b"[1.5,-2e+3,4E5,0.25,-0.5E-2,12,true]"
 @pytest.mark.parametrize("cut", range(1, len(NUMBERS)))
 def test_iter_snapshot_reads_numbers_split_anywhere(cut: int) -> None:
     assert read_all(Pieces([NUMBERS[:cut], NUMBERS[cut:]])) == json.loads(
-        NUMBERS, parse_float=Decimal)
+        NUMBERS, parse_float=Decimal
+    )
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 3])
-def test_iter_snapshot_reads_numbers_in_tiny_chunks(monkeypatch: pytest.MonkeyPatch,
-                                                    chunk_size: int) -> None:
+def test_iter_snapshot_reads_numbers_in_tiny_chunks(
+    monkeypatch: pytest.MonkeyPatch, chunk_size: int
+) -> None:
     monkeypatch.setattr(reader, "CHUNK_SIZE", chunk_size)
     assert read_all(io.BytesIO(NUMBERS)) == json.loads(NUMBERS, parse_float=Decimal)
 
@@ -305,24 +352,34 @@ def test_iter_snapshot_classifies_large_object_body_without_holding_it() -> None
     assert errors[0].message == "Expected a JSON array of records, got a JSON object."
 
 
-@pytest.mark.parametrize(("body", "kind"), [
-    (b'"' + b"a" * (2 * MiB) + b'"', "string"),
-    (b"1" * (2 * MiB), "number"),
-    (b"true" + b" " * (2 * MiB), "boolean"),
-    (b'{"a": 1}' + b"\n" * (2 * MiB), "object"),
-    (b'{"a": "' + b"a" * (2 * MiB) + b'"}  ', "object"),
-], ids=["string", "number", "boolean", "object_then_whitespace", "object"])
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (b'"' + b"a" * (2 * MiB) + b'"', "string"),
+        (b"1" * (2 * MiB), "number"),
+        (b"true" + b" " * (2 * MiB), "boolean"),
+        (b'{"a": 1}' + b"\n" * (2 * MiB), "object"),
+        (b'{"a": "' + b"a" * (2 * MiB) + b'"}  ', "object"),
+    ],
+    ids=["string", "number", "boolean", "object_then_whitespace", "object"],
+)
 def test_iter_snapshot_names_type_of_large_non_array_body(body: bytes, kind: str) -> None:
     error = refusal(io.BytesIO(body))
     assert (error.code, error.message) == (
-        "invalid_payload", f"Expected a JSON array of records, got a JSON {kind}.")
+        "invalid_payload",
+        f"Expected a JSON array of records, got a JSON {kind}.",
+    )
 
 
-@pytest.mark.parametrize("body", [
-    b'{"a": [' + b"{}, " * MiB + b"x]}",
-    b'{"a": 1}' + b" " * (2 * MiB) + b"x",
-    b'{"a": 1' + b" " * (2 * MiB),
-], ids=["error_inside", "data_after_the_value", "ends_inside"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"a": [' + b"{}, " * MiB + b"x]}",
+        b'{"a": 1}' + b" " * (2 * MiB) + b"x",
+        b'{"a": 1' + b" " * (2 * MiB),
+    ],
+    ids=["error_inside", "data_after_the_value", "ends_inside"],
+)
 def test_iter_snapshot_refuses_large_non_array_body_that_is_not_json(body: bytes) -> None:
     error = refusal(io.BytesIO(body))
     assert error.code == "invalid_json"
@@ -352,10 +409,14 @@ def test_gunzip_reader_reads_an_empty_member() -> None:
     assert read_all(gunzipped(body)) == [1, 2]
 
 
-@pytest.mark.parametrize("trailer", [b"garbage", b"\x1f", b"\0", bytes(512)],
-                         ids=["garbage", "half_a_magic_number", "one_zero", "zero_padding"])
+@pytest.mark.parametrize(
+    "trailer",
+    [b"garbage", b"\x1f", b"\0", bytes(512)],
+    ids=["garbage", "half_a_magic_number", "one_zero", "zero_padding"],
+)
 def test_gunzip_reader_refuses_bytes_after_the_last_member_that_are_not_gzip(
-        trailer: bytes) -> None:
+    trailer: bytes,
+) -> None:
     # gzip.decompress() would accept the zero padding; SPEC §2 does not.
     error = refusal(gunzipped(gzip.compress(b"[1]") + trailer))
     assert error.code == "invalid_json"
@@ -393,4 +454,5 @@ def test_validate_snapshot_rejects_oversized_record_and_stages_its_readable_id()
     assert sink.rows == [(0, "42", False, None)]
     assert [(e.index, e.external_id, e.messages) for e in summary.errors] == [
         (0, "42", {"_schema": [f"Record is larger than {LIMIT} bytes."]}),
-        (1, None, {"_schema": [f"Record is larger than {LIMIT} bytes."]})]
+        (1, None, {"_schema": [f"Record is larger than {LIMIT} bytes."]}),
+    ]

@@ -19,32 +19,60 @@ ROOT = Path(__file__).resolve().parent.parent
 TEN_MINUTES_BEHIND = "-600s"
 
 
-def flask_sync_from_a_host_behind(database_url: str, records: list[dict[str, str]],
-                                  tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def flask_sync_from_a_host_behind(
+    database_url: str, records: list[dict[str, str]], tmp_path: Path
+) -> subprocess.CompletedProcess[str]:
     """``flask sync patients`` in a process whose clock is ten minutes slow (libfaketime)."""
     snapshot = tmp_path / "patients.json"
     snapshot.write_text(json.dumps(records))
-    environment = {"PATH": "/usr/bin:/bin", "DATABASE_URL": database_url,
-                   "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    command = ["faketime", "-f", TEN_MINUTES_BEHIND, sys.executable, "-m", "flask",
-               "--app", "wsgi", "sync", "patients", str(snapshot)]
-    return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True,
-                          timeout=120, check=False)
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": database_url,
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+    command = [
+        "faketime",
+        "-f",
+        TEN_MINUTES_BEHIND,
+        sys.executable,
+        "-m",
+        "flask",
+        "--app",
+        "wsgi",
+        "sync",
+        "patients",
+        str(snapshot),
+    ]
+    return subprocess.run(
+        command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def test_a_host_whose_clock_is_behind_still_writes_history_forwards(
-        committed_app: Flask, committed_database_url: str, tmp_path: Path) -> None:
+    committed_app: Flask, committed_database_url: str, tmp_path: Path
+) -> None:
     client = committed_app.test_client()
     first = sync(client, "patients", [patient_record("1", firstName="Ann")])
     slow_process_clock = subprocess.run(
-        ["faketime", "-f", TEN_MINUTES_BEHIND, sys.executable, "-c",
-         "import datetime; print(datetime.datetime.now(datetime.UTC).isoformat())"],
-        capture_output=True, text=True, check=True).stdout
-    assert datetime.fromisoformat(slow_process_clock.strip()) \
-        < datetime.fromisoformat(first["startedAt"]) - timedelta(minutes=5)
+        [
+            "faketime",
+            "-f",
+            TEN_MINUTES_BEHIND,
+            sys.executable,
+            "-c",
+            "import datetime; print(datetime.datetime.now(datetime.UTC).isoformat())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert datetime.fromisoformat(slow_process_clock.strip()) < datetime.fromisoformat(
+        first["startedAt"]
+    ) - timedelta(minutes=5)
 
     done = flask_sync_from_a_host_behind(
-        committed_database_url, [patient_record("1", firstName="Bob")], tmp_path)
+        committed_database_url, [patient_record("1", firstName="Bob")], tmp_path
+    )
     assert done.returncode == 0, done.stderr
     second = json.loads(done.stdout)
     assert second["updated"] == 1
@@ -64,11 +92,12 @@ def test_a_host_whose_clock_is_behind_still_writes_history_forwards(
     assert at["firstName"] == "Bob"
 
 
-def test_a_later_sync_never_has_an_earlier_time_than_the_one_before(
-        committed_app: Flask) -> None:
+def test_a_later_sync_never_has_an_earlier_time_than_the_one_before(committed_app: Flask) -> None:
     client = committed_app.test_client()
-    reports = [sync(client, "patients", [patient_record("1", firstName=name)])
-               for name in ("Ann", "Bob", "Cy", "Di")]
+    reports = [
+        sync(client, "patients", [patient_record("1", firstName=name)])
+        for name in ("Ann", "Bob", "Cy", "Di")
+    ]
     starts = [report["startedAt"] for report in reports]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
 
@@ -89,18 +118,30 @@ with app.app_context():
 
 @pytest.mark.postgresql_only  # SQLite serves one host: its clock is the process's
 def test_a_relay_on_a_host_whose_clock_is_behind_still_shows_a_fresh_rate(
-        committed_app: Flask, committed_database_url: str) -> None:
+    committed_app: Flask, committed_database_url: str
+) -> None:
     """/metrics judges the relay's rate fresh or stale on the one clock both hosts share."""
     client = committed_app.test_client()
     sync(client, "patients", [patient_record("1"), patient_record("2")])
     stored = subprocess.run(
         ["faketime", "-f", TEN_MINUTES_BEHIND, sys.executable, "-c", STORE_A_WINDOW],
-        cwd=ROOT, env={"PATH": "/usr/bin:/bin", "DATABASE_URL": committed_database_url,
-                       "FAKETIME_DONT_FAKE_MONOTONIC": "1"},
-        capture_output=True, text=True, timeout=120, check=False)
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": committed_database_url,
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert stored.returncode == 0, stored.stderr
-    rate = [line for line in client.get("/metrics").get_data(as_text=True).splitlines()
-            if line.startswith("events_relay_publish_rate")]
+    rate = [
+        line
+        for line in client.get("/metrics").get_data(as_text=True).splitlines()
+        if line.startswith("events_relay_publish_rate")
+    ]
     assert rate == ["events_relay_publish_rate 8500.0"]
 
 
@@ -115,15 +156,24 @@ print(response.get_data(as_text=True))
 
 @pytest.mark.postgresql_only  # SQLite serves one host: its clock is the process's
 def test_a_node_whose_clock_is_ahead_does_not_call_a_fresh_sync_stale(
-        committed_app: Flask, committed_database_url: str) -> None:
+    committed_app: Flask, committed_database_url: str
+) -> None:
     client = committed_app.test_client()
     sync(client, "patients", [patient_record("1")])
     sync(client, "payments", [])
     rendered = subprocess.run(
         ["faketime", "-f", "+3d", sys.executable, "-c", RENDER_THE_OVERVIEW],
-        cwd=ROOT, env={"PATH": "/usr/bin:/bin", "DATABASE_URL": committed_database_url,
-                       "FAKETIME_DONT_FAKE_MONOTONIC": "1"},
-        capture_output=True, text=True, timeout=120, check=False)
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": committed_database_url,
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert rendered.returncode == 0, rendered.stderr
     status, page = rendered.stdout.split("\n", 1)
     assert status == "200"

@@ -23,7 +23,8 @@ REFUSED_QUERIES = [
 @pytest.mark.parametrize("entity", ["patients", "payments"])
 @pytest.mark.parametrize("query", REFUSED_QUERIES)
 def test_sync_with_unknown_repeated_or_odd_parameter_is_422_and_changes_nothing(
-        client: FlaskClient, entity: str, query: str) -> None:
+    client: FlaskClient, entity: str, query: str
+) -> None:
     sync(client, "patients", [patient_record("p1")])
     before = client.get("/syncs").get_json()
     response = post_snapshot(client, entity, [], query=query)
@@ -44,12 +45,20 @@ def test_sync_refusal_names_the_repeated_parameter(client: FlaskClient) -> None:
     assert "dry_run" in response.get_json()["error"]["details"]["parameters"]
 
 
-@pytest.mark.parametrize(("query", "dry_run"), [
-    ("", False), ("?dry_run=true", True), ("?dry_run=false", False), ("?dry_run=True", True),
-    ("?force=false", False), ("?dry_run=true&force=true", True),
-])
-def test_sync_accepts_dry_run_and_force_as_true_or_false(client: FlaskClient, query: str,
-                                                         dry_run: bool) -> None:
+@pytest.mark.parametrize(
+    ("query", "dry_run"),
+    [
+        ("", False),
+        ("?dry_run=true", True),
+        ("?dry_run=false", False),
+        ("?dry_run=True", True),
+        ("?force=false", False),
+        ("?dry_run=true&force=true", True),
+    ],
+)
+def test_sync_accepts_dry_run_and_force_as_true_or_false(
+    client: FlaskClient, query: str, dry_run: bool
+) -> None:
     assert sync(client, "patients", [patient_record("p1")], query=query)["dryRun"] is dry_run
 
 

@@ -35,10 +35,15 @@ def test_sync_updates_patient_whose_fields_differ(client: FlaskClient) -> None:
     assert stored(client, "a")["firstName"] == "Augusta"
 
 
-@pytest.mark.parametrize("change", [
-    {"lastName": "Byron"}, {"middleName": "King"}, {"dateOfBirth": "1815-12-11"},
-    {"dateOfBirth": None},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"lastName": "Byron"},
+        {"middleName": "King"},
+        {"dateOfBirth": "1815-12-11"},
+        {"dateOfBirth": None},
+    ],
+)
 def test_sync_detects_a_change_in_any_field(client: FlaskClient, change: dict) -> None:
     sync(client, "patients", [patient_record("a", middleName=None)])
     report = sync(client, "patients", [patient_record("a", middleName=None) | change])
@@ -82,9 +87,15 @@ def test_sync_rejected_record_protects_its_stored_row(client: FlaskClient) -> No
 def test_sync_rejects_every_occurrence_of_a_duplicated_external_id(client: FlaskClient) -> None:
     sync(client, "patients", [patient_record("a", firstName="Ada")])
     before = stored(client, "a")
-    report = sync(client, "patients", [
-        patient_record("a", firstName="One"), patient_record("b"),
-        patient_record("a", firstName="Two")])
+    report = sync(
+        client,
+        "patients",
+        [
+            patient_record("a", firstName="One"),
+            patient_record("b"),
+            patient_record("a", firstName="Two"),
+        ],
+    )
     assert (report["rejected"], report["created"], report["deleted"]) == (2, 1, 0)
     assert [(e["index"], e["externalId"]) for e in report["errors"]] == [(0, "a"), (2, "a")]
     assert all("externalId" in e["messages"] for e in report["errors"])
@@ -128,8 +139,9 @@ INVALID_PATIENTS = [
 
 
 @pytest.mark.parametrize(("field", "override"), INVALID_PATIENTS)
-def test_sync_rejects_invalid_patient_field(client: FlaskClient, field: str,
-                                            override: dict) -> None:
+def test_sync_rejects_invalid_patient_field(
+    client: FlaskClient, field: str, override: dict
+) -> None:
     report = sync(client, "patients", [patient_record("ok"), patient_record("bad") | override])
     assert (report["created"], report["rejected"]) == (1, 1)
     error = report["errors"][0]
@@ -150,8 +162,11 @@ def test_sync_rejects_patient_missing_required_field(client: FlaskClient, missin
 def test_sync_rejects_elements_that_are_not_objects(client: FlaskClient, element: Any) -> None:
     report = sync(client, "patients", [element])
     assert report["rejected"] == 1
-    assert report["errors"][0] == {"index": 0, "externalId": None,
-                                   "messages": report["errors"][0]["messages"]}
+    assert report["errors"][0] == {
+        "index": 0,
+        "externalId": None,
+        "messages": report["errors"][0]["messages"],
+    }
     assert report["errors"][0]["messages"]
 
 
@@ -166,17 +181,25 @@ def test_sync_reports_external_id_of_rejected_record_when_readable(client: Flask
 
 
 def test_sync_stores_names_and_ids_exactly_as_sent(client: FlaskClient) -> None:
-    record = patient_record(" x/é ", firstName="  Zoë\t", lastName="O'Brien-Łukasz 🙂",
-                            middleName="x" * 255, dateOfBirth="2094-02-01")
+    record = patient_record(
+        " x/é ",
+        firstName="  Zoë\t",
+        lastName="O'Brien-Łukasz 🙂",
+        middleName="x" * 255,
+        dateOfBirth="2094-02-01",
+    )
     sync(client, "patients", [record])
     [patient] = client.get("/patients").get_json()
-    assert (patient["externalId"], patient["firstName"], patient["lastName"],
-            patient["middleName"], patient["dateOfBirth"]) == \
-        (" x/é ", "  Zoë\t", "O'Brien-Łukasz 🙂", "x" * 255, "2094-02-01")
+    assert (
+        patient["externalId"],
+        patient["firstName"],
+        patient["lastName"],
+        patient["middleName"],
+        patient["dateOfBirth"],
+    ) == (" x/é ", "  Zoë\t", "O'Brien-Łukasz 🙂", "x" * 255, "2094-02-01")
 
 
-def test_sync_accepts_missing_optional_fields_and_ignores_unknown_keys(
-        client: FlaskClient) -> None:
+def test_sync_accepts_missing_optional_fields_and_ignores_unknown_keys(client: FlaskClient) -> None:
     record = {"externalId": "a", "firstName": "A", "lastName": "B", "shoeSize": 44}
     report = sync(client, "patients", [record])
     assert report["created"] == 1
@@ -244,20 +267,33 @@ def test_sync_resend_is_idempotent(client: FlaskClient) -> None:
 def test_sync_counts_add_up_on_a_mixed_upload(client: FlaskClient) -> None:
     sync(client, "patients", [patient_record(x) for x in ("keep", "change", "drop", "back")])
     sync(client, "patients", [patient_record(x) for x in ("keep", "change", "drop")])
-    report = sync(client, "patients", [
-        patient_record("keep"), patient_record("change", lastName="Z"), patient_record("back"),
-        patient_record("new"), patient_record("bad", firstName=""), patient_record("new")])
-    assert {k: report[k] for k in ("created", "updated", "restored", "unchanged", "rejected",
-                                   "deleted")} == \
-        {"created": 0, "updated": 1, "restored": 1, "unchanged": 1, "rejected": 3, "deleted": 1}
+    report = sync(
+        client,
+        "patients",
+        [
+            patient_record("keep"),
+            patient_record("change", lastName="Z"),
+            patient_record("back"),
+            patient_record("new"),
+            patient_record("bad", firstName=""),
+            patient_record("new"),
+        ],
+    )
+    assert {
+        k: report[k] for k in ("created", "updated", "restored", "unchanged", "rejected", "deleted")
+    } == {"created": 0, "updated": 1, "restored": 1, "unchanged": 1, "rejected": 3, "deleted": 1}
     assert report["received"] == 6
 
 
 def test_sync_dry_run_reports_and_changes_nothing(client: FlaskClient) -> None:
     sync(client, "patients", [patient_record("a"), patient_record("b")])
     before = client.get("/patients").get_json()
-    report = sync(client, "patients", [patient_record("a", lastName="Z"), patient_record("c")],
-                  query="?dry_run=true")
+    report = sync(
+        client,
+        "patients",
+        [patient_record("a", lastName="Z"), patient_record("c")],
+        query="?dry_run=true",
+    )
     assert report["dryRun"] is True
     assert (report["updated"], report["created"], report["deleted"]) == (1, 1, 1)
     assert client.get("/patients").get_json() == before
@@ -317,9 +353,12 @@ def test_sync_refused_sync_is_not_recorded(client: FlaskClient, guarded) -> None
 
 
 def test_sync_rejects_only_the_record_with_a_gigantic_integer_external_id(
-        client: FlaskClient) -> None:
-    body = ('[{"externalId": ' + "9" * 5000 + ', "firstName": "A", "lastName": "B"},'
-            ' {"externalId": "ok", "firstName": "A", "lastName": "B"}]').encode()
+    client: FlaskClient,
+) -> None:
+    body = (
+        '[{"externalId": ' + "9" * 5000 + ', "firstName": "A", "lastName": "B"},'
+        ' {"externalId": "ok", "firstName": "A", "lastName": "B"}]'
+    ).encode()
     response = post_snapshot(client, "patients", body)
     assert response.status_code == 200
     report = response.get_json()
@@ -329,8 +368,13 @@ def test_sync_rejects_only_the_record_with_a_gigantic_integer_external_id(
 
 def test_sync_stores_copy_special_characters_exactly(client: FlaskClient) -> None:
     tricky = ["\\N", "a\\b", "tab\there", "line\nbreak", "cr\rhere", "\\", "end\\"]
-    sync(client, "patients", [patient_record(f"t{i}", firstName=name, middleName=name)
-                              for i, name in enumerate(tricky)])
-    stored_names = {p["externalId"]: (p["firstName"], p["middleName"])
-                    for p in client.get("/patients").get_json()}
+    sync(
+        client,
+        "patients",
+        [patient_record(f"t{i}", firstName=name, middleName=name) for i, name in enumerate(tricky)],
+    )
+    stored_names = {
+        p["externalId"]: (p["firstName"], p["middleName"])
+        for p in client.get("/patients").get_json()
+    }
     assert stored_names == {f"t{i}": (name, name) for i, name in enumerate(tricky)}

@@ -30,8 +30,11 @@ CHUNKED = TERMINATED | {"CONTENT_LENGTH": ""}
 @pytest.fixture
 def app_config() -> dict[str, Any]:
     """Small body and record limits, so 413 and oversized records are cheap to provoke."""
-    return {"MAX_CONTENT_LENGTH": LIMIT, "SYNC_MAX_RECORD_BYTES": RECORD_LIMIT,
-            "SYNC_LOCK_TIMEOUT": 0.2}
+    return {
+        "MAX_CONTENT_LENGTH": LIMIT,
+        "SYNC_MAX_RECORD_BYTES": RECORD_LIMIT,
+        "SYNC_LOCK_TIMEOUT": 0.2,
+    }
 
 
 @pytest.fixture
@@ -46,10 +49,17 @@ def assert_nothing_changed(client: FlaskClient, before: list[dict[str, Any]]) ->
     assert len(client.get("/syncs").get_json()) == 1
 
 
-@pytest.mark.parametrize("body", [
-    b"not json", b'[{"externalId": "a"', b'[{"externalId": "a", "amount": NaN}]',
-    b"[Infinity]", b"\xff\xfe\x00garbage", b"",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b'[{"externalId": "a"',
+        b'[{"externalId": "a", "amount": NaN}]',
+        b"[Infinity]",
+        b"\xff\xfe\x00garbage",
+        b"",
+    ],
+)
 def test_sync_rejects_body_that_is_not_json(client: FlaskClient, seeded: list, body: bytes) -> None:
     response = post_snapshot(client, "patients", body)
     assert response.status_code == 400
@@ -58,8 +68,9 @@ def test_sync_rejects_body_that_is_not_json(client: FlaskClient, seeded: list, b
 
 
 @pytest.mark.parametrize("body", [b'{"externalId": "a"}', b'"a"', b"5", b"null", b"true"])
-def test_sync_rejects_json_that_is_not_an_array(client: FlaskClient, seeded: list,
-                                                body: bytes) -> None:
+def test_sync_rejects_json_that_is_not_an_array(
+    client: FlaskClient, seeded: list, body: bytes
+) -> None:
     response = post_snapshot(client, "patients", body)
     assert response.status_code == 422
     assert error_code(response) == "invalid_payload"
@@ -67,8 +78,9 @@ def test_sync_rejects_json_that_is_not_an_array(client: FlaskClient, seeded: lis
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
-def test_sync_rejects_body_that_is_not_application_json(client: FlaskClient, seeded: list,
-                                                        content_type: str | None) -> None:
+def test_sync_rejects_body_that_is_not_application_json(
+    client: FlaskClient, seeded: list, content_type: str | None
+) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     response = client.post("/patients", data=to_json([patient_record("b")]), headers=headers)
     assert response.status_code == 415
@@ -77,15 +89,20 @@ def test_sync_rejects_body_that_is_not_application_json(client: FlaskClient, see
 
 
 def test_sync_accepts_json_with_a_charset(client: FlaskClient) -> None:
-    response = post_snapshot(client, "patients", [patient_record("a")],
-                             headers={"Content-Type": "application/json; charset=utf-8"})
+    response = post_snapshot(
+        client,
+        "patients",
+        [patient_record("a")],
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
     assert response.status_code == 200
     assert response.get_json()["created"] == 1
 
 
 def test_sync_rejects_unknown_content_encoding(client: FlaskClient, seeded: list) -> None:
-    response = post_snapshot(client, "patients", [patient_record("b")],
-                             headers={"Content-Encoding": "br"})
+    response = post_snapshot(
+        client, "patients", [patient_record("b")], headers={"Content-Encoding": "br"}
+    )
     assert response.status_code == 415
     assert_nothing_changed(client, seeded)
 
@@ -97,19 +114,27 @@ def test_sync_accepts_a_gzip_body(client: FlaskClient) -> None:
 
 
 def test_sync_accepts_a_gzip_body_of_several_members(client: FlaskClient) -> None:
-    body = (gzip.compress(to_json([patient_record("a")])[:-1].encode() + b",")
-            + gzip.compress(to_json([patient_record("b")])[1:].encode()))
+    body = gzip.compress(to_json([patient_record("a")])[:-1].encode() + b",") + gzip.compress(
+        to_json([patient_record("b")])[1:].encode()
+    )
     response = post_snapshot(client, "patients", body, headers={"Content-Encoding": "gzip"})
     assert response.status_code == 200
     assert (response.get_json()["received"], response.get_json()["created"]) == (2, 2)
 
 
-@pytest.mark.parametrize("body", [
-    b"not gzip at all", gzip.compress(b"[]" * 100)[:-9], gzip.compress(b"[]") + b"garbage",
-    gzip.compress(b"[]") + bytes(8),
-], ids=["not_gzip", "truncated", "garbage_after_last_member", "zeros_after_last_member"])
-def test_sync_rejects_broken_gzip_with_invalid_json(client: FlaskClient, seeded: list,
-                                                    body: bytes) -> None:
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not gzip at all",
+        gzip.compress(b"[]" * 100)[:-9],
+        gzip.compress(b"[]") + b"garbage",
+        gzip.compress(b"[]") + bytes(8),
+    ],
+    ids=["not_gzip", "truncated", "garbage_after_last_member", "zeros_after_last_member"],
+)
+def test_sync_rejects_broken_gzip_with_invalid_json(
+    client: FlaskClient, seeded: list, body: bytes
+) -> None:
     response = post_snapshot(client, "patients", body, headers={"Content-Encoding": "gzip"})
     assert response.status_code == 400
     assert error_code(response) == "invalid_json"
@@ -124,8 +149,7 @@ def test_sync_rejects_body_over_the_limit(client: FlaskClient, seeded: list) -> 
     assert_nothing_changed(client, seeded)
 
 
-def test_sync_rejects_gzip_bomb_by_its_decompressed_size(client: FlaskClient,
-                                                         seeded: list) -> None:
+def test_sync_rejects_gzip_bomb_by_its_decompressed_size(client: FlaskClient, seeded: list) -> None:
     bomb = gzip.compress(b"[" + b" " * (200 * LIMIT) + b"]")
     assert len(bomb) < LIMIT
     response = post_snapshot(client, "patients", bomb, headers={"Content-Encoding": "gzip"})
@@ -143,8 +167,9 @@ def stored_gzip(size: int) -> bytes:
     raise AssertionError(f"no stored gzip body of {size} bytes")
 
 
-def post_raw(client: FlaskClient, body: bytes, environ: dict[str, Any], *,
-             gzipped: bool = False) -> TestResponse:
+def post_raw(
+    client: FlaskClient, body: bytes, environ: dict[str, Any], *, gzipped: bool = False
+) -> TestResponse:
     """POST body bytes as they are, with extra WSGI environ entries."""
     headers = {"Content-Type": "application/json"}
     if gzipped:
@@ -155,30 +180,38 @@ def post_raw(client: FlaskClient, body: bytes, environ: dict[str, Any], *,
 EXACTLY_THE_LIMIT = b"[" + b" " * (LIMIT - 2) + b"]"
 
 
-@pytest.mark.parametrize(("body", "environ", "gzipped"), [
-    (EXACTLY_THE_LIMIT, {}, False),
-    (EXACTLY_THE_LIMIT, TERMINATED, False),
-    (EXACTLY_THE_LIMIT, CHUNKED, False),
-    (gzip.compress(EXACTLY_THE_LIMIT), TERMINATED, True),
-    (stored_gzip(LIMIT), TERMINATED, True),
-], ids=["identity", "identity_terminated", "identity_chunked", "gzip_inflated",
-        "gzip_compressed"])
-def test_sync_accepts_a_body_of_exactly_the_limit(client: FlaskClient, body: bytes,
-                                                  environ: dict[str, Any], gzipped: bool) -> None:
+@pytest.mark.parametrize(
+    ("body", "environ", "gzipped"),
+    [
+        (EXACTLY_THE_LIMIT, {}, False),
+        (EXACTLY_THE_LIMIT, TERMINATED, False),
+        (EXACTLY_THE_LIMIT, CHUNKED, False),
+        (gzip.compress(EXACTLY_THE_LIMIT), TERMINATED, True),
+        (stored_gzip(LIMIT), TERMINATED, True),
+    ],
+    ids=["identity", "identity_terminated", "identity_chunked", "gzip_inflated", "gzip_compressed"],
+)
+def test_sync_accepts_a_body_of_exactly_the_limit(
+    client: FlaskClient, body: bytes, environ: dict[str, Any], gzipped: bool
+) -> None:
     response = post_raw(client, body, environ, gzipped=gzipped)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["received"] == 0
 
 
-@pytest.mark.parametrize(("body", "environ", "gzipped"), [
-    (EXACTLY_THE_LIMIT + b" ", {}, False),
-    (EXACTLY_THE_LIMIT + b" ", CHUNKED, False),
-    (gzip.compress(EXACTLY_THE_LIMIT + b" "), TERMINATED, True),
-    (stored_gzip(LIMIT + 1), CHUNKED, True),
-], ids=["identity", "identity_chunked", "gzip_inflated", "gzip_compressed_chunked"])
-def test_sync_refuses_a_body_one_byte_over_the_limit(client: FlaskClient, seeded: list,
-                                                     body: bytes, environ: dict[str, Any],
-                                                     gzipped: bool) -> None:
+@pytest.mark.parametrize(
+    ("body", "environ", "gzipped"),
+    [
+        (EXACTLY_THE_LIMIT + b" ", {}, False),
+        (EXACTLY_THE_LIMIT + b" ", CHUNKED, False),
+        (gzip.compress(EXACTLY_THE_LIMIT + b" "), TERMINATED, True),
+        (stored_gzip(LIMIT + 1), CHUNKED, True),
+    ],
+    ids=["identity", "identity_chunked", "gzip_inflated", "gzip_compressed_chunked"],
+)
+def test_sync_refuses_a_body_one_byte_over_the_limit(
+    client: FlaskClient, seeded: list, body: bytes, environ: dict[str, Any], gzipped: bool
+) -> None:
     response = post_raw(client, body, environ, gzipped=gzipped)
     assert response.status_code == 413
     assert error_code(response) == "payload_too_large"
@@ -186,65 +219,95 @@ def test_sync_refuses_a_body_one_byte_over_the_limit(client: FlaskClient, seeded
 
 
 OVER_THE_LIMIT = EXACTLY_THE_LIMIT + b" "
-TOO_LARGE = {"error": {"code": "payload_too_large",
-                       "message": f"The request body exceeds the limit of {LIMIT} bytes.",
-                       "details": {"limit": LIMIT}}}
+TOO_LARGE = {
+    "error": {
+        "code": "payload_too_large",
+        "message": f"The request body exceeds the limit of {LIMIT} bytes.",
+        "details": {"limit": LIMIT},
+    }
+}
 
 
-@pytest.mark.parametrize(("body", "environ", "gzipped"), [
-    (OVER_THE_LIMIT, {}, False),
-    (OVER_THE_LIMIT, TERMINATED, False),
-    (OVER_THE_LIMIT, CHUNKED, False),
-    (gzip.compress(OVER_THE_LIMIT), TERMINATED, True),
-    (gzip.compress(OVER_THE_LIMIT), CHUNKED, True),
-    (stored_gzip(LIMIT + 1), {}, True),
-], ids=["identity", "identity_terminated", "identity_chunked", "gzip_inflated",
-        "gzip_inflated_chunked", "gzip_compressed"])
-def test_sync_answers_every_oversized_body_with_the_same_413(client: FlaskClient, body: bytes,
-                                                             environ: dict[str, Any],
-                                                             gzipped: bool) -> None:
+@pytest.mark.parametrize(
+    ("body", "environ", "gzipped"),
+    [
+        (OVER_THE_LIMIT, {}, False),
+        (OVER_THE_LIMIT, TERMINATED, False),
+        (OVER_THE_LIMIT, CHUNKED, False),
+        (gzip.compress(OVER_THE_LIMIT), TERMINATED, True),
+        (gzip.compress(OVER_THE_LIMIT), CHUNKED, True),
+        (stored_gzip(LIMIT + 1), {}, True),
+    ],
+    ids=[
+        "identity",
+        "identity_terminated",
+        "identity_chunked",
+        "gzip_inflated",
+        "gzip_inflated_chunked",
+        "gzip_compressed",
+    ],
+)
+def test_sync_answers_every_oversized_body_with_the_same_413(
+    client: FlaskClient, body: bytes, environ: dict[str, Any], gzipped: bool
+) -> None:
     response = post_raw(client, body, environ, gzipped=gzipped)
     assert response.status_code == 413
     assert response.get_json() == TOO_LARGE
 
 
-def test_sync_rejects_oversized_record_and_keeps_its_stored_row(client: FlaskClient,
-                                                               seeded: list) -> None:
-    records = [patient_record("a", lastName="Changed", notes="x" * RECORD_LIMIT),
-               patient_record("b")]
+def test_sync_rejects_oversized_record_and_keeps_its_stored_row(
+    client: FlaskClient, seeded: list
+) -> None:
+    records = [
+        patient_record("a", lastName="Changed", notes="x" * RECORD_LIMIT),
+        patient_record("b"),
+    ]
     response = post_snapshot(client, "patients", records)
     assert response.status_code == 200
     report = response.get_json()
-    assert (report["received"], report["created"], report["rejected"], report["deleted"]) == \
-        (2, 1, 1, 0)
-    assert report["errors"] == [{"index": 0, "externalId": "a", "messages": {
-        "_schema": [f"Record is larger than {RECORD_LIMIT} bytes."]}}]
+    assert (report["received"], report["created"], report["rejected"], report["deleted"]) == (
+        2,
+        1,
+        1,
+        0,
+    )
+    assert report["errors"] == [
+        {
+            "index": 0,
+            "externalId": "a",
+            "messages": {"_schema": [f"Record is larger than {RECORD_LIMIT} bytes."]},
+        }
+    ]
     assert [p for p in client.get("/patients").get_json() if p["externalId"] == "a"] == seeded
 
 
-def test_sync_failing_midway_changes_nothing(client: FlaskClient, seeded: list,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_failing_midway_changes_nothing(
+    client: FlaskClient, seeded: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def explode(*args: Any) -> int:
         raise sa.exc.ProgrammingError("INSERT", {}, Exception("a bug"))
 
     monkeypatch.setattr(merge, "insert_new", explode)
-    response = post_snapshot(client, "patients", [patient_record("a", lastName="Z"),
-                                                  patient_record("b")])
+    response = post_snapshot(
+        client, "patients", [patient_record("a", lastName="Z"), patient_record("b")]
+    )
     assert response.status_code == 500
-    assert response.get_json() == {"error": {"code": "internal_error",
-                                             "message": "An internal error occurred.",
-                                             "details": {}}}
+    assert response.get_json() == {
+        "error": {"code": "internal_error", "message": "An internal error occurred.", "details": {}}
+    }
     assert_nothing_changed(client, seeded)
 
 
 def test_sync_losing_the_database_midway_is_503_and_changes_nothing(
-        client: FlaskClient, seeded: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: FlaskClient, seeded: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def explode(*args: Any) -> int:
         raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
 
     monkeypatch.setattr(merge, "insert_new", explode)
-    response = post_snapshot(client, "patients", [patient_record("a", lastName="Z"),
-                                                  patient_record("b")])
+    response = post_snapshot(
+        client, "patients", [patient_record("a", lastName="Z"), patient_record("b")]
+    )
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "database_unavailable"
     assert int(response.headers["Retry-After"]) > 0
@@ -265,8 +328,9 @@ def sync_lock_held_elsewhere(app: Flask, backend: str) -> Iterator[None]:
         with engine.connect() as connection:
             # Try, never wait: under the per-test transaction an earlier sync in the
             # same test would still hold the lock, and waiting would hang.
-            acquired = connection.scalar(sa.text("SELECT pg_try_advisory_lock(:k)"),
-                                         {"k": ADVISORY_LOCK_KEY})
+            acquired = connection.scalar(
+                sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}
+            )
             assert acquired, "the test itself still holds the sync lock"
             yield
             connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
@@ -274,8 +338,9 @@ def sync_lock_held_elsewhere(app: Flask, backend: str) -> Iterator[None]:
         engine.dispose()
 
 
-def test_sync_gets_409_while_another_sync_holds_the_lock(app: Flask, backend: str,
-                                                         client: FlaskClient) -> None:
+def test_sync_gets_409_while_another_sync_holds_the_lock(
+    app: Flask, backend: str, client: FlaskClient
+) -> None:
     with sync_lock_held_elsewhere(app, backend):
         response = post_snapshot(client, "patients", [patient_record("b")])
     assert response.status_code == 409
@@ -285,13 +350,17 @@ def test_sync_gets_409_while_another_sync_holds_the_lock(app: Flask, backend: st
     assert sync(client, "patients", [patient_record("b")])["created"] == 1
 
 
-def test_sync_client_disconnecting_midway_changes_nothing(client: FlaskClient,
-                                                          seeded: list) -> None:
+def test_sync_client_disconnecting_midway_changes_nothing(
+    client: FlaskClient, seeded: list
+) -> None:
     body = to_json([patient_record("a", lastName="Z"), patient_record("b")]).encode()
     # The client announces more bytes than it sends, then goes away.
-    response = client.post("/patients", data=body[:-5],
-                           headers={"Content-Type": "application/json"},
-                           environ_overrides={"CONTENT_LENGTH": str(len(body))})
+    response = client.post(
+        "/patients",
+        data=body[:-5],
+        headers={"Content-Type": "application/json"},
+        environ_overrides={"CONTENT_LENGTH": str(len(body))},
+    )
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "bad_request"
     assert_nothing_changed(client, seeded)
@@ -314,11 +383,15 @@ class DroppedConnection(io.BytesIO):
 
 
 def test_sync_client_disconnecting_from_terminated_input_changes_nothing(
-        client: FlaskClient, seeded: list) -> None:
+    client: FlaskClient, seeded: list
+) -> None:
     body = to_json([patient_record("a", lastName="Z"), patient_record("b")]).encode()
-    response = client.post("/patients", input_stream=DroppedConnection(body[:-5]),
-                           headers={"Content-Type": "application/json"},
-                           environ_overrides=CHUNKED)
+    response = client.post(
+        "/patients",
+        input_stream=DroppedConnection(body[:-5]),
+        headers={"Content-Type": "application/json"},
+        environ_overrides=CHUNKED,
+    )
     assert response.status_code == 400
     assert error_code(response) == "bad_request"
     assert_nothing_changed(client, seeded)
@@ -326,7 +399,8 @@ def test_sync_client_disconnecting_from_terminated_input_changes_nothing(
 
 @pytest.mark.postgresql_only
 def test_sync_takes_the_advisory_lock_before_touching_any_table(
-        client: FlaskClient, query_recorder: Any) -> None:
+    client: FlaskClient, query_recorder: Any
+) -> None:
     with query_recorder:
         sync(client, "patients", [patient_record("a")])
     assert "pg_try_advisory_xact_lock" in query_recorder.statements[0]

@@ -53,9 +53,11 @@ class InstantField(fields.Field):
             raise ma.ValidationError(str(error)) from None
 
 
-AS_OF_DOC = {"description": "An instant (RFC 3339 with an offset): answer as the replica "
-                           "stood then (SPEC §5).",
-             "example": "2026-11-21T10:00:00.5+01:00"}
+AS_OF_DOC = {
+    "description": "An instant (RFC 3339 with an offset): answer as the replica "
+    "stood then (SPEC §5).",
+    "example": "2026-11-21T10:00:00.5+01:00",
+}
 
 
 class AsOfArgsSchema(QueryArgsSchema):
@@ -82,7 +84,8 @@ class PatientListArgsSchema(PageArgsSchema):
             canonical, alias = data.pop(f"payment_{name}"), data.pop(f"payments_{name}")
             if canonical is not None and alias is not None and canonical != alias:
                 raise ma.ValidationError(
-                    f"payment_{name} and payments_{name} disagree; send one.", f"payment_{name}")
+                    f"payment_{name} and payments_{name} disagree; send one.", f"payment_{name}"
+                )
             data[f"payment_{name}"] = canonical if canonical is not None else alias
         low, high = data["payment_min"], data["payment_max"]
         if low is not None and high is not None and low > high:
@@ -122,10 +125,12 @@ class SyncArgsSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    dry_run = fields.Boolean(load_default=False, truthy={"true", "True", "TRUE"},
-                             falsy={"false", "False", "FALSE"})
-    force = fields.Boolean(load_default=False, truthy={"true", "True", "TRUE"},
-                           falsy={"false", "False", "FALSE"})
+    dry_run = fields.Boolean(
+        load_default=False, truthy={"true", "True", "TRUE"}, falsy={"false", "False", "FALSE"}
+    )
+    force = fields.Boolean(
+        load_default=False, truthy={"true", "True", "TRUE"}, falsy={"false", "False", "FALSE"}
+    )
 
     @ma.pre_load
     def refuse_unknown_and_repeated(self, data: Any, **kwargs: Any) -> Any:
@@ -137,8 +142,9 @@ class SyncArgsSchema(ma.Schema):
         getlist = getattr(data, "getlist", None)
         for name in data:
             if name not in self.fields:
-                raise ma.ValidationError("Unknown parameter; the sync endpoints take "
-                                         "dry_run and force only.", name)
+                raise ma.ValidationError(
+                    "Unknown parameter; the sync endpoints take dry_run and force only.", name
+                )
             if getlist is not None and len(getlist(name)) > 1:
                 raise ma.ValidationError("Given more than once; send it once.", name)
         return data
@@ -147,6 +153,10 @@ class SyncArgsSchema(ma.Schema):
 class SyncListArgsSchema(PageArgsSchema):
     """GET /syncs: ``after`` lists the syncs after that one, oldest first."""
 
-    after = fields.Integer(load_default=None, validate=validate.Range(min=0, max=2**63 - 1),
-                           metadata={"description": "A syncId: list the syncs after it, "
-                                                    "oldest first (to follow the feed)."})
+    after = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=0, max=2**63 - 1),
+        metadata={
+            "description": "A syncId: list the syncs after it, oldest first (to follow the feed)."
+        },
+    )

@@ -50,8 +50,7 @@ class CachedResponse:
     @property
     def size(self) -> int:
         """Approximate bytes held: body, headers and a fixed overhead."""
-        return (len(self.body) + sum(len(k) + len(v) for k, v in self.headers)
-                + _ENTRY_OVERHEAD)
+        return len(self.body) + sum(len(k) + len(v) for k, v in self.headers) + _ENTRY_OVERHEAD
 
 
 class ResponseCache:
@@ -91,8 +90,9 @@ class ResponseCache:
             _, old_cost = self._entries.pop(key, (None, 0))
             self._entries[key] = (entry, cost)
             self.bytes += cost - old_cost
-            while self._entries and (len(self._entries) > self.max_entries
-                                     or self.bytes > self.max_bytes):
+            while self._entries and (
+                len(self._entries) > self.max_entries or self.bytes > self.max_bytes
+            ):
                 _, (_, evicted_cost) = self._entries.popitem(last=False)
                 self.bytes -= evicted_cost
 
@@ -131,9 +131,12 @@ def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:
                 response = current_app.make_response(view(*args, **kwargs))
         if snapshot_version is None or response.status_code != 200:
             return response  # the data_version row was removed by hand: no key to trust
-        entry = CachedResponse(response.get_data(), tuple(
-            (name, response.headers[name]) for name in _KEPT_HEADERS
-            if name in response.headers))
+        entry = CachedResponse(
+            response.get_data(),
+            tuple(
+                (name, response.headers[name]) for name in _KEPT_HEADERS if name in response.headers
+            ),
+        )
         cache: ResponseCache = current_app.extensions["read_cache"]
         key = _key(snapshot_version, args, kwargs)
         if cache.enabled:
@@ -152,8 +155,9 @@ def _etag(key: tuple[Any, ...]) -> str:
     return hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
 
 
-def _known_answer(version: str | None, args: tuple[Any, ...],
-                  kwargs: dict[str, Any]) -> Response | None:
+def _known_answer(
+    version: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Response | None:
     """304 for a current If-None-Match, the cached 200, or None when the view must run."""
     if version is None:
         return None
@@ -168,5 +172,8 @@ def _known_answer(version: str | None, args: tuple[Any, ...],
 
 def _replay(entry: CachedResponse, key: tuple[Any, ...]) -> Response:
     """The 200 of ``entry`` with the ETag of ``key``."""
-    return Response(entry.body, status=200, headers=[
-        *entry.headers, ("ETag", f'"{_etag(key)}"'), ("Cache-Control", CACHE_CONTROL)])
+    return Response(
+        entry.body,
+        status=200,
+        headers=[*entry.headers, ("ETag", f'"{_etag(key)}"'), ("Cache-Control", CACHE_CONTROL)],
+    )

@@ -37,8 +37,9 @@ class EncodedSlashes:
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or ""
         path = raw.split("?", 1)[0]
         # Only when the raw path is the one PATH_INFO was decoded from (not a
@@ -46,7 +47,8 @@ class EncodedSlashes:
         if path.startswith("/") and _decoded(path) == environ.get("PATH_INFO"):
             environ["PATH_INFO"] = "".join(
                 piece if _KEPT.fullmatch(piece) else _decoded(piece)
-                for piece in re.split(f"({_KEPT.pattern})", path))
+                for piece in re.split(f"({_KEPT.pattern})", path)
+            )
             environ[_MARK] = True
         return self.app(environ, start_response)
 

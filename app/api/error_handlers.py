@@ -56,8 +56,9 @@ def register_error_handlers(app: Flask) -> None:
         # The class only: hide_parameters keeps values out, but the message may quote SQL.
         log.warning("database unavailable: %s", type(getattr(error, "orig", error)).__name__)
         _rollback_quietly()
-        response = error_response(503, "database_unavailable",
-                                  "The database cannot be reached; retry later.")
+        response = error_response(
+            503, "database_unavailable", "The database cannot be reached; retry later."
+        )
         response.headers["Retry-After"] = DATABASE_RETRY_AFTER
         return response
 

@@ -25,17 +25,24 @@ def healthz() -> dict[str, Any]:
 
 @bp.route("/readyz", methods=["GET"])
 @bp.alt_response(200, schema=ReadinessSchema, description="Ready to serve.")
-@bp.alt_response(503, response="SERVICE_UNAVAILABLE",
-                 description="The database is unreachable (database_unavailable) or its "
-                             "schema is not at the latest migration (not_ready).")
+@bp.alt_response(
+    503,
+    response="SERVICE_UNAVAILABLE",
+    description="The database is unreachable (database_unavailable) or its "
+    "schema is not at the latest migration (not_ready).",
+)
 def readyz() -> dict[str, Any]:
     """Report ready when the database answers and its schema is at the latest migration."""
     expected = _migration_heads()
     # An unreachable database raises: 503 database_unavailable (app/errors.py).
     current = queries.schema_revisions(db.session)
     if current != expected:
-        raise APIError(503, "not_ready", "The database schema is not at the latest migration.",
-                       {"current": sorted(current), "expected": sorted(expected)})
+        raise APIError(
+            503,
+            "not_ready",
+            "The database schema is not at the latest migration.",
+            {"current": sorted(current), "expected": sorted(expected)},
+        )
     return {"status": "ready", "revision": sorted(current)}
 
 

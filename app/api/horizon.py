@@ -15,6 +15,9 @@ def require_history_at(as_of: datetime | None) -> None:
         return
     horizon = history.pruned_horizon(db.session, as_of)
     if horizon is not None:
-        raise APIError(422, "history_pruned",
-                       f"History before {horizon.isoformat()} was pruned; ask for a later "
-                       "as_of.", {"parameter": "as_of", "horizon": horizon.isoformat()})
+        raise APIError(
+            422,
+            "history_pruned",
+            f"History before {horizon.isoformat()} was pruned; ask for a later as_of.",
+            {"parameter": "as_of", "horizon": horizon.isoformat()},
+        )

@@ -20,8 +20,7 @@ _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 
 
 @bp.route("/metrics", methods=["GET"])
-@bp.doc(responses={"200": {"description": "Prometheus text exposition format.",
-                           "content": _TEXT}})
+@bp.doc(responses={"200": {"description": "Prometheus text exposition format.", "content": _TEXT}})
 def prometheus_metrics() -> Response:
     """Request latencies, sync runs and rows by outcome, sync durations, event relay lag."""
     body, content_type = metrics.exposition()

@@ -28,15 +28,23 @@ from app.sync.record_schemas import (
 
 BEARER = "bearerAuth"
 READ_HEADERS = {
-    "ETag": {"description": "Names the data version and the request; send it back in "
-                            "If-None-Match to get 304 while the data is unchanged.",
-             "schema": {"type": "string"}},
-    "Cache-Control": {"description": "private, no-cache: revalidate before reuse.",
-                      "schema": {"type": "string"}},
+    "ETag": {
+        "description": "Names the data version and the request; send it back in "
+        "If-None-Match to get 304 while the data is unchanged.",
+        "schema": {"type": "string"},
+    },
+    "Cache-Control": {
+        "description": "private, no-cache: revalidate before reuse.",
+        "schema": {"type": "string"},
+    },
 }
 # Errors any sync can answer besides the 422 of its query arguments.
-SYNC_ERRORS = {"400": "BAD_REQUEST", "409": "CONFLICT", "413": "REQUEST_ENTITY_TOO_LARGE",
-               "415": "UNSUPPORTED_MEDIA_TYPE"}
+SYNC_ERRORS = {
+    "400": "BAD_REQUEST",
+    "409": "CONFLICT",
+    "413": "REQUEST_ENTITY_TOO_LARGE",
+    "415": "UNSUPPORTED_MEDIA_TYPE",
+}
 
 API_DESCRIPTION = """\
 A faithful, queryable replica of the patients and payments of an upstream
@@ -53,8 +61,9 @@ Sync bodies may be gzip-compressed (`Content-Encoding: gzip`).
 class AccessPlugin(BasePlugin):
     """Mark each operation open or bearer-protected, with the errors the hooks give."""
 
-    def operation_helper(self, path: str | None = None,
-                         operations: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         """Add security and the 401/403/429 responses to every operation of a path."""
         rule: Rule | None = kwargs.get("rule")
         if rule is None or operations is None:
@@ -91,26 +100,49 @@ def document_components(api: Api) -> None:
     """Register the security scheme, the 429 answer, the record schemas and our field types."""
     spec: APISpec = api.spec
     spec.options.setdefault("info", {})["description"] = API_DESCRIPTION
-    spec.components.security_scheme(BEARER, {
-        "type": "http", "scheme": "bearer",
-        "description": "A token from API_READ_TOKENS (reads) or API_WRITE_TOKENS (reads, syncs)."})
-    spec.components.response("RATE_LIMITED", {
-        "description": "Too many requests for this token's budget (RATELIMIT_READ or "
-                       "RATELIMIT_SYNC).",
-        "headers": {"Retry-After": {"description": "Seconds until the budget refills.",
-                                    "schema": {"type": "integer"}}},
-        "content": {"application/json": {"schema": "Error"}},
-    })
-    spec.components.response("NOT_MODIFIED", {
-        "description": "If-None-Match holds the current ETag: the data has not changed.",
-        "headers": {"ETag": READ_HEADERS["ETag"]},
-    })
-    spec.components.response("DATABASE_UNAVAILABLE", {
-        "description": "The database cannot be reached; retry after Retry-After seconds.",
-        "headers": {"Retry-After": {"description": "Seconds to wait before retrying.",
-                                    "schema": {"type": "integer"}}},
-        "content": {"application/json": {"schema": "Error"}},
-    })
+    spec.components.security_scheme(
+        BEARER,
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A token from API_READ_TOKENS (reads) "
+            "or API_WRITE_TOKENS (reads, syncs).",
+        },
+    )
+    spec.components.response(
+        "RATE_LIMITED",
+        {
+            "description": "Too many requests for this token's budget (RATELIMIT_READ or "
+            "RATELIMIT_SYNC).",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds until the budget refills.",
+                    "schema": {"type": "integer"},
+                }
+            },
+            "content": {"application/json": {"schema": "Error"}},
+        },
+    )
+    spec.components.response(
+        "NOT_MODIFIED",
+        {
+            "description": "If-None-Match holds the current ETag: the data has not changed.",
+            "headers": {"ETag": READ_HEADERS["ETag"]},
+        },
+    )
+    spec.components.response(
+        "DATABASE_UNAVAILABLE",
+        {
+            "description": "The database cannot be reached; retry after Retry-After seconds.",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait before retrying.",
+                    "schema": {"type": "integer"},
+                }
+            },
+            "content": {"application/json": {"schema": "Error"}},
+        },
+    )
     api.ma_plugin.map_to_openapi_type(ExternalIdField, "string", None)
     api.ma_plugin.map_to_openapi_type(CalendarDateField, "string", "date")
     api.ma_plugin.map_to_openapi_type(AmountField, "number", None)
@@ -124,7 +156,10 @@ def snapshot_body(record: str) -> dict[str, Any]:
     return {
         "required": True,
         "description": "The complete current snapshot. Records that fail validation are "
-                       "rejected one by one and listed in the report; the rest are applied.",
-        "content": {"application/json": {"schema": {
-            "type": "array", "items": {"$ref": f"#/components/schemas/{record}"}}}},
+        "rejected one by one and listed in the report; the rest are applied.",
+        "content": {
+            "application/json": {
+                "schema": {"type": "array", "items": {"$ref": f"#/components/schemas/{record}"}}
+            }
+        },
     }

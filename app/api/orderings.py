@@ -17,9 +17,11 @@ def patient_sorts(columns: Any) -> dict[str, SortKey]:
     by_id = KeyColumn("id", columns.id)
     total = KeyColumn("payments_total", columns.payments_total, Decimal)
     total_desc = KeyColumn("payments_total", columns.payments_total, Decimal, descending=True)
-    return {"id": SortKey("id", (by_id,)),
-            "paymentsTotal": SortKey("paymentsTotal", (total, by_id)),
-            "-paymentsTotal": SortKey("-paymentsTotal", (total_desc, by_id))}
+    return {
+        "id": SortKey("id", (by_id,)),
+        "paymentsTotal": SortKey("paymentsTotal", (total, by_id)),
+        "-paymentsTotal": SortKey("-paymentsTotal", (total_desc, by_id)),
+    }
 
 
 def payments_by_id(columns: Any) -> SortKey:
@@ -46,5 +48,6 @@ def by_record(changes: sa.Subquery | None = None) -> SortKey:
 
 def newest_version_first(versions: sa.Subquery) -> SortKey:
     """A record's versions, newest first: no two of them began at the same instant."""
-    return SortKey("-validFrom", (KeyColumn("valid_from", versions.c.valid_from, datetime,
-                                            descending=True),))
+    return SortKey(
+        "-validFrom", (KeyColumn("valid_from", versions.c.valid_from, datetime, descending=True),)
+    )

@@ -85,8 +85,9 @@ class SortKey:
                 values = values[:-1]  # the pin: see cursor_pin
             if name != self.name or len(values) != len(self.columns):
                 raise ValueError("cursor belongs to another ordering")
-            return [_typed(key.kind, value) for key, value in zip(self.columns, values,
-                                                                  strict=True)]
+            return [
+                _typed(key.kind, value) for key, value in zip(self.columns, values, strict=True)
+            ]
         except (ValueError, TypeError, RecursionError, binascii.Error, InvalidOperation):
             raise _malformed_cursor() from None
 
@@ -127,7 +128,8 @@ def cursor_pin(cursor: str) -> Pin | None:
 
 def _malformed_cursor() -> APIError:
     return APIError.invalid_parameter(
-        "cursor", "Malformed cursor; use the Link header of the previous page.")
+        "cursor", "Malformed cursor; use the Link header of the previous page."
+    )
 
 
 def _parts(cursor: str) -> list[Any]:
@@ -164,8 +166,11 @@ def _typed(kind: type, value: Any) -> Any:
     if not isinstance(value, str) or len(value) > 64:
         raise ValueError("expected a decimal string")
     number = Decimal(value)
-    if not number.is_finite() or number.copy_abs() >= TOTAL_LIMIT \
-            or number.as_tuple().exponent != -2:
+    if (
+        not number.is_finite()
+        or number.copy_abs() >= TOTAL_LIMIT
+        or number.as_tuple().exponent != -2
+    ):
         raise ValueError("expected a total in whole cents")
     return number
 
@@ -182,9 +187,9 @@ class Window:
         return None if self.cursor is None else key.decode(self.cursor)
 
 
-def paginated(item: Callable[[Any], Any],
-              item_sql: Callable[[Any], sa.ColumnElement[str]] | None = None
-              ) -> Callable[..., Any]:
+def paginated(
+    item: Callable[[Any], Any], item_sql: Callable[[Any], sa.ColumnElement[str]] | None = None
+) -> Callable[..., Any]:
     """Decorate a view returning ``(select, SortKey)``; it then takes ``limit`` and ``cursor``.
 
     A view whose select has bind parameters without values (a statement
@@ -211,16 +216,24 @@ def paginated(item: Callable[[Any], Any],
             if wants_window:
                 read_as = {**read_as, "window": Window(cursor, limit + 1)}
             query, key, *parameters = view(*args, **read_as)
-            written_by_database = (item_sql is not None
-                                   and db.session.get_bind().dialect.name == "postgresql")
+            written_by_database = (
+                item_sql is not None and db.session.get_bind().dialect.name == "postgresql"
+            )
             if written_by_database:
                 assert item_sql is not None
                 query = query.with_only_columns(
                     *(column.column.label(column.name) for column in key.columns),
-                    item_sql(query.selected_columns).label("json"), maintain_column_froms=True)
-            page = read_page(query, key, None if cursor is None else key.decode(cursor), limit,
-                             pin=lambda: read.pin or (_pin_now() if pinnable else None),
-                             parameters=parameters[0] if parameters else None)
+                    item_sql(query.selected_columns).label("json"),
+                    maintain_column_froms=True,
+                )
+            page = read_page(
+                query,
+                key,
+                None if cursor is None else key.decode(cursor),
+                limit,
+                pin=lambda: read.pin or (_pin_now() if pinnable else None),
+                parameters=parameters[0] if parameters else None,
+            )
             headers = {}
             if page.next_cursor is not None:
                 headers["Link"] = f'<{_next_url(kwargs, limit, page.next_cursor)}>; rel="next"'
@@ -242,9 +255,15 @@ class Page:
     next_cursor: str | None
 
 
-def read_page(query: sa.Select[Any], key: SortKey, after: list[Any] | None, limit: int, *,
-              pin: Callable[[], Pin | None] = lambda: None,
-              parameters: dict[str, Any] | None = None) -> Page:
+def read_page(
+    query: sa.Select[Any],
+    key: SortKey,
+    after: list[Any] | None,
+    limit: int,
+    *,
+    pin: Callable[[], Pin | None] = lambda: None,
+    parameters: dict[str, Any] | None = None,
+) -> Page:
     """The ``limit`` rows of ``query`` after the position ``after`` in ``key``'s order.
 
     Fetches one row more to learn whether a next page exists; only then is
@@ -284,10 +303,13 @@ def pinning(cursor: str | None, version: str | None) -> Pinning:
         return Pinning(None, pin)
     horizon = history.pruned_horizon(db.session, pin.at)
     if horizon is not None:
-        raise APIError(422, "cursor_expired",
-                       f"This listing changed and its history before {horizon.isoformat()} "
-                       "was pruned since its first page; start again from the first page.",
-                       {"parameter": "cursor", "horizon": horizon.isoformat()})
+        raise APIError(
+            422,
+            "cursor_expired",
+            f"This listing changed and its history before {horizon.isoformat()} "
+            "was pruned since its first page; start again from the first page.",
+            {"parameter": "cursor", "horizon": horizon.isoformat()},
+        )
     return Pinning(pin.at, pin)
 
 
@@ -315,7 +337,9 @@ def _next_url(arguments: dict[str, Any], limit: int, cursor: str) -> str:
     function of what the read cache keys on.
     """
     in_path = request.view_args or {}
-    args = sorted((name, _plain(value) if isinstance(value, datetime) else str(value))
-                  for name, value in arguments.items()
-                  if value is not None and name not in in_path)
+    args = sorted(
+        (name, _plain(value) if isinstance(value, datetime) else str(value))
+        for name, value in arguments.items()
+        if value is not None and name not in in_path
+    )
     return f"{request.base_url}?{urlencode([*args, ('limit', limit), ('cursor', cursor)])}"

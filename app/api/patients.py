@@ -24,13 +24,15 @@ from app.extensions import db
 
 bp = Blueprint("patients", __name__, description="Patients and their live payment totals.")
 
+
 @bp.route("/patients", methods=["GET"])
 @bp.arguments(PatientListArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PatientSchema(many=True), description="A page of patients.")
 @cached_read
 @paginated(item=patient_json, item_sql=patient_json_sql)
-def list_patients(payment_min: Decimal | None, payment_max: Decimal | None, sort: str,
-                  as_of: datetime | None) -> tuple[sa.Select[Any], SortKey]:
+def list_patients(
+    payment_min: Decimal | None, payment_max: Decimal | None, sort: str, as_of: datetime | None
+) -> tuple[sa.Select[Any], SortKey]:
     """List live patients, filtered by the total of their live payments."""
     if as_of is None:
         return queries.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
@@ -47,8 +49,11 @@ def list_patients(payment_min: Decimal | None, payment_max: Decimal | None, sort
 def get_patient(external_id: str, as_of: datetime | None) -> dict[str, Any]:
     """Get one live patient by its externalId."""
     require_history_at(as_of)
-    patient = (queries.live_patient(db.session, external_id) if as_of is None
-               else history_queries.live_patient_at(db.session, external_id, as_of))
+    patient = (
+        queries.live_patient(db.session, external_id)
+        if as_of is None
+        else history_queries.live_patient_at(db.session, external_id, as_of)
+    )
     if patient is None:
         raise APIError.not_found(f"Patient '{external_id}'")
     return patient_json(patient)
@@ -56,8 +61,9 @@ def get_patient(external_id: str, as_of: datetime | None) -> dict[str, Any]:
 
 @bp.route("/patients/<external_id:external_id>/history", methods=["GET"])
 @bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
-@bp.alt_response(200, schema=PatientVersionSchema(many=True),
-                 description="The patient's versions, newest first.")
+@bp.alt_response(
+    200, schema=PatientVersionSchema(many=True), description="The patient's versions, newest first."
+)
 @bp.alt_response(404, response="NOT_FOUND", description="No patient was ever stored under it.")
 @cached_read
 @paginated(item=patient_version_json)

@@ -23,13 +23,15 @@ from app.extensions import db
 
 bp = Blueprint("payments", __name__, description="Live payments.")
 
+
 @bp.route("/payments", methods=["GET"])
 @bp.arguments(PaymentListArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PaymentSchema(many=True), description="A page of payments.")
 @cached_read
 @paginated(item=payment_json, item_sql=payment_json_sql)
-def list_payments(external_id: str | None,
-                  as_of: datetime | None) -> tuple[sa.Select[Any], SortKey]:
+def list_payments(
+    external_id: str | None, as_of: datetime | None
+) -> tuple[sa.Select[Any], SortKey]:
     """List live payments in id order, optionally of one patient (by its externalId)."""
     if as_of is None:
         return queries.live_payments(external_id), PAYMENTS_BY_ID
@@ -46,8 +48,11 @@ def list_payments(external_id: str | None,
 def get_payment(external_id: str, as_of: datetime | None) -> dict[str, Any]:
     """Get one live payment by its own externalId."""
     require_history_at(as_of)
-    payment = (queries.live_payment(db.session, external_id) if as_of is None
-               else history_queries.live_payment_at(db.session, external_id, as_of))
+    payment = (
+        queries.live_payment(db.session, external_id)
+        if as_of is None
+        else history_queries.live_payment_at(db.session, external_id, as_of)
+    )
     if payment is None:
         raise APIError.not_found(f"Payment '{external_id}'")
     return payment_json(payment)
@@ -55,8 +60,9 @@ def get_payment(external_id: str, as_of: datetime | None) -> dict[str, Any]:
 
 @bp.route("/payments/<external_id:external_id>/history", methods=["GET"])
 @bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
-@bp.alt_response(200, schema=PaymentVersionSchema(many=True),
-                 description="The payment's versions, newest first.")
+@bp.alt_response(
+    200, schema=PaymentVersionSchema(many=True), description="The payment's versions, newest first."
+)
 @bp.alt_response(404, response="NOT_FOUND", description="No payment was ever stored under it.")
 @cached_read
 @paginated(item=payment_version_json)

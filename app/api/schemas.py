@@ -54,8 +54,11 @@ class VersionSchema(ma.Schema):
 
     deleted = fields.AwareDateTime(allow_none=True)
     valid_from = fields.AwareDateTime(data_key="validFrom")
-    valid_to = fields.AwareDateTime(allow_none=True, data_key="validTo",
-                                    metadata={"description": "Null for the current version."})
+    valid_to = fields.AwareDateTime(
+        allow_none=True,
+        data_key="validTo",
+        metadata={"description": "Null for the current version."},
+    )
     sync_id = fields.Integer(allow_none=True, data_key="syncId")
 
 
@@ -83,11 +86,17 @@ class SyncChangeSchema(ma.Schema):
     entity = fields.String(metadata={"enum": ["patients", "payments"]})
     external_id = fields.String(data_key="externalId")
     op = fields.String(metadata={"enum": ["created", "updated", "deleted", "restored"]})
-    before = fields.Dict(allow_none=True, metadata={
-        "description": "The synced fields before the sync; null if the record did not exist "
-                       "(created, or restored from deleted)."})
-    after = fields.Dict(allow_none=True, metadata={
-        "description": "The synced fields after the sync; null if it was deleted."})
+    before = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "The synced fields before the sync; null if the record did not exist "
+            "(created, or restored from deleted)."
+        },
+    )
+    after = fields.Dict(
+        allow_none=True,
+        metadata={"description": "The synced fields after the sync; null if it was deleted."},
+    )
     changed_fields = fields.List(fields.String(), data_key="changedFields")
 
 

@@ -55,20 +55,26 @@ def patient_json(row: Any) -> dict[str, Any]:
 
 def patient_json_sql(columns: Any) -> sa.ColumnElement[str]:
     """patient_json's object, written by PostgreSQL from a patients select's ``columns``."""
-    return json_object([
-        ("id", columns.id),
-        *_patient_fields_sql(columns),
-        ("paymentsTotal", money(columns.payments_total)),
-        ("paymentsCount", columns.payments_count),
-        ("created", timestamp(columns.created)),
-        ("updated", timestamp(columns.updated)),
-    ])
+    return json_object(
+        [
+            ("id", columns.id),
+            *_patient_fields_sql(columns),
+            ("paymentsTotal", money(columns.payments_total)),
+            ("paymentsCount", columns.payments_count),
+            ("created", timestamp(columns.created)),
+            ("updated", timestamp(columns.updated)),
+        ]
+    )
 
 
 def _patient_fields_sql(columns: Any) -> list[Field]:
-    return [("externalId", columns.external_id), ("firstName", columns.first_name),
-            ("lastName", columns.last_name), ("middleName", columns.middle_name),
-            ("dateOfBirth", columns.date_of_birth)]
+    return [
+        ("externalId", columns.external_id),
+        ("firstName", columns.first_name),
+        ("lastName", columns.last_name),
+        ("middleName", columns.middle_name),
+        ("dateOfBirth", columns.date_of_birth),
+    ]
 
 
 def payment_json(row: Any) -> dict[str, Any]:
@@ -83,14 +89,16 @@ def payment_json(row: Any) -> dict[str, Any]:
 
 def payment_json_sql(columns: Any) -> sa.ColumnElement[str]:
     """payment_json's object, written by PostgreSQL from a payments select's ``columns``."""
-    return json_object([
-        ("id", columns.id),
-        ("externalId", columns.external_id),
-        ("patientId", columns.patient_external_id),
-        ("amount", money(columns.amount)),
-        ("created", timestamp(columns.created)),
-        ("updated", timestamp(columns.updated)),
-    ])
+    return json_object(
+        [
+            ("id", columns.id),
+            ("externalId", columns.external_id),
+            ("patientId", columns.patient_external_id),
+            ("amount", money(columns.amount)),
+            ("created", timestamp(columns.created)),
+            ("updated", timestamp(columns.updated)),
+        ]
+    )
 
 
 def _version(row: Any) -> dict[str, Any]:
@@ -123,8 +131,9 @@ def change_json(row: Any) -> dict[str, Any]:
         "entity": row.entity,
         "externalId": row.external_id,
         "op": change.op,
-        "before": (None if change.op in ("created", "restored")
-                   else _shown(row.external_id, change.before)),
+        "before": (
+            None if change.op in ("created", "restored") else _shown(row.external_id, change.before)
+        ),
         "after": None if change.op == "deleted" else _shown(row.external_id, change.after),
         "changedFields": change.changed_fields,
     }
@@ -132,6 +141,7 @@ def change_json(row: Any) -> dict[str, Any]:
 
 def _shown(external_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Synced fields as the read API writes them."""
-    return {"externalId": external_id,
-            **{key: _iso(value) if isinstance(value, date) else value
-               for key, value in fields.items()}}
+    return {
+        "externalId": external_id,
+        **{key: _iso(value) if isinstance(value, date) else value for key, value in fields.items()},
+    }

@@ -20,10 +20,17 @@ def sync_from_request(entity: str, *, dry_run: bool, force: bool) -> dict[str, A
     started = time.perf_counter()
     outcome, report = "failed", None
     try:
-        records = iter_snapshot(_request_stream(),
-                                max_record_bytes=current_app.config["SYNC_MAX_RECORD_BYTES"])
-        report = run_sync(db.session, entity, records, dry_run=dry_run, force=force,
-                          settings=SyncSettings.from_config(current_app.config))
+        records = iter_snapshot(
+            _request_stream(), max_record_bytes=current_app.config["SYNC_MAX_RECORD_BYTES"]
+        )
+        report = run_sync(
+            db.session,
+            entity,
+            records,
+            dry_run=dry_run,
+            force=force,
+            settings=SyncSettings.from_config(current_app.config),
+        )
         outcome = "dry_run" if dry_run else "applied"
     except SyncRefused:
         outcome = "refused"
@@ -43,8 +50,12 @@ def _summary(entity: str, outcome: str, report: SyncReport | None) -> dict[str, 
     summary: dict[str, Any] = {"entity": entity, "outcome": outcome}
     if report is not None:
         # Counts only, never record contents: errors quote the values they reject.
-        summary |= {"sync_id": report.sync_id, "dry_run": report.dry_run,
-                    "received": report.received, **report.counts()}
+        summary |= {
+            "sync_id": report.sync_id,
+            "dry_run": report.dry_run,
+            "received": report.received,
+            **report.counts(),
+        }
     return summary
 
 
@@ -52,11 +63,13 @@ def _request_stream() -> BinaryIO:
     """The body as a stream, bounded by MAX_CONTENT_LENGTH raw and, if gzip, decompressed."""
     if request.mimetype != "application/json":
         raise APIError.unsupported_media_type(
-            f"Expected Content-Type application/json, got {request.mimetype or 'none'}.")
+            f"Expected Content-Type application/json, got {request.mimetype or 'none'}."
+        )
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
         raise APIError.unsupported_media_type(
-            f"Unsupported Content-Encoding {encoding!r}; send identity or gzip.")
+            f"Unsupported Content-Encoding {encoding!r}; send identity or gzip."
+        )
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if encoding == "gzip":
         return GunzipReader(_raw_stream(limit), limit)  # type: ignore[return-value]

@@ -24,8 +24,11 @@ SYNC_ID = "<int(max=2147483647):sync_id>"
 
 @bp.route("/syncs", methods=["GET"])
 @bp.arguments(SyncListArgsSchema, location="query", as_kwargs=True)
-@bp.alt_response(200, schema=SyncSummarySchema(many=True),
-                 description="Sync reports without their errors (see GET /syncs/<syncId>).")
+@bp.alt_response(
+    200,
+    schema=SyncSummarySchema(many=True),
+    description="Sync reports without their errors (see GET /syncs/<syncId>).",
+)
 @cached_read
 @paginated(item=lambda row: row.report)
 def list_syncs(after: int | None) -> tuple[sa.Select[Any], SortKey]:
@@ -38,20 +41,25 @@ def list_syncs(after: int | None) -> tuple[sa.Select[Any], SortKey]:
 
 @bp.route(f"/syncs/{SYNC_ID}/changes", methods=["GET"])
 @bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
-@bp.alt_response(200, schema=SyncChangeSchema(many=True),
-                 description="The records the sync changed, in a stable order.")
+@bp.alt_response(
+    200,
+    schema=SyncChangeSchema(many=True),
+    description="The records the sync changed, in a stable order.",
+)
 @bp.alt_response(404, response="NOT_FOUND", description="No sync has this id.")
 @cached_read
 @paginated(item=change_json)
-def list_sync_changes(sync_id: int,
-                      window: Window) -> tuple[sa.Select[Any], SortKey, dict[str, int]]:
+def list_sync_changes(
+    sync_id: int, window: Window
+) -> tuple[sa.Select[Any], SortKey, dict[str, int]]:
     """List every record one sync changed: op, before, after and the changed fields."""
     entity = queries.sync_entity(db.session, sync_id)
     if entity is None:
         raise APIError.not_found(f"Sync {sync_id}")
     after = window.after(by_record())
     changes, parameters = queries.sync_changes(
-        entity, sync_id, limit=window.rows, after_record_id=None if after is None else after[0])
+        entity, sync_id, limit=window.rows, after_record_id=None if after is None else after[0]
+    )
     return sa.select(changes), by_record(changes), parameters
 
 

@@ -23,9 +23,11 @@ from app.console.session import console_principal, csrf_token, signed_in, use_in
 from app.console.views import RestOfPath  # importing the views registers the pages on bp
 
 # No script at all, styles and images from this site only, no framing, forms post here only.
-CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self' data:; "
-                           "script-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-                           "base-uri 'none'")
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "script-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
@@ -52,8 +54,13 @@ def page_context() -> dict[str, Any]:
     """What the layout needs: whether auth is off (the warning), the sign-out form, and
     the formatting helpers."""
     auth_on = token_registry(current_app).enabled
-    return {"auth_off": not auth_on, "signed_in": auth_on and signed_in(),
-            "csrf_token": csrf_token, "instant_example": INSTANT_EXAMPLE, **HELPERS}
+    return {
+        "auth_off": not auth_on,
+        "signed_in": auth_on and signed_in(),
+        "csrf_token": csrf_token,
+        "instant_example": INSTANT_EXAMPLE,
+        **HELPERS,
+    }
 
 
 def init_console(app: Flask) -> None:

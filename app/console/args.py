@@ -43,7 +43,8 @@ def instant(name: str = "as_of") -> datetime | None:
     except InvalidInstant as error:
         raise ConsoleError.bad_input(
             f"'{value[:64]}' is not a date and time the console can read ({error}). "
-            f"Write it in UTC, 24-hour, as {INSTANT_EXAMPLE}.") from None
+            f"Write it in UTC, 24-hour, as {INSTANT_EXAMPLE}."
+        ) from None
 
 
 def bound(name: str) -> Decimal | None:
@@ -56,8 +57,9 @@ def bound(name: str) -> Decimal | None:
     except InvalidOperation:
         number = None
     if number is None or not number.is_finite() or len(value) > 64:
-        raise ConsoleError.bad_input(f"The {_LABELS[name]} must be a number such as 25 or "
-                                     f"12.50, not '{value[:64]}'.")
+        raise ConsoleError.bad_input(
+            f"The {_LABELS[name]} must be a number such as 25 or 12.50, not '{value[:64]}'."
+        )
     return number
 
 

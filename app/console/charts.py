@@ -94,8 +94,10 @@ def _y_scale(top_value: float, counts: bool = False) -> tuple[float, tuple[Tick,
         step = max(step, 1.0)
     maximum = max(step, math.ceil(top_value / step) * step)
     per_unit = (HEIGHT - BOTTOM - TOP) / maximum
-    ticks = tuple(Tick(HEIGHT - BOTTOM - i * step * per_unit, _number(i * step))
-                  for i in range(round(maximum / step) + 1))
+    ticks = tuple(
+        Tick(HEIGHT - BOTTOM - i * step * per_unit, _number(i * step))
+        for i in range(round(maximum / step) + 1)
+    )
     return maximum, ticks, per_unit
 
 
@@ -105,9 +107,17 @@ def _every(labels: Sequence[str], slots: Sequence[float], most: int = 8) -> tupl
     return tuple(Tick(slots[i], labels[i]) for i in range(0, len(labels), stride))
 
 
-def stacked_bars(title: str, labels: Sequence[str], series: Sequence[str],
-                 values: Sequence[Sequence[float]], *, x_label: str, y_label: str,
-                 hover: Sequence[str] | None = None, counts: bool = False) -> Chart:
+def stacked_bars(
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[str],
+    values: Sequence[Sequence[float]],
+    *,
+    x_label: str,
+    y_label: str,
+    hover: Sequence[str] | None = None,
+    counts: bool = False,
+) -> Chart:
     """One bar per label, stacked from ``values[i][s]`` for each series ``s``.
 
     ``hover`` gives each bar's title; by default its label and every series' value.
@@ -126,25 +136,52 @@ def stacked_bars(title: str, labels: Sequence[str], series: Sequence[str],
                 height = value * per_unit
                 base -= height
                 segments.append(Segment(LEFT + i * slot + gap / 2, base, slot - gap, height, s))
-        text = hover[i] if hover is not None else f"{label}: " + ", ".join(
-            f"{name} {_number(v)}" for name, v in zip(series, parts, strict=True))
+        text = (
+            hover[i]
+            if hover is not None
+            else f"{label}: "
+            + ", ".join(f"{name} {_number(v)}" for name, v in zip(series, parts, strict=True))
+        )
         bars.append(Bar(tuple(segments), text))
     centers = [LEFT + (i + 0.5) * slot for i in range(len(labels))]
-    return Chart(title, x_label, y_label, y_ticks, _every(labels, centers), bars=tuple(bars),
-                 legend=tuple(series) if len(series) > 1 else ())
+    return Chart(
+        title,
+        x_label,
+        y_label,
+        y_ticks,
+        _every(labels, centers),
+        bars=tuple(bars),
+        legend=tuple(series) if len(series) > 1 else (),
+    )
 
 
-def points(title: str, labels: Sequence[str], values: Sequence[float], *, x_label: str,
-           y_label: str, hover: Sequence[str]) -> Chart:
+def points(
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    x_label: str,
+    y_label: str,
+    hover: Sequence[str],
+) -> Chart:
     """One point per label, joined by a line, with its value on hover."""
     plot = WIDTH - RIGHT - LEFT
     slot = plot / max(len(labels), 1)
     _, y_ticks, per_unit = _y_scale(max(values, default=0))
-    dots = tuple(Point(LEFT + (i + 0.5) * slot, HEIGHT - BOTTOM - value * per_unit, hover[i])
-                 for i, value in enumerate(values))
+    dots = tuple(
+        Point(LEFT + (i + 0.5) * slot, HEIGHT - BOTTOM - value * per_unit, hover[i])
+        for i, value in enumerate(values)
+    )
     line = " ".join(f"{p.x:.1f},{p.y:.1f}" for p in dots)
-    return Chart(title, x_label, y_label, y_ticks, _every(labels, [p.x for p in dots]),
-                 points=dots, line=line)
+    return Chart(
+        title,
+        x_label,
+        y_label,
+        y_ticks,
+        _every(labels, [p.x for p in dots]),
+        points=dots,
+        line=line,
+    )
 
 
 def _number(value: float) -> str:

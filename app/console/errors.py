@@ -49,21 +49,35 @@ def register_error_pages(bp: Blueprint) -> None:
 
     @bp.errorhandler(ConsoleError)
     def console_error(error: ConsoleError) -> tuple[str, int]:
-        return render_template("console/error.html", title=error.title,
-                               message=error.message), error.status
+        return render_template(
+            "console/error.html", title=error.title, message=error.message
+        ), error.status
 
     @bp.errorhandler(APIError)
     def api_error(error: APIError) -> tuple[str, int, dict[str, str]]:
         # A bad bearer token (401), a spent failure budget (429), a malformed cursor (422).
-        return render_template("console/error.html", title=_TITLES.get(error.status, "Error"),
-                               message=error.message), error.status, error.headers
+        return (
+            render_template(
+                "console/error.html",
+                title=_TITLES.get(error.status, "Error"),
+                message=error.message,
+            ),
+            error.status,
+            error.headers,
+        )
 
     def database_unavailable(error: sa.exc.SQLAlchemyError) -> tuple[str, int, dict[str, str]]:
         log.warning("database unavailable: %s", type(getattr(error, "orig", error)).__name__)
         _rollback_quietly()
-        return render_template("console/error.html", title="Database unavailable",
-                               message="The database cannot be reached; try again shortly."), \
-            503, {"Retry-After": DATABASE_RETRY_AFTER}
+        return (
+            render_template(
+                "console/error.html",
+                title="Database unavailable",
+                message="The database cannot be reached; try again shortly.",
+            ),
+            503,
+            {"Retry-After": DATABASE_RETRY_AFTER},
+        )
 
     for error_class in DATABASE_UNAVAILABLE:
         bp.register_error_handler(error_class, database_unavailable)
@@ -77,8 +91,11 @@ def _register_http_errors(bp: Blueprint) -> None:
     def http_error(error: HTTPException) -> Response:
         response = error.get_response()
         status = error.code or 500
-        body = render_template("console/error.html", title=_TITLES.get(status, error.name),
-                               message=_MESSAGES.get(status, error.description or ""))
+        body = render_template(
+            "console/error.html",
+            title=_TITLES.get(status, error.name),
+            message=_MESSAGES.get(status, error.description or ""),
+        )
         page = Response(body, status=status, content_type="text/html; charset=utf-8")
         for name in ("Allow", "Retry-After"):
             if name in response.headers:
@@ -89,15 +106,26 @@ def _register_http_errors(bp: Blueprint) -> None:
     def unexpected(error: Exception) -> tuple[str, int]:
         log.exception("unhandled console error")
         _rollback_quietly()
-        return render_template("console/error.html", title="Something went wrong",
-                               message="An internal error occurred; it has been logged."), 500
+        return render_template(
+            "console/error.html",
+            title="Something went wrong",
+            message="An internal error occurred; it has been logged.",
+        ), 500
 
 
-_TITLES = {401: "Not signed in", 403: "Not allowed", 404: "Not found",
-           405: "Not allowed", 422: "That input cannot be used", 429: "Too many requests"}
-_MESSAGES = {404: "There is no console page at this address.",
-             405: "The console is read-only: this address does not take that method.",
-             429: "Too many requests from this client; wait a moment and try again."}
+_TITLES = {
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    422: "That input cannot be used",
+    429: "Too many requests",
+}
+_MESSAGES = {
+    404: "There is no console page at this address.",
+    405: "The console is read-only: this address does not take that method.",
+    429: "Too many requests from this client; wait a moment and try again.",
+}
 
 
 def _rollback_quietly() -> None:

@@ -72,5 +72,13 @@ def shown(value: Any) -> str:
     return str(value)
 
 
-HELPERS = {"money": money, "count": count, "when": when, "day": day, "picker": picker,
-           "age": age, "seconds": seconds, "shown": shown}
+HELPERS = {
+    "money": money,
+    "count": count,
+    "when": when,
+    "day": day,
+    "picker": picker,
+    "age": age,
+    "seconds": seconds,
+    "shown": shown,
+}

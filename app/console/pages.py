@@ -74,12 +74,23 @@ def overview() -> dict[str, Any]:
     for entity in ENTITIES:
         report = reports.get(entity)
         started = _parse_time(report["startedAt"]) if report else None
-        last.append({"entity": entity, "report": report, "started": started,
-                     "duration": _duration(report) if report else None,
-                     "stale": started is None or now - started > stale_after})
+        last.append(
+            {
+                "entity": entity,
+                "report": report,
+                "started": started,
+                "duration": _duration(report) if report else None,
+                "stale": started is None or now - started > stale_after,
+            }
+        )
     relay = relay_status(session, configured=bool(current_app.config["EVENTS_BROKER_URL"]))
-    return {"figures": console_queries.figures(session), "last": last, "relay": relay,
-            "stale_after": stale_after, "now": now}
+    return {
+        "figures": console_queries.figures(session),
+        "last": last,
+        "relay": relay,
+        "stale_after": stale_after,
+        "now": now,
+    }
 
 
 def _duration(report: dict[str, Any]) -> float:
@@ -91,13 +102,21 @@ def _duration(report: dict[str, Any]) -> float:
 def syncs(cursor: str | None) -> dict[str, Any]:
     """A page of recorded syncs, newest first, and charts of the same syncs over time."""
     dialect = db.session.get_bind().dialect.name
-    page = read_page(queries.sync_runs(dialect), SYNCS_NEWEST_FIRST,
-                     position(SYNCS_NEWEST_FIRST, cursor), SYNCS_PER_PAGE)
+    page = read_page(
+        queries.sync_runs(dialect),
+        SYNCS_NEWEST_FIRST,
+        position(SYNCS_NEWEST_FIRST, cursor),
+        SYNCS_PER_PAGE,
+    )
     reports = [row.report for row in page.rows]
     for report in reports:
         report["duration"] = _duration(report)
-    return {"reports": reports, "next_cursor": page.next_cursor, "first": cursor is None,
-            "charts": _sync_charts(list(reversed(reports)))}
+    return {
+        "reports": reports,
+        "next_cursor": page.next_cursor,
+        "first": cursor is None,
+        "charts": _sync_charts(list(reversed(reports))),
+    }
 
 
 def _sync_charts(reports: list[dict[str, Any]]) -> list[charts.Chart]:
@@ -105,17 +124,30 @@ def _sync_charts(reports: list[dict[str, Any]]) -> list[charts.Chart]:
     if not reports:
         return []
     labels = [f"#{r['syncId']}" for r in reports]
-    hover = [f"Sync {r['syncId']} ({r['entity']}{', dry run' if r['dryRun'] else ''}), "
-             f"{r['startedAt'][:16].replace('T', ' ')} UTC: "
-             + ", ".join(f"{name} {r[name]:,}" for name in CHART_OUTCOMES) for r in reports]
+    hover = [
+        f"Sync {r['syncId']} ({r['entity']}{', dry run' if r['dryRun'] else ''}), "
+        f"{r['startedAt'][:16].replace('T', ' ')} UTC: "
+        + ", ".join(f"{name} {r[name]:,}" for name in CHART_OUTCOMES)
+        for r in reports
+    ]
     outcomes = charts.stacked_bars(
-        "Records changed or rejected per sync", labels, CHART_OUTCOMES,
+        "Records changed or rejected per sync",
+        labels,
+        CHART_OUTCOMES,
         [[r[name] for name in CHART_OUTCOMES] for r in reports],
-        x_label="Sync (oldest left)", y_label="Records", hover=hover, counts=True)
+        x_label="Sync (oldest left)",
+        y_label="Records",
+        hover=hover,
+        counts=True,
+    )
     durations = charts.points(
-        "Sync duration", labels, [r["duration"] for r in reports],
-        x_label="Sync (oldest left)", y_label="Seconds",
-        hover=[f"Sync {r['syncId']} ({r['entity']}): {r['duration']:.3f} s" for r in reports])
+        "Sync duration",
+        labels,
+        [r["duration"] for r in reports],
+        x_label="Sync (oldest left)",
+        y_label="Seconds",
+        hover=[f"Sync {r['syncId']} ({r['entity']}): {r['duration']:.3f} s" for r in reports],
+    )
     return [outcomes, durations]
 
 
@@ -126,13 +158,22 @@ def sync(sync_id: int, cursor: str | None) -> dict[str, Any]:
         raise ConsoleError.not_found(f"There is no sync {sync_id} (it may have been pruned).")
     after = position(by_record(), cursor)
     changes, parameters = queries.sync_changes(
-        report["entity"], sync_id, limit=CHANGES_PER_PAGE + 1,
-        after_record_id=None if after is None else after[0])
-    page = read_page(sa.select(changes), by_record(changes), after, CHANGES_PER_PAGE,
-                     parameters=parameters)
-    return {"report": report, "duration": _duration(report),
-            "outcomes": COUNTED_OUTCOMES, "changes": [change_json(row) for row in page.rows],
-            "next_cursor": page.next_cursor, "first": cursor is None}
+        report["entity"],
+        sync_id,
+        limit=CHANGES_PER_PAGE + 1,
+        after_record_id=None if after is None else after[0],
+    )
+    page = read_page(
+        sa.select(changes), by_record(changes), after, CHANGES_PER_PAGE, parameters=parameters
+    )
+    return {
+        "report": report,
+        "duration": _duration(report),
+        "outcomes": COUNTED_OUTCOMES,
+        "changes": [change_json(row) for row in page.rows],
+        "next_cursor": page.next_cursor,
+        "first": cursor is None,
+    }
 
 
 @dataclass(frozen=True)
@@ -161,8 +202,9 @@ class TimelineCursors:
     payments_newer: str | None = None
 
 
-def patient(external_id: str, as_of: datetime | None,
-            cursors: TimelineCursors = TimelineCursors()) -> PatientView:
+def patient(
+    external_id: str, as_of: datetime | None, cursors: TimelineCursors = TimelineCursors()
+) -> PatientView:
     """A patient now or as of an instant (SPEC §5 semantics), with a page of its history.
 
     Its own versions and those of the payments it held are each read
@@ -172,17 +214,23 @@ def patient(external_id: str, as_of: datetime | None,
     if as_of is not None:
         horizon = history.pruned_horizon(session, as_of)
         if horizon is not None:
-            raise ConsoleError.bad_input(f"History before {horizon:%Y-%m-%d %H:%M} UTC was "
-                                         "pruned; pick a later time.")
+            raise ConsoleError.bad_input(
+                f"History before {horizon:%Y-%m-%d %H:%M} UTC was pruned; pick a later time."
+            )
         row = history_queries.live_patient_at(session, external_id, as_of)
     else:
         row = queries.live_patient(session, external_id)
     record_id = row.id if row is not None else queries.stored_patient_id(session, external_id)
     if record_id is None:
         raise ConsoleError.not_found(f"No patient was ever stored under the id '{external_id}'.")
-    own = read_versions(console_queries.patient_versions(record_id),
-                        console_queries.with_patient_before, newest_first, cursors.older,
-                        cursors.newer, VERSIONS_PER_PAGE)
+    own = read_versions(
+        console_queries.patient_versions(record_id),
+        console_queries.with_patient_before,
+        newest_first,
+        cursors.older,
+        cursors.newer,
+        VERSIONS_PER_PAGE,
+    )
     payments: list[Any] = []
     if row is not None:
         if as_of is None:
@@ -190,31 +238,55 @@ def patient(external_id: str, as_of: datetime | None,
         else:
             listed, columns = history_queries.live_payments_at(as_of, external_id)
             key = payments_by_id(columns.c)
-        payments = session.execute(
-            listed.order_by(*key.order_by()).limit(PAYMENTS_SHOWN + 1)).all()
-    held = read_versions(console_queries.payment_versions(record_id),
-                         console_queries.with_payment_neighbours, newest_first_by_record,
-                         cursors.payments_older, cursors.payments_newer, VERSIONS_PER_PAGE)
-    return PatientView(external_id, row, payments[:PAYMENTS_SHOWN],
-                       len(payments) > PAYMENTS_SHOWN, patient_timeline(own.rows), own,
-                       payments_timeline(held.rows, record_id, external_id), held, as_of)
+        payments = session.execute(listed.order_by(*key.order_by()).limit(PAYMENTS_SHOWN + 1)).all()
+    held = read_versions(
+        console_queries.payment_versions(record_id),
+        console_queries.with_payment_neighbours,
+        newest_first_by_record,
+        cursors.payments_older,
+        cursors.payments_newer,
+        VERSIONS_PER_PAGE,
+    )
+    return PatientView(
+        external_id,
+        row,
+        payments[:PAYMENTS_SHOWN],
+        len(payments) > PAYMENTS_SHOWN,
+        patient_timeline(own.rows),
+        own,
+        payments_timeline(held.rows, record_id, external_id),
+        held,
+        as_of,
+    )
 
 
-def analytics(payment_min: Decimal | None, payment_max: Decimal | None, sort: str,
-              cursor: str | None) -> dict[str, Any]:
+def analytics(
+    payment_min: Decimal | None, payment_max: Decimal | None, sort: str, cursor: str | None
+) -> dict[str, Any]:
     """The histogram of totals, the top payers, and a page of the range query."""
     session = db.session
     version = queries.data_version(session)
-    top = session.execute(queries.live_patients().order_by(
-        *PATIENT_SORTS["-paymentsTotal"].order_by()).limit(TOP_PAYERS)).all()
+    top = session.execute(
+        queries.live_patients()
+        .order_by(*PATIENT_SORTS["-paymentsTotal"].order_by())
+        .limit(TOP_PAYERS)
+    ).all()
     histogram = _histogram() if version is None else _histogram_of(version)
-    return {"histogram": histogram, "top": top,
-            "range": _range_page(payment_min, payment_max, sort, cursor, version),
-            "first": cursor is None}
+    return {
+        "histogram": histogram,
+        "top": top,
+        "range": _range_page(payment_min, payment_max, sort, cursor, version),
+        "first": cursor is None,
+    }
 
 
-def _range_page(payment_min: Decimal | None, payment_max: Decimal | None, sort: str,
-                cursor: str | None, version: str | None) -> Page:
+def _range_page(
+    payment_min: Decimal | None,
+    payment_max: Decimal | None,
+    sort: str,
+    cursor: str | None,
+    version: str | None,
+) -> Page:
     """GET /patients?payment_min&payment_max&sort, one page, pinned like the API's pages."""
     read = first_page_pinning(cursor, version)
     if read.as_of is None:
@@ -250,16 +322,25 @@ def _histogram() -> Histogram | None:
     width = bucket_width(spread.low, spread.high)
     counts = console_queries.totals_histogram(session, width)
     first, last = min(counts), max(counts)
-    buckets = [(index * width, (index + 1) * width, counts.get(index, 0))
-               for index in range(first, last + 1)]
+    buckets = [
+        (index * width, (index + 1) * width, counts.get(index, 0))
+        for index in range(first, last + 1)
+    ]
     labels = [formatting.money(low) for low, _, _ in buckets]
-    hover = [f"{formatting.money(low)} to {formatting.money(high)}: {n:,} patient{'s' * (n != 1)}"
-             for low, high, n in buckets]
+    hover = [
+        f"{formatting.money(low)} to {formatting.money(high)}: {n:,} patient{'s' * (n != 1)}"
+        for low, high, n in buckets
+    ]
     chart = charts.stacked_bars(
-        "Patients by total of live payments", labels, ("patients",),
-        [[n] for _, _, n in buckets], x_label=f"Total of live payments (bucket start; "
-        f"buckets of {formatting.money(width)})", y_label="Patients", hover=hover,
-        counts=True)
+        "Patients by total of live payments",
+        labels,
+        ("patients",),
+        [[n] for _, _, n in buckets],
+        x_label=f"Total of live payments (bucket start; buckets of {formatting.money(width)})",
+        y_label="Patients",
+        hover=hover,
+        counts=True,
+    )
     return Histogram(chart, buckets, spread.patients)
 
 
@@ -267,8 +348,11 @@ def bucket_width(low: Decimal, high: Decimal) -> Decimal:
     """A round bucket width (1, 2 or 5 times a power of ten, at least a cent) for [low, high]."""
     span = float(high - low)
     # Every total alike: one bucket, wide enough to hold it.
-    step = (charts.nice_step(span, HISTOGRAM_BUCKETS) if span > 0
-            else charts.nice_step(abs(float(high)) or 1.0, 1))
+    step = (
+        charts.nice_step(span, HISTOGRAM_BUCKETS)
+        if span > 0
+        else charts.nice_step(abs(float(high)) or 1.0, 1)
+    )
     exponent = math.floor(math.log10(step))
-    width = Decimal(round(step / 10 ** exponent)).scaleb(exponent)
+    width = Decimal(round(step / 10**exponent)).scaleb(exponent)
     return max(width, Decimal("0.01"))

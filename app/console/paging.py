@@ -27,8 +27,9 @@ def position(key: SortKey, cursor: str | None) -> list[Any] | None:
     try:
         return key.decode(cursor)
     except APIError:
-        raise ConsoleError.bad_input("That page link is not one of the console's; "
-                                     "start again from the first page.") from None
+        raise ConsoleError.bad_input(
+            "That page link is not one of the console's; start again from the first page."
+        ) from None
 
 
 def first_page_pinning(cursor: str | None, version: str | None) -> Pinning:

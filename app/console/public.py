@@ -21,8 +21,7 @@ public = Blueprint("public", __name__, static_folder="static", static_url_path="
 @public.get("/sign-in")
 def sign_in() -> str:
     """The sign-in form."""
-    return render_template("console/sign_in.html", next=_next_page(),
-                           csrf=session.csrf_token())
+    return render_template("console/sign_in.html", next=_next_page(), csrf=session.csrf_token())
 
 
 @public.post("/sign-in")
@@ -35,9 +34,12 @@ def submit_sign_in() -> Response | tuple[str, int]:
     if session.sign_in(registry, request.form.get("token", "").strip()) is None:
         # The rate limiter charges the failure (and answers 429 once the budget is spent).
         run_failure_hooks()
-        return render_template("console/sign_in.html", next=_next_page(),
-                               csrf=session.csrf_token(),
-                               error="That token is not valid."), 401
+        return render_template(
+            "console/sign_in.html",
+            next=_next_page(),
+            csrf=session.csrf_token(),
+            error="That token is not valid.",
+        ), 401
     return redirect(_next_page() or url_for("console.show_overview"), 303)
 
 
@@ -55,8 +57,11 @@ def ask_to_sign_in(error: SignInRequired) -> tuple[str, int, dict[str, str]]:
     No data, and signing in comes back to the page that was asked for.
     """
     back_to = request.full_path.rstrip("?") if request.method == "GET" else None
-    return (render_template("console/sign_in.html", next=back_to, csrf=session.csrf_token()),
-            401, {"WWW-Authenticate": BEARER_CHALLENGE})
+    return (
+        render_template("console/sign_in.html", next=back_to, csrf=session.csrf_token()),
+        401,
+        {"WWW-Authenticate": BEARER_CHALLENGE},
+    )
 
 
 def _next_page() -> str | None:

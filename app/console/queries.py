@@ -35,17 +35,25 @@ def figures(session: orm.Session) -> Figures:
     so summing them over 100k patients replaces a scan of 1M payments.
     """
     live = sa.func.count().filter(Patient.deleted.is_(None))
-    patients, payments, amount = session.execute(sa.select(
-        live, sa.func.coalesce(sa.func.sum(Patient.payments_count), 0),
-        sa.type_coerce(sa.func.coalesce(sa.func.sum(Patient.payments_total), 0),
-                       Money(None, 2)))).one()
+    patients, payments, amount = session.execute(
+        sa.select(
+            live,
+            sa.func.coalesce(sa.func.sum(Patient.payments_count), 0),
+            sa.type_coerce(
+                sa.func.coalesce(sa.func.sum(Patient.payments_total), 0), Money(None, 2)
+            ),
+        )
+    ).one()
     return Figures(int(patients), int(payments), amount)
 
 
 def last_syncs(session: orm.Session) -> list[dict[str, Any]]:
     """The report (without its errors) of the newest applied sync of each entity."""
-    newest = (sa.select(sa.func.max(SyncRun.id)).where(SyncRun.dry_run.is_(False))
-              .group_by(SyncRun.entity))
+    newest = (
+        sa.select(sa.func.max(SyncRun.id))
+        .where(SyncRun.dry_run.is_(False))
+        .group_by(SyncRun.entity)
+    )
     dialect = session.get_bind().dialect.name
     rows = session.execute(queries.sync_runs(dialect).where(SyncRun.id.in_(newest))).all()
     return [row.report for row in rows]
@@ -63,8 +71,10 @@ def totals_spread(session: orm.Session) -> TotalsSpread:
     """Min, max and count of live patients' totals (two ends of an index, and a count)."""
     total = Patient.payments_total
     low, high, count = session.execute(
-        sa.select(sa.func.min(total), sa.func.max(total), sa.func.count())
-        .where(Patient.deleted.is_(None))).one()
+        sa.select(sa.func.min(total), sa.func.max(total), sa.func.count()).where(
+            Patient.deleted.is_(None)
+        )
+    ).one()
     return TotalsSpread(low, high, int(count))
 
 
@@ -79,8 +89,11 @@ def totals_histogram(session: orm.Session, width: Decimal) -> dict[int, int]:
     cents = _total_cents(session.get_bind().dialect.name)
     step = int(width * 100)
     bucket = sa.case((cents >= 0, cents // step), else_=-((-cents + (step - 1)) // step))
-    rows = session.execute(sa.select(bucket.label("bucket"), sa.func.count())
-                           .where(Patient.deleted.is_(None)).group_by(bucket)).all()
+    rows = session.execute(
+        sa.select(bucket.label("bucket"), sa.func.count())
+        .where(Patient.deleted.is_(None))
+        .group_by(bucket)
+    ).all()
     return {int(index): int(count) for index, count in rows}
 
 
@@ -97,13 +110,20 @@ def patient_versions(record_id: int) -> list[sa.Select[Any]]:
     kept = PatientVersion.__table__
     row = Patient.__table__
     return [
-        sa.select(kept.c.record_id, *(kept.c[name] for name in _PATIENT_FIELDS),
-                  kept.c.valid_from, kept.c.valid_to, kept.c.sync_id)
-        .where(kept.c.record_id == record_id),
-        sa.select(row.c.id.label("record_id"), *(row.c[name] for name in _PATIENT_FIELDS),
-                  row.c.updated.label("valid_from"),
-                  sa.cast(sa.null(), UTCDateTime()).label("valid_to"), row.c.sync_id)
-        .where(row.c.id == record_id),
+        sa.select(
+            kept.c.record_id,
+            *(kept.c[name] for name in _PATIENT_FIELDS),
+            kept.c.valid_from,
+            kept.c.valid_to,
+            kept.c.sync_id,
+        ).where(kept.c.record_id == record_id),
+        sa.select(
+            row.c.id.label("record_id"),
+            *(row.c[name] for name in _PATIENT_FIELDS),
+            row.c.updated.label("valid_from"),
+            sa.cast(sa.null(), UTCDateTime()).label("valid_to"),
+            row.c.sync_id,
+        ).where(row.c.id == record_id),
     ]
 
 
@@ -114,11 +134,18 @@ def with_patient_before(window: sa.Subquery) -> sa.Select[Any]:
     (ended_by, record_id) per row of the window, whatever the history's length.
     """
     before = PatientVersion.__table__.alias("before")
-    return (sa.select(window, before.c.record_id.is_not(None).label("existed"),
-                      *(before.c[name].label(f"before_{name}") for name in _PATIENT_FIELDS))
-            .select_from(window.outerjoin(before, sa.and_(
-                before.c.record_id == window.c.record_id,
-                before.c.ended_by == window.c.sync_id))))
+    return sa.select(
+        window,
+        before.c.record_id.is_not(None).label("existed"),
+        *(before.c[name].label(f"before_{name}") for name in _PATIENT_FIELDS),
+    ).select_from(
+        window.outerjoin(
+            before,
+            sa.and_(
+                before.c.record_id == window.c.record_id, before.c.ended_by == window.c.sync_id
+            ),
+        )
+    )
 
 
 _PATIENT_FIELDS = ("first_name", "last_name", "middle_name", "date_of_birth", "deleted")
@@ -135,14 +162,26 @@ def payment_versions(patient_id: int) -> list[sa.Select[Any]]:
     kept = PaymentVersion.__table__
     row = Payment.__table__
     return [
-        sa.select(kept.c.record_id, kept.c.external_id, kept.c.amount, kept.c.deleted,
-                  kept.c.valid_from, kept.c.valid_to, kept.c.sync_id, kept.c.ended_by)
-        .where(kept.c.patient_id == patient_id),
-        sa.select(row.c.id.label("record_id"), row.c.external_id, row.c.amount, row.c.deleted,
-                  row.c.updated.label("valid_from"),
-                  sa.cast(sa.null(), UTCDateTime()).label("valid_to"), row.c.sync_id,
-                  sa.cast(sa.null(), sa.Integer()).label("ended_by"))
-        .where(row.c.patient_id == patient_id, row.c.deleted.is_(None)),
+        sa.select(
+            kept.c.record_id,
+            kept.c.external_id,
+            kept.c.amount,
+            kept.c.deleted,
+            kept.c.valid_from,
+            kept.c.valid_to,
+            kept.c.sync_id,
+            kept.c.ended_by,
+        ).where(kept.c.patient_id == patient_id),
+        sa.select(
+            row.c.id.label("record_id"),
+            row.c.external_id,
+            row.c.amount,
+            row.c.deleted,
+            row.c.updated.label("valid_from"),
+            sa.cast(sa.null(), UTCDateTime()).label("valid_to"),
+            row.c.sync_id,
+            sa.cast(sa.null(), sa.Integer()).label("ended_by"),
+        ).where(row.c.patient_id == patient_id, row.c.deleted.is_(None)),
     ]
 
 
@@ -164,17 +203,32 @@ def with_payment_neighbours(window: sa.Subquery) -> sa.Select[Any]:
     after_owner = Patient.__table__.alias("after_owner")
     after_patient = sa.func.coalesce(after.c.patient_id, after_row.c.patient_id)
     joined = (
-        window.outerjoin(before, sa.and_(before.c.record_id == window.c.record_id,
-                                         before.c.ended_by == window.c.sync_id))
+        window.outerjoin(
+            before,
+            sa.and_(
+                before.c.record_id == window.c.record_id, before.c.ended_by == window.c.sync_id
+            ),
+        )
         .outerjoin(before_owner, before_owner.c.id == before.c.patient_id)
-        .outerjoin(after, sa.and_(after.c.record_id == window.c.record_id,
-                                  after.c.sync_id == window.c.ended_by))
-        .outerjoin(after_row, sa.and_(after.c.id.is_(None), after_row.c.id == window.c.record_id,
-                                      after_row.c.sync_id == window.c.ended_by))
-        .outerjoin(after_owner, after_owner.c.id == after_patient))
+        .outerjoin(
+            after,
+            sa.and_(after.c.record_id == window.c.record_id, after.c.sync_id == window.c.ended_by),
+        )
+        .outerjoin(
+            after_row,
+            sa.and_(
+                after.c.id.is_(None),
+                after_row.c.id == window.c.record_id,
+                after_row.c.sync_id == window.c.ended_by,
+            ),
+        )
+        .outerjoin(after_owner, after_owner.c.id == after_patient)
+    )
     return sa.select(
-        window, before.c.record_id.is_not(None).label("existed"),
-        before.c.amount.label("before_amount"), before.c.deleted.label("before_deleted"),
+        window,
+        before.c.record_id.is_not(None).label("existed"),
+        before.c.amount.label("before_amount"),
+        before.c.deleted.label("before_deleted"),
         before.c.patient_id.label("before_patient_id"),
         before_owner.c.external_id.label("before_patient_external_id"),
         after_patient.label("after_patient_id"),

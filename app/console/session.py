@@ -126,10 +126,12 @@ def _database_now(later_by: timedelta = timedelta(0)) -> sa.ColumnElement[dateti
 def _open_session(lifetime: timedelta) -> str:
     """A new session id, its row stored for ``lifetime``; expired rows are deleted on the way."""
     session_id = secrets.token_urlsafe(32)
-    db.session.execute(sa.delete(ConsoleSession)
-                       .where(ConsoleSession.expires_at <= _database_now()))
-    db.session.execute(sa.insert(ConsoleSession).values(id=_row_id(session_id),
-                                                        expires_at=_database_now(lifetime)))
+    db.session.execute(
+        sa.delete(ConsoleSession).where(ConsoleSession.expires_at <= _database_now())
+    )
+    db.session.execute(
+        sa.insert(ConsoleSession).values(id=_row_id(session_id), expires_at=_database_now(lifetime))
+    )
     db.session.commit()
     return session_id
 
@@ -138,17 +140,20 @@ def _session_is_open(session_id: object) -> bool:
     """Whether ``session_id`` (from the cookie) names a session not signed out nor expired."""
     if not isinstance(session_id, str):
         return False
-    found = db.session.execute(sa.select(ConsoleSession.id).where(
-        ConsoleSession.id == _row_id(session_id),
-        ConsoleSession.expires_at > _database_now())).first()
+    found = db.session.execute(
+        sa.select(ConsoleSession.id).where(
+            ConsoleSession.id == _row_id(session_id), ConsoleSession.expires_at > _database_now()
+        )
+    ).first()
     return found is not None
 
 
 def _end_session(session_id: object) -> None:
     """Delete the row of ``session_id`` (from the cookie), if there is one."""
     if isinstance(session_id, str):
-        db.session.execute(sa.delete(ConsoleSession)
-                           .where(ConsoleSession.id == _row_id(session_id)))
+        db.session.execute(
+            sa.delete(ConsoleSession).where(ConsoleSession.id == _row_id(session_id))
+        )
         db.session.commit()
 
 
@@ -165,5 +170,6 @@ def check_csrf() -> None:
     expected = session.get(_CSRF)
     sent = request.form.get(_CSRF, "")
     if not (isinstance(expected, str) and hmac.compare_digest(expected.encode(), sent.encode())):
-        raise ConsoleError.bad_input("The form expired or did not come from this console; "
-                                     "load the page again and resubmit.")
+        raise ConsoleError.bad_input(
+            "The form expired or did not come from this console; load the page again and resubmit."
+        )

@@ -15,8 +15,12 @@ from typing import Any
 from app.changes import op_of
 
 # (label, column) of the synced fields each timeline compares.
-PATIENT_FIELDS = (("First name", "first_name"), ("Last name", "last_name"),
-                  ("Middle name", "middle_name"), ("Date of birth", "date_of_birth"))
+PATIENT_FIELDS = (
+    ("First name", "first_name"),
+    ("Last name", "last_name"),
+    ("Middle name", "middle_name"),
+    ("Date of birth", "date_of_birth"),
+)
 PAYMENT_FIELDS = (("Amount", "amount"), ("Patient", "patient_external_id"))
 
 
@@ -64,15 +68,19 @@ class Version:
 Timeline = list[Version]
 
 
-def _version(row: Any, before: dict[str, Any] | None, fields: Sequence[tuple[str, str]],
-             now: dict[str, Any]) -> Version:
+def _version(
+    row: Any, before: dict[str, Any] | None, fields: Sequence[tuple[str, str]], now: dict[str, Any]
+) -> Version:
     """One version from its values ``now`` and those of the version it replaced (None: none)."""
     values = tuple((label, now[column]) for label, column in fields)
     if before is None:
         op, changes = ("deleted" if row.deleted else "created"), ()
     else:
-        changes = tuple(Change(label, before[column], now[column]) for label, column in fields
-                        if before[column] != now[column])
+        changes = tuple(
+            Change(label, before[column], now[column])
+            for label, column in fields
+            if before[column] != now[column]
+        )
         op = op_of(True, before["deleted"] is not None, row.deleted is not None)
     return Version(row.valid_from, row.valid_to, row.sync_id, op, changes, values)
 
@@ -80,10 +88,19 @@ def _version(row: Any, before: dict[str, Any] | None, fields: Sequence[tuple[str
 def patient_timeline(rows: Iterable[Any]) -> Timeline:
     """A patient's versions (rows of console.queries.with_patient_before), in the rows' order."""
     columns = [column for _, column in PATIENT_FIELDS]
-    return [_version(row, ({name: getattr(row, f"before_{name}") for name in [*columns, "deleted"]}
-                           if row.existed else None),
-                     PATIENT_FIELDS, {name: getattr(row, name) for name in columns})
-            for row in rows]
+    return [
+        _version(
+            row,
+            (
+                {name: getattr(row, f"before_{name}") for name in [*columns, "deleted"]}
+                if row.existed
+                else None
+            ),
+            PATIENT_FIELDS,
+            {name: getattr(row, name) for name in columns},
+        )
+        for row in rows
+    ]
 
 
 def payments_timeline(rows: Iterable[Any], patient_id: int, patient: str) -> Timeline:
@@ -96,12 +113,19 @@ def payments_timeline(rows: Iterable[Any], patient_id: int, patient: str) -> Tim
     timeline = []
     for row in rows:
         now = {"amount": row.amount, "patient_external_id": patient}
-        before = ({"amount": row.before_amount, "deleted": row.before_deleted,
-                   "patient_external_id": row.before_patient_external_id}
-                  if row.existed else None)
+        before = (
+            {
+                "amount": row.before_amount,
+                "deleted": row.before_deleted,
+                "patient_external_id": row.before_patient_external_id,
+            }
+            if row.existed
+            else None
+        )
         version = _version(row, before, PAYMENT_FIELDS, now)
-        timeline.append(replace(version, record=row.external_id,
-                                departure=_departure(row, patient_id)))
+        timeline.append(
+            replace(version, record=row.external_id, departure=_departure(row, patient_id))
+        )
     return timeline
 
 

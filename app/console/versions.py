@@ -28,15 +28,20 @@ KeyOf = Callable[[Any], SortKey]
 
 def newest_first(columns: Any) -> SortKey:
     """One record's versions, newest first: no two of them began at the same instant."""
-    return SortKey("-validFrom", (KeyColumn("valid_from", columns.valid_from, datetime,
-                                            descending=True),))
+    return SortKey(
+        "-validFrom", (KeyColumn("valid_from", columns.valid_from, datetime, descending=True),)
+    )
 
 
 def newest_first_by_record(columns: Any) -> SortKey:
     """Several records' versions, newest first; ``record_id`` orders those of one sync."""
-    return SortKey("-validFrom-record", (
-        KeyColumn("valid_from", columns.valid_from, datetime, descending=True),
-        KeyColumn("record_id", columns.record_id, descending=True)))
+    return SortKey(
+        "-validFrom-record",
+        (
+            KeyColumn("valid_from", columns.valid_from, datetime, descending=True),
+            KeyColumn("record_id", columns.record_id, descending=True),
+        ),
+    )
 
 
 def _reversed(key_of: KeyOf) -> KeyOf:
@@ -44,8 +49,10 @@ def _reversed(key_of: KeyOf) -> KeyOf:
 
     def key(columns: Any) -> SortKey:
         forward = key_of(columns)
-        return SortKey(f"~{forward.name}", tuple(
-            KeyColumn(c.name, c.column, c.kind, not c.descending) for c in forward.columns))
+        return SortKey(
+            f"~{forward.name}",
+            tuple(KeyColumn(c.name, c.column, c.kind, not c.descending) for c in forward.columns),
+        )
 
     return key
 
@@ -60,9 +67,14 @@ class VersionsPage:
     first: bool
 
 
-def read_versions(parts: Sequence[sa.Select[Any]], with_neighbours: Callable[
-        [sa.Subquery], sa.Select[Any]], key_of: KeyOf, older: str | None, newer: str | None,
-                  limit: int) -> VersionsPage:
+def read_versions(
+    parts: Sequence[sa.Select[Any]],
+    with_neighbours: Callable[[sa.Subquery], sa.Select[Any]],
+    key_of: KeyOf,
+    older: str | None,
+    newer: str | None,
+    limit: int,
+) -> VersionsPage:
     """The ``limit`` versions after cursor ``older`` (or before cursor ``newer``; else the newest).
 
     ``parts`` are the selects whose union is the timeline; ``with_neighbours``
@@ -74,38 +86,53 @@ def read_versions(parts: Sequence[sa.Select[Any]], with_neighbours: Callable[
         window, page = _read(parts, with_neighbours, _reversed(key_of), after, limit)
         if page.next_cursor is not None:
             rows = page.rows[::-1]
-            return VersionsPage(rows, key_of(window.c).encode(rows[-1]),
-                                _reversed(key_of)(window.c).encode(rows[0]), first=False)
+            return VersionsPage(
+                rows,
+                key_of(window.c).encode(rows[-1]),
+                _reversed(key_of)(window.c).encode(rows[0]),
+                first=False,
+            )
         # Back at the newest versions: the newest page, whole, as a first visit shows it.
         older = None
     after = position(key_of(parts[0].selected_columns), older)
     window, page = _read(parts, with_neighbours, key_of, after, limit)
     rows = page.rows
-    newer_cursor = (_reversed(key_of)(window.c).encode(rows[0])
-                    if after is not None and rows else None)
+    newer_cursor = (
+        _reversed(key_of)(window.c).encode(rows[0]) if after is not None and rows else None
+    )
     return VersionsPage(rows, page.next_cursor, newer_cursor, first=after is None)
 
 
-def _read(parts: Sequence[sa.Select[Any]], with_neighbours: Callable[
-        [sa.Subquery], sa.Select[Any]], key_of: KeyOf, after: list[Any] | None,
-          limit: int) -> tuple[sa.Subquery, Page]:
+def _read(
+    parts: Sequence[sa.Select[Any]],
+    with_neighbours: Callable[[sa.Subquery], sa.Select[Any]],
+    key_of: KeyOf,
+    after: list[Any] | None,
+    limit: int,
+) -> tuple[sa.Subquery, Page]:
     """One page of the timeline in ``key_of``'s order, and the window it was read from."""
     window, query = windowed(parts, with_neighbours, key_of, after, limit)
     return window, read_page(query, key_of(window.c), after, limit)
 
 
-def windowed(parts: Sequence[sa.Select[Any]], with_neighbours: Callable[
-        [sa.Subquery], sa.Select[Any]], key_of: KeyOf, after: list[Any] | None,
-             limit: int) -> tuple[sa.Subquery, sa.Select[Any]]:
+def windowed(
+    parts: Sequence[sa.Select[Any]],
+    with_neighbours: Callable[[sa.Subquery], sa.Select[Any]],
+    key_of: KeyOf,
+    after: list[Any] | None,
+    limit: int,
+) -> tuple[sa.Subquery, sa.Select[Any]]:
     """The window of the timeline a page reads (its parts cut to the page), and the select
     over it with each version's neighbours, for read_page to order and limit."""
-    window = sa.union_all(*(_window(part, key_of, after, limit) for part in parts)) \
-        .subquery("window")
+    window = sa.union_all(*(_window(part, key_of, after, limit) for part in parts)).subquery(
+        "window"
+    )
     return window, with_neighbours(window)
 
 
-def _window(part: sa.Select[Any], key_of: KeyOf, after: list[Any] | None,
-            limit: int) -> sa.Select[Any]:
+def _window(
+    part: sa.Select[Any], key_of: KeyOf, after: list[Any] | None, limit: int
+) -> sa.Select[Any]:
     """At most a page and one more of ``part``, after ``after`` in the key's order.
 
     Applied to each part, not to their union: the planners would not push
@@ -130,12 +157,15 @@ def links(page: VersionsPage, older_name: str, newer_name: str) -> Links:
     """The current page's address with this timeline's cursor replaced; others kept as they are."""
 
     def to(name: str | None, cursor: str | None) -> str:
-        kept = {key: value for key, value in request.args.items()
-                if key not in (older_name, newer_name)}
+        kept = {
+            key: value for key, value in request.args.items() if key not in (older_name, newer_name)
+        }
         if name is not None and cursor is not None:
             kept[name] = cursor
         return url_for(request.endpoint or "console.show_patient", **kept)
 
-    return Links(None if page.older is None else to(older_name, page.older),
-                 None if page.newer is None else to(newer_name, page.newer),
-                 None if page.first else to(None, None))
+    return Links(
+        None if page.older is None else to(older_name, page.older),
+        None if page.newer is None else to(newer_name, page.newer),
+        None if page.first else to(None, None),
+    )

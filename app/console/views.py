@@ -75,8 +75,12 @@ def show_sync(sync_id: str) -> str:
     """One sync: its report, rejected records and changes."""
     # Checked here, not by an int converter: a value a converter refuses would
     # skip the console's own 404 page. sync_runs.id is 32-bit.
-    if not (sync_id.isascii() and sync_id.isdigit() and len(sync_id) <= 10
-            and int(sync_id) <= SYNC_ID_MAX):
+    if not (
+        sync_id.isascii()
+        and sync_id.isdigit()
+        and len(sync_id) <= 10
+        and int(sync_id) <= SYNC_ID_MAX
+    ):
         raise ConsoleError.not_found("There is no sync with this id.")
     return render_template("console/sync.html", **pages.sync(int(sync_id), args.cursor()))
 
@@ -91,9 +95,13 @@ def show_patient() -> str:
     cursors = pages.TimelineCursors(*(args.cursor(name) for name in TIMELINE_CURSORS))
     view = pages.patient(external_id, as_of, cursors)
     return render_template(
-        "console/patient.html", view=view, as_of=as_of, per_page=pages.VERSIONS_PER_PAGE,
+        "console/patient.html",
+        view=view,
+        as_of=as_of,
+        per_page=pages.VERSIONS_PER_PAGE,
         history_links=versions.links(view.history, "older", "newer"),
-        payments_links=versions.links(view.payments_history, "payments_older", "payments_newer"))
+        payments_links=versions.links(view.payments_history, "payments_older", "payments_newer"),
+    )
 
 
 @bp.get("/analytics")
@@ -102,9 +110,13 @@ def show_analytics() -> str:
     """The distribution of totals, the top payers, and the range query with keyset paging."""
     payment_min, payment_max = args.bounds()
     sort = args.sort()
-    return render_template("console/analytics.html", payment_min=payment_min,
-                           payment_max=payment_max, sort=sort,
-                           **pages.analytics(payment_min, payment_max, sort, args.cursor()))
+    return render_template(
+        "console/analytics.html",
+        payment_min=payment_min,
+        payment_max=payment_max,
+        sort=sort,
+        **pages.analytics(payment_min, payment_max, sort, args.cursor()),
+    )
 
 
 @bp.route("/<console_rest:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

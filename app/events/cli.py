@@ -19,8 +19,11 @@ EXIT_NOT_CONFIGURED = 2
 
 
 @events_cli.command("relay")
-@click.option("--exit-when-idle", is_flag=True,
-              help="Exit once every committed event is confirmed, instead of waiting for more.")
+@click.option(
+    "--exit-when-idle",
+    is_flag=True,
+    help="Exit once every committed event is confirmed, instead of waiting for more.",
+)
 def relay(exit_when_idle: bool) -> None:
     """Publish each committed change to EVENTS_EXCHANGE at EVENTS_BROKER_URL, at least once.
 
@@ -31,8 +34,11 @@ def relay(exit_when_idle: bool) -> None:
     """
     config = current_app.config
     if not config["EVENTS_BROKER_URL"]:
-        click.echo("error: EVENTS_BROKER_URL is not set; the relay needs a broker "
-                   "(amqp://user:password@host:5672/vhost)", err=True)
+        click.echo(
+            "error: EVENTS_BROKER_URL is not set; the relay needs a broker "
+            "(amqp://user:password@host:5672/vhost)",
+            err=True,
+        )
         sys.exit(EXIT_NOT_CONFIGURED)
     # Imported here rather than at the top: this module is loaded whenever the
     # app registers its commands, and the API and `flask sync` must never load

@@ -55,16 +55,17 @@ def read_window(connection: sa.Connection, after: Position, limit: int) -> Windo
             position = Position(sync.id, 0, sync_complete=False, sync_events=0)
         wanted = limit - len(events)
         rows = changes_after(connection, sync, position.record_id, wanted)
-        events += [change_event(sync, row.record_id, row.external_id, describe(row))
-                   for row in rows]
+        events += [
+            change_event(sync, row.record_id, row.external_id, describe(row)) for row in rows
+        ]
         if rows:
-            position = replace(position, record_id=rows[-1].record_id,
-                               sync_events=position.sync_events + len(rows))
+            position = replace(
+                position, record_id=rows[-1].record_id, sync_events=position.sync_events + len(rows)
+            )
         if len(rows) < wanted:
             # Fewer than asked for: the sync's changes are all read; its summary follows.
             events.append(sync_applied_event(sync))
-            position = replace(position, sync_complete=True,
-                               sync_events=position.sync_events + 1)
+            position = replace(position, sync_complete=True, sync_events=position.sync_events + 1)
             completed.append(sync)
     return Window(events, position, completed)
 
@@ -78,21 +79,30 @@ def next_sync(connection: sa.Connection, position: Position) -> AppliedSync | No
     row = connection.execute(
         sa.select(SyncRun.id, SyncRun.entity, SyncRun.started_at, SyncRun.uid, *counts)
         .where(SyncRun.dry_run.is_(False), unpublished(position))
-        .order_by(SyncRun.id).limit(1)).first()
+        .order_by(SyncRun.id)
+        .limit(1)
+    ).first()
     if row is None:
         return None
-    return AppliedSync.of(row.id, row.entity, row.started_at,
-                          {name: getattr(row, name) or 0 for name in SYNC_COUNTS}, row.uid)
+    return AppliedSync.of(
+        row.id,
+        row.entity,
+        row.started_at,
+        {name: getattr(row, name) or 0 for name in SYNC_COUNTS},
+        row.uid,
+    )
 
 
-def changes_after(connection: sa.Connection, sync: AppliedSync, record_id: int,
-                  limit: int) -> list[Any]:
+def changes_after(
+    connection: sa.Connection, sync: AppliedSync, record_id: int, limit: int
+) -> list[Any]:
     """Up to ``limit`` change rows of ``sync`` with record ids above ``record_id``, in order."""
     # The keyset and limit go into sync_changes, which pushes them into each of
     # its index scans; applied outside only, they would sort every later change.
     query = queries.sync_changes(sync.entity, sync.id, after_record_id=record_id, limit=limit)
-    return list(connection.execute(_page(sync.entity),
-                                   {**query.parameters, "feed_limit": limit}).all())
+    return list(
+        connection.execute(_page(sync.entity), {**query.parameters, "feed_limit": limit}).all()
+    )
 
 
 @functools.cache
@@ -110,9 +120,11 @@ def _page(entity: str) -> sa.Select[Any]:
         if column.name.endswith("_patient_external_id"):
             continue
         if column.name.endswith("_patient_id"):
-            columns.append(column.label(column.name.replace("_patient_id",
-                                                            "_patient_external_id")))
+            columns.append(column.label(column.name.replace("_patient_id", "_patient_external_id")))
         else:
             columns.append(column)
-    return (sa.select(*columns).order_by(changes.c.record_id)
-            .limit(sa.bindparam("feed_limit", type_=sa.Integer())))
+    return (
+        sa.select(*columns)
+        .order_by(changes.c.record_id)
+        .limit(sa.bindparam("feed_limit", type_=sa.Integer()))
+    )

@@ -31,8 +31,11 @@ class RelayLock:
         """Take the lock if it is free; True if this relay now holds it."""
         connection = self._connection
         if connection.dialect.name == "postgresql":
-            held = bool(connection.scalar(sa.text("SELECT pg_try_advisory_lock(:key)"),
-                                          {"key": RELAY_LOCK_KEY}))
+            held = bool(
+                connection.scalar(
+                    sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": RELAY_LOCK_KEY}
+                )
+            )
             # A session lock outlives the transaction; end it so it is not left idle.
             connection.commit()
             return held
@@ -51,8 +54,9 @@ class RelayLock:
         if self._connection.dialect.name == "postgresql":
             with contextlib.suppress(sa.exc.SQLAlchemyError):
                 self._connection.rollback()
-                self._connection.scalar(sa.text("SELECT pg_advisory_unlock(:key)"),
-                                        {"key": RELAY_LOCK_KEY})
+                self._connection.scalar(
+                    sa.text("SELECT pg_advisory_unlock(:key)"), {"key": RELAY_LOCK_KEY}
+                )
                 self._connection.commit()
         if self._file is not None:
             self._file.close()  # closing the file drops the flock

@@ -45,11 +45,16 @@ class AppliedSync:
     uid: str | None = None
 
     @classmethod
-    def of(cls, sync_id: int, entity: str, started_at: datetime,
-           counts: dict[str, int], uid: str | None = None) -> AppliedSync:
+    def of(
+        cls,
+        sync_id: int,
+        entity: str,
+        started_at: datetime,
+        counts: dict[str, int],
+        uid: str | None = None,
+    ) -> AppliedSync:
         """The sync that started at ``started_at``, with its report ``counts``."""
-        return cls(sync_id, entity, started_at.isoformat(timespec="microseconds"), counts,
-                   uid)
+        return cls(sync_id, entity, started_at.isoformat(timespec="microseconds"), counts, uid)
 
     @property
     def change_count(self) -> int:
@@ -83,8 +88,7 @@ def event_id(sync: AppliedSync, record_id: int | None = None) -> str:
     backup, where sync ids repeat (SPEC §6). Opaque: it exposes no row id.
     """
     if sync.uid is None:
-        name = (f"{sync.id}:sync" if record_id is None
-                else f"{sync.id}:{sync.entity}:{record_id}")
+        name = f"{sync.id}:sync" if record_id is None else f"{sync.id}:{sync.entity}:{record_id}"
         return str(uuid.uuid5(LEGACY_EVENT_ID_NAMESPACE, name))
     name = "sync" if record_id is None else f"{sync.entity}:{record_id}"
     return str(uuid.uuid5(uuid.UUID(sync.uid), name))
@@ -92,15 +96,18 @@ def event_id(sync: AppliedSync, record_id: int | None = None) -> str:
 
 def change_event(sync: AppliedSync, record_id: int, external_id: str, change: Change) -> Event:
     """The event of one change: routing key ``<entity>.<op>``, and no values."""
-    return Event(f"{sync.entity}.{change.op}", {
-        "eventId": event_id(sync, record_id),
-        "syncId": sync.id,
-        "entity": sync.entity,
-        "externalId": external_id,
-        "op": change.op,
-        "changedFields": list(change.changed_fields),
-        "occurredAt": sync.occurred_at,
-    })
+    return Event(
+        f"{sync.entity}.{change.op}",
+        {
+            "eventId": event_id(sync, record_id),
+            "syncId": sync.id,
+            "entity": sync.entity,
+            "externalId": external_id,
+            "op": change.op,
+            "changedFields": list(change.changed_fields),
+            "occurredAt": sync.occurred_at,
+        },
+    )
 
 
 def sync_applied_event(sync: AppliedSync) -> Event:
@@ -109,13 +116,16 @@ def sync_applied_event(sync: AppliedSync) -> Event:
     It has every key a change event has (SPEC §6), so one consumer parses
     both: no record (``externalId`` null), no fields (``changedFields`` empty).
     """
-    return Event(SYNC_APPLIED, {
-        "eventId": event_id(sync),
-        "syncId": sync.id,
-        "entity": sync.entity,
-        "externalId": None,
-        "op": "applied",
-        "changedFields": [],
-        "counts": {name: sync.counts[name] for name in SYNC_COUNTS},
-        "occurredAt": sync.occurred_at,
-    })
+    return Event(
+        SYNC_APPLIED,
+        {
+            "eventId": event_id(sync),
+            "syncId": sync.id,
+            "entity": sync.entity,
+            "externalId": None,
+            "op": "applied",
+            "changedFields": [],
+            "counts": {name: sync.counts[name] for name in SYNC_COUNTS},
+            "occurredAt": sync.occurred_at,
+        },
+    )

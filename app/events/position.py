@@ -36,17 +36,25 @@ class Position:
 
 
 START = Position()
-_COLUMNS = (EventRelayPosition.sync_id, EventRelayPosition.record_id,
-            EventRelayPosition.sync_complete, EventRelayPosition.sync_events)
+_COLUMNS = (
+    EventRelayPosition.sync_id,
+    EventRelayPosition.record_id,
+    EventRelayPosition.sync_complete,
+    EventRelayPosition.sync_events,
+)
 
 
 def ensure(connection: sa.Connection) -> None:
     """Create the position row at the start if there is none (the relay's first run)."""
-    exists = connection.scalar(sa.select(EventRelayPosition.id)
-                               .where(EventRelayPosition.id == ROW_ID))
+    exists = connection.scalar(
+        sa.select(EventRelayPosition.id).where(EventRelayPosition.id == ROW_ID)
+    )
     if exists is None:
-        connection.execute(sa.insert(EventRelayPosition).values(
-            id=ROW_ID, **_values(START), published_total=0, updated_at=database_now(connection)))
+        connection.execute(
+            sa.insert(EventRelayPosition).values(
+                id=ROW_ID, **_values(START), published_total=0, updated_at=database_now(connection)
+            )
+        )
 
 
 def stored(connection: sa.Connection) -> Position | None:
@@ -67,8 +75,9 @@ def unpublished(position: Position) -> sa.ColumnElement[bool]:
     return SyncRun.id >= position.sync_id
 
 
-def store(connection: sa.Connection, expected: Position, new: Position, published: int,
-          rate: float = 0.0) -> bool:
+def store(
+    connection: sa.Connection, expected: Position, new: Position, published: int, rate: float = 0.0
+) -> bool:
     """Move the position from ``expected`` to ``new`` after ``published`` confirmed events.
 
     ``rate`` is the events per second the relay confirmed lately (/metrics).
@@ -84,10 +93,17 @@ def store(connection: sa.Connection, expected: Position, new: Position, publishe
         connection.execute(sa.text("SET LOCAL synchronous_commit = off"))
     result = connection.execute(
         sa.update(table)
-        .where(table.id == ROW_ID,
-               *(getattr(table, name) == value for name, value in _values(expected).items()))
-        .values(**_values(new), published_total=table.published_total + published,
-                publish_rate=rate, updated_at=database_now(connection)))
+        .where(
+            table.id == ROW_ID,
+            *(getattr(table, name) == value for name, value in _values(expected).items()),
+        )
+        .values(
+            **_values(new),
+            published_total=table.published_total + published,
+            publish_rate=rate,
+            updated_at=database_now(connection),
+        )
+    )
     return result.rowcount == 1
 
 
@@ -97,10 +113,17 @@ def reset(connection: sa.Connection, to: Position = START) -> None:
     ``published_total`` is kept, so that it stays a counter. The caller commits.
     """
     ensure(connection)
-    connection.execute(sa.update(EventRelayPosition).where(EventRelayPosition.id == ROW_ID)
-                       .values(**_values(to), updated_at=database_now(connection)))
+    connection.execute(
+        sa.update(EventRelayPosition)
+        .where(EventRelayPosition.id == ROW_ID)
+        .values(**_values(to), updated_at=database_now(connection))
+    )
 
 
 def _values(position: Position) -> dict[str, int | bool]:
-    return {"sync_id": position.sync_id, "record_id": position.record_id,
-            "sync_complete": position.sync_complete, "sync_events": position.sync_events}
+    return {
+        "sync_id": position.sync_id,
+        "record_id": position.record_id,
+        "sync_complete": position.sync_complete,
+        "sync_events": position.sync_events,
+    }

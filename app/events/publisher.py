@@ -78,9 +78,11 @@ class Publisher:
     def open(self) -> None:
         """Connect, open a confirming channel and declare the exchange; BrokerError if not."""
         self._connection = SelectConnection(
-            self._parameters, on_open_callback=self._on_connection_open,
+            self._parameters,
+            on_open_callback=self._on_connection_open,
             on_open_error_callback=self._on_open_error,
-            on_close_callback=self._on_connection_closed)
+            on_close_callback=self._on_connection_closed,
+        )
         if not self._run_until(lambda: self._ready, self._timeout):
             raise BrokerError(f"no connection to the broker within {self._timeout:g} s")
 
@@ -99,10 +101,16 @@ class Publisher:
         try:
             for event in events:
                 self._channel.basic_publish(
-                    self._exchange, event.routing_key, event.body(),
-                    pika.BasicProperties(content_type="application/json",
-                                         delivery_mode=pika.DeliveryMode.Persistent,
-                                         message_id=event.event_id, type=event.routing_key))
+                    self._exchange,
+                    event.routing_key,
+                    event.body(),
+                    pika.BasicProperties(
+                        content_type="application/json",
+                        delivery_mode=pika.DeliveryMode.Persistent,
+                        message_id=event.event_id,
+                        type=event.routing_key,
+                    ),
+                )
         except pika.exceptions.AMQPError as error:
             raise BrokerError(f"publishing failed: {error!r}") from error
         self._published += len(events)
@@ -112,8 +120,10 @@ class Publisher:
     def wait_confirmed(self, through: int) -> None:
         """Wait until the broker confirmed every message up to ``send``'s result ``through``."""
         if not self._run_until(lambda: self._confirmed >= through, self._timeout):
-            raise BrokerError(f"the broker did not confirm messages {self._confirmed + 1}.."
-                              f"{through} within {self._timeout:g} s")
+            raise BrokerError(
+                f"the broker did not confirm messages {self._confirmed + 1}.."
+                f"{through} within {self._timeout:g} s"
+            )
 
     def idle(self, seconds: float, interrupted: Callable[[], bool]) -> None:
         """Serve the connection (heartbeats) for ``seconds`` or until ``interrupted()``."""
@@ -187,16 +197,16 @@ class Publisher:
     def _on_channel_open(self, channel: Channel) -> None:
         self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
-        channel.confirm_delivery(self._on_delivery_confirmation,
-                                 callback=self._on_confirm_mode)
+        channel.confirm_delivery(self._on_delivery_confirmation, callback=self._on_confirm_mode)
 
     def _on_channel_closed(self, channel: Channel, reason: BaseException) -> None:
         self._fail(f"the broker closed the channel: {reason!r}")
 
     def _on_confirm_mode(self, frame: Method) -> None:
         assert self._channel is not None
-        self._channel.exchange_declare(self._exchange, "topic", durable=True,
-                                       callback=self._on_exchange_declared)
+        self._channel.exchange_declare(
+            self._exchange, "topic", durable=True, callback=self._on_exchange_declared
+        )
 
     def _on_exchange_declared(self, frame: Method) -> None:
         self._ready = True

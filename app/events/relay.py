@@ -46,11 +46,14 @@ class RelaySettings:
     @classmethod
     def from_config(cls, config: Mapping[str, Any], exit_when_idle: bool = False) -> RelaySettings:
         """Read the settings from a Flask config mapping (EVENTS_BROKER_URL must be set)."""
-        return cls(broker_url=config["EVENTS_BROKER_URL"], exchange=config["EVENTS_EXCHANGE"],
-                   batch_size=config["EVENTS_BATCH_SIZE"],
-                   poll_seconds=config["EVENTS_POLL_SECONDS"],
-                   confirm_timeout=config["EVENTS_CONFIRM_TIMEOUT"],
-                   exit_when_idle=exit_when_idle)
+        return cls(
+            broker_url=config["EVENTS_BROKER_URL"],
+            exchange=config["EVENTS_EXCHANGE"],
+            batch_size=config["EVENTS_BATCH_SIZE"],
+            poll_seconds=config["EVENTS_POLL_SECONDS"],
+            confirm_timeout=config["EVENTS_CONFIRM_TIMEOUT"],
+            exit_when_idle=exit_when_idle,
+        )
 
 
 class StopFlag:
@@ -102,8 +105,13 @@ def _publisher(settings: RelaySettings) -> Publisher:
 class Relay:
     """Publishes every committed change event, in order, at least once (SPEC §6)."""
 
-    def __init__(self, engine: sa.Engine, settings: RelaySettings, stop: StopFlag,
-                 publisher: PublisherFactory = _publisher) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        settings: RelaySettings,
+        stop: StopFlag,
+        publisher: PublisherFactory = _publisher,
+    ) -> None:
         self._engine = engine
         self._settings = settings
         self._stop = stop
@@ -121,8 +129,11 @@ class Relay:
                     self._run_locked(connection)
             except sa.exc.SQLAlchemyError as error:
                 delay = self._backoff.next()
-                log.warning("database error; retrying in %.1f s", delay,
-                            extra={"fields": {"error": _first_line(error)}})
+                log.warning(
+                    "database error; retrying in %.1f s",
+                    delay,
+                    extra={"fields": {"error": _first_line(error)}},
+                )
                 self._stop.wait(delay)
         log.info("relay stopped", extra={"fields": self._progress.fields()})
 
@@ -132,14 +143,18 @@ class Relay:
         announced = False
         while not lock.try_acquire():
             if not announced:
-                log.info("another relay holds the relay lock; waiting for it "
-                         "(retrying every %g s)", self._settings.poll_seconds)
+                log.info(
+                    "another relay holds the relay lock; waiting for it (retrying every %g s)",
+                    self._settings.poll_seconds,
+                )
                 announced = True
             if self._stop.wait(self._settings.poll_seconds):
                 return
         try:
-            log.info("holding the relay lock; publishing",
-                     extra={"fields": {"exchange": self._settings.exchange}})
+            log.info(
+                "holding the relay lock; publishing",
+                extra={"fields": {"exchange": self._settings.exchange}},
+            )
             position.ensure(connection)
             connection.commit()
             self._serve(connection)
@@ -153,8 +168,12 @@ class Relay:
             failure = None
             try:
                 publisher.open()
-                log.info("connected to the broker", extra={"fields": {
-                    "broker": publisher.broker, "exchange": self._settings.exchange}})
+                log.info(
+                    "connected to the broker",
+                    extra={
+                        "fields": {"broker": publisher.broker, "exchange": self._settings.exchange}
+                    },
+                )
                 self._publish(connection, publisher)
             except BrokerError as error:
                 failure = str(error)
@@ -162,8 +181,11 @@ class Relay:
                 publisher.close()
             if failure is not None:
                 delay = self._backoff.next()
-                log.warning("broker unavailable; retrying in %.1f s", delay,
-                            extra={"fields": {"broker": publisher.broker, "error": failure}})
+                log.warning(
+                    "broker unavailable; retrying in %.1f s",
+                    delay,
+                    extra={"fields": {"broker": publisher.broker, "error": failure}},
+                )
                 self._stop.wait(delay)
 
     def _publish(self, connection: sa.Connection, publisher: Publisher) -> None:
@@ -198,8 +220,9 @@ class Relay:
         connection.commit()
         return window
 
-    def _store(self, connection: sa.Connection, current: position.Position,
-               window: Window, began: float) -> position.Position:
+    def _store(
+        self, connection: sa.Connection, current: position.Position, window: Window, began: float
+    ) -> position.Position:
         """Record that the broker confirmed ``window``; return where the relay now stands.
 
         The publish rate stored with it is the window's events over the time
@@ -211,8 +234,10 @@ class Relay:
         rate = len(window.events) / elapsed if elapsed > 0 else 0.0
         if not position.store(connection, current, window.end, len(window.events), rate):
             connection.rollback()
-            log.warning("the stored position moved under this relay (reset by an operator, or "
-                        "another relay without the lock?); continuing from the stored one")
+            log.warning(
+                "the stored position moved under this relay (reset by an operator, or "
+                "another relay without the lock?); continuing from the stored one"
+            )
             current = position.load(connection)
             connection.commit()
             return current
@@ -233,13 +258,29 @@ class _Progress:
         self.published += len(window.events)
         self._since += len(window.events)
         for sync in window.completed:
-            log.info("published sync %s", sync.id, extra={"fields": {
-                "sync_id": sync.id, "entity": sync.entity, "events": sync.change_count + 1}})
+            log.info(
+                "published sync %s",
+                sync.id,
+                extra={
+                    "fields": {
+                        "sync_id": sync.id,
+                        "entity": sync.entity,
+                        "events": sync.change_count + 1,
+                    }
+                },
+            )
         elapsed = time.monotonic() - self._at
         if elapsed >= PROGRESS_EVERY_SECONDS:
-            log.info("publishing", extra={"fields": {
-                **self.fields(), "sync_id": window.end.sync_id,
-                "events_per_s": round(self._since / elapsed, 1)}})
+            log.info(
+                "publishing",
+                extra={
+                    "fields": {
+                        **self.fields(),
+                        "sync_id": window.end.sync_id,
+                        "events_per_s": round(self._since / elapsed, 1),
+                    }
+                },
+            )
             self._since, self._at = 0, time.monotonic()
 
     def fields(self) -> dict[str, Any]:

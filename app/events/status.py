@@ -50,21 +50,34 @@ def relay_status(session: orm.Session, configured: bool) -> RelayStatus | None:
     complete = sa.func.coalesce(position.sync_complete, START.sync_complete)
     count = {name: SyncRun.report[name].as_integer() for name in CHANGE_OUTCOMES}
     events = count["created"] + count["updated"] + count["deleted"] + count["restored"] + 1
-    pending = (sa.select(sa.func.coalesce(sa.func.sum(events), 0))
-               .where(SyncRun.dry_run.is_(False),
-                      sa.or_(SyncRun.id > sync_id,
-                             sa.and_(SyncRun.id == sync_id, sa.not_(complete))))
-               .scalar_subquery())
+    pending = (
+        sa.select(sa.func.coalesce(sa.func.sum(events), 0))
+        .where(
+            SyncRun.dry_run.is_(False),
+            sa.or_(SyncRun.id > sync_id, sa.and_(SyncRun.id == sync_id, sa.not_(complete))),
+        )
+        .scalar_subquery()
+    )
     confirmed = sa.case((complete, 0), else_=sa.func.coalesce(position.sync_events, 0))
     ran, published_total, lag, rate, updated_at = session.execute(
-        sa.select(position.id.is_not(None), sa.func.coalesce(position.published_total, 0),
-                  pending - confirmed, position.publish_rate, position.updated_at)
-        .select_from(anchor.outerjoin(position, position.id == anchor.c.id))).one()
+        sa.select(
+            position.id.is_not(None),
+            sa.func.coalesce(position.published_total, 0),
+            pending - confirmed,
+            position.publish_rate,
+            position.updated_at,
+        ).select_from(anchor.outerjoin(position, position.id == anchor.c.id))
+    ).one()
     if not (ran or configured):
         return None
     # Both instants are the database's: the relay may run on another host.
-    fresh = updated_at is not None and \
-        (database_now(session.connection()) - updated_at).total_seconds() < RATE_FRESH_SECONDS
+    fresh = (
+        updated_at is not None
+        and (database_now(session.connection()) - updated_at).total_seconds() < RATE_FRESH_SECONDS
+    )
     # Negative only if the current sync was pruned mid-way; it has no events left then.
-    return RelayStatus(lag=max(int(lag), 0), published_total=int(published_total),
-                       publish_rate=float(rate) if fresh and rate else 0.0)
+    return RelayStatus(
+        lag=max(int(lag), 0),
+        published_total=int(published_total),
+        publish_rate=float(rate) if fresh and rate else 0.0,
+    )

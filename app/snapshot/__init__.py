@@ -22,5 +22,13 @@ from app.snapshot.errors import SnapshotError, SnapshotNotAnArray, SnapshotTooLa
 from app.snapshot.gunzip import GunzipReader
 from app.snapshot.reader import CHUNK_SIZE, DEFAULT_MAX_RECORD_BYTES, OversizedRecord, iter_snapshot
 
-__all__ = ["CHUNK_SIZE", "DEFAULT_MAX_RECORD_BYTES", "GunzipReader", "OversizedRecord",
-           "SnapshotError", "SnapshotNotAnArray", "SnapshotTooLarge", "iter_snapshot"]
+__all__ = [
+    "CHUNK_SIZE",
+    "DEFAULT_MAX_RECORD_BYTES",
+    "GunzipReader",
+    "OversizedRecord",
+    "SnapshotError",
+    "SnapshotNotAnArray",
+    "SnapshotTooLarge",
+    "iter_snapshot",
+]

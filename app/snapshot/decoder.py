@@ -21,8 +21,7 @@ def reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=parse_int,
-                           parse_constant=reject_constant)
+DECODER = json.JSONDecoder(parse_float=Decimal, parse_int=parse_int, parse_constant=reject_constant)
 
 
 def decode(text: str) -> Any:

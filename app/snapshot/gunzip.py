@@ -37,7 +37,9 @@ class GunzipReader:
                 if not self._inflater.eof:
                     raise SnapshotError(
                         "The gzip body is truncated, or ends with bytes that are not gzip."
-                        if self._members > 1 else "The gzip body is truncated.")
+                        if self._members > 1
+                        else "The gzip body is truncated."
+                    )
                 return b""
             # A member may end with no output left to give; only the end of the
             # body may return b"", so read on.

@@ -36,8 +36,9 @@ class OversizedRecord:
     limit: int = DEFAULT_MAX_RECORD_BYTES
 
 
-def iter_snapshot(stream: BinaryIO, *,
-                  max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[Any]:
+def iter_snapshot(
+    stream: BinaryIO, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> Iterator[Any]:
     """Yield the elements of the JSON array in ``stream``, one at a time.
 
     An element longer than ``max_record_bytes`` (counted in characters) is
@@ -100,9 +101,9 @@ class TextReader:
         # decoder would take the "1" alone, so it sees the tail only with what follows.
         tail = None if self._eof else _UNFINISHED_NUMBER.search(text, max(0, len(text) - 2))
         if tail:
-            text, self._held = text[:tail.start()], tail.group()
+            text, self._held = text[: tail.start()], tail.group()
         self.consumed += self.pos
-        self.buffer = self.buffer[self.pos:] + text
+        self.buffer = self.buffer[self.pos :] + text
         self.pos = 0
         return True
 
@@ -193,8 +194,7 @@ class TextReader:
     def error(self, message: str, offset: int | None = None) -> SnapshotError:
         """invalid_json with the character offset where reading stopped (or ``offset``)."""
         where = self.consumed + self.pos if offset is None else offset
-        return SnapshotError(
-            f"The body is not valid JSON: {message} (near character {where}).")
+        return SnapshotError(f"The body is not valid JSON: {message} (near character {where}).")
 
 
 def _classify_non_array(reader: TextReader) -> NoReturn:
@@ -204,23 +204,26 @@ def _classify_non_array(reader: TextReader) -> NoReturn:
     one is read as one element, so it is skipped rather than held in memory.
     """
     if not reader.fill(reader.limit):
-        _classify_text(reader.buffer[reader.pos:])
+        _classify_text(reader.buffer[reader.pos :])
     first = reader.peek()
     value = reader.element_slowly()
     reader.skip_whitespace()
     if reader.peek() != "":
         raise reader.error("unexpected data after the value")
-    kind = json_type(value) if not isinstance(value, OversizedRecord) else (
-        "object" if first == "{" else "string" if first == '"' else "number")
+    kind = (
+        json_type(value)
+        if not isinstance(value, OversizedRecord)
+        else ("object" if first == "{" else "string" if first == '"' else "number")
+    )
     raise SnapshotNotAnArray(f"Expected a JSON array of records, got a JSON {kind}.")
 
 
 def _classify_text(text: str) -> NoReturn:
     """Refuse the whole body ``text``, which is not an array."""
     try:
-        value = json.loads(text, parse_float=Decimal, parse_int=parse_int,
-                           parse_constant=reject_constant)
+        value = json.loads(
+            text, parse_float=Decimal, parse_int=parse_int, parse_constant=reject_constant
+        )
     except (ValueError, RecursionError) as error:
         raise SnapshotError(f"The body is not valid JSON: {error}.") from None
-    raise SnapshotNotAnArray(
-        f"Expected a JSON array of records, got a JSON {json_type(value)}.")
+    raise SnapshotNotAnArray(f"Expected a JSON array of records, got a JSON {json_type(value)}.")

@@ -48,7 +48,8 @@ def _containers(levels: int) -> str:
 # object, also stops at strings that could be the key "externalId".
 _RUN = re.compile(f'(?:[{_GAP_CHARS}]++|"{_STRING_BODY_PATTERN}"|{_containers(_RUN_LEVELS)})*+')
 _TOP_RUN = re.compile(
-    f'(?:[{_GAP_CHARS}]++|"(?![e\\\\]){_STRING_BODY_PATTERN}"|{_containers(_RUN_LEVELS)})*+')
+    f'(?:[{_GAP_CHARS}]++|"(?![e\\\\]){_STRING_BODY_PATTERN}"|{_containers(_RUN_LEVELS)})*+'
+)
 
 
 class Skipper:
@@ -143,8 +144,9 @@ class Skipper:
             return end + 1
         if buffer[end] == "\\" and _PARTIAL_ESCAPE.fullmatch(buffer, end):
             return self._more(end)  # an escape split by the end of the buffer
-        raise self.reader.error("invalid escape or control character in a string",
-                                self.reader.consumed + end)
+        raise self.reader.error(
+            "invalid escape or control character in a string", self.reader.consumed + end
+        )
 
     def _open(self, char: str, at: int) -> None:
         self.closers.append("}" if char == "{" else "]")
@@ -167,8 +169,12 @@ class Skipper:
 
     def _open_string(self, buffer: str, at: int) -> None:
         self.in_string = True
-        if (self.top_object and len(self.closers) == 1 and not self.capturing
-                and (_last_significant(buffer, at) or self.before) in ("{", ",")):
+        if (
+            self.top_object
+            and len(self.closers) == 1
+            and not self.capturing
+            and (_last_significant(buffer, at) or self.before) in ("{", ",")
+        ):
             self.mark = at  # a key: it may be "externalId"
 
     def _close_string(self, buffer: str, at: int) -> None:
@@ -178,7 +184,7 @@ class Skipper:
             if len(self.closers) == 1:
                 self._capture(buffer, at + 1)
         elif self.mark is not None:
-            self._key(buffer[self.mark:at + 1], at + 1)
+            self._key(buffer[self.mark : at + 1], at + 1)
 
     def _key(self, text: str, after: int) -> None:
         """Start reading the value after ``text`` when that key is "externalId"."""
@@ -191,7 +197,7 @@ class Skipper:
 
     def _capture(self, buffer: str, end: int) -> None:
         """Take the externalId value from the text between its key and ``end``."""
-        text = buffer[self.mark:end]
+        text = buffer[self.mark : end]
         self._forget_mark()
         self.external_id = _id_value(text)
 

@@ -5,10 +5,10 @@ from app.sync.errors import MassDeleteRefused, SyncInProgress, SyncRefused
 from app.sync.report import SyncReport, SyncSettings
 
 __all__ = [
-           "MassDeleteRefused",
-           "SyncInProgress",
-           "SyncRefused",
-           "SyncReport",
-           "SyncSettings",
-           "run_sync",
+    "MassDeleteRefused",
+    "SyncInProgress",
+    "SyncRefused",
+    "SyncReport",
+    "SyncSettings",
+    "run_sync",
 ]

@@ -18,8 +18,9 @@ from app.clock import database_now
 from app.models import SyncRun
 
 _TICK = timedelta(microseconds=1)
-_LAST_SYNC_START = (sa.select(SyncRun.__table__.c.started_at)
-                    .order_by(SyncRun.__table__.c.id.desc()).limit(1))
+_LAST_SYNC_START = (
+    sa.select(SyncRun.__table__.c.started_at).order_by(SyncRun.__table__.c.id.desc()).limit(1)
+)
 
 
 def sync_time(connection: sa.Connection) -> datetime:

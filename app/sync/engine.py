@@ -40,9 +40,16 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
-def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
-             dry_run: bool = False, force: bool = False,
-             settings: SyncSettings | None = None, progress: Progress | None = None) -> SyncReport:
+def run_sync(
+    session: orm.Session,
+    entity: str,
+    records: Iterable[Any],
+    *,
+    dry_run: bool = False,
+    force: bool = False,
+    settings: SyncSettings | None = None,
+    progress: Progress | None = None,
+) -> SyncReport:
     """Make the replica of ``entity`` equal to the snapshot ``records``; return the report.
 
     ``records`` may be a lazy iterator (a streaming upload): it is consumed
@@ -87,8 +94,14 @@ def run_sync(session: orm.Session, entity: str, records: Iterable[Any], *,
         except BaseException:
             session.rollback()
             raise
-    log.info("sync %s %s dry_run=%s received=%s %s", report.sync_id, entity, dry_run,
-             report.received, " ".join(f"{name}={n}" for name, n in report.counts().items()))
+    log.info(
+        "sync %s %s dry_run=%s received=%s %s",
+        report.sync_id,
+        entity,
+        dry_run,
+        report.received,
+        " ".join(f"{name}={n}" for name, n in report.counts().items()),
+    )
     return report
 
 
@@ -114,8 +127,15 @@ class MergeOutcome:
     created_ids: tuple[int, int]
 
 
-def _apply(connection: sa.Connection, entity: Entity, stage: sa.Table, plan: sa.Table,
-           stamp: merge.SyncStamp, settings: SyncSettings, force: bool) -> MergeOutcome:
+def _apply(
+    connection: sa.Connection,
+    entity: Entity,
+    stage: sa.Table,
+    plan: sa.Table,
+    stamp: merge.SyncStamp,
+    settings: SyncSettings,
+    force: bool,
+) -> MergeOutcome:
     """Settle the cross-record rules, plan, keep what is replaced, then apply each rule."""
     target, fields = entity.target, entity.merged
     rejected, errors = merge.reject_duplicates(connection, stage, settings.max_errors)
@@ -139,11 +159,12 @@ def _apply(connection: sa.Connection, entity: Entity, stage: sa.Table, plan: sa.
     # how the sync's changes find the rows it created.
     created_after = merge.last_id(connection, target)
     created = merge.insert_new(connection, target, plan, fields, stamp)
-    created_ids = (created_after,
-                   merge.last_id(connection, target) if created else created_after)
+    created_ids = (created_after, merge.last_id(connection, target) if created else created_after)
     counts = MergeCounts(deleted=deleted, updated=updated, restored=restored, created=created)
-    if counts.deleted + counts.updated + counts.restored + counts.created \
-            > merge.ANALYZE_SHARE * max(live, 1):
+    if (
+        counts.deleted + counts.updated + counts.restored + counts.created
+        > merge.ANALYZE_SHARE * max(live, 1)
+    ):
         merge.analyze(connection, target)
     if entity.after_merge is not None:
         entity.after_merge(connection, plan, stamp.at)
@@ -158,22 +179,37 @@ def _guard_mass_delete(live: int, doomed: int, settings: SyncSettings, force: bo
         raise MassDeleteRefused(
             f"This snapshot would delete {doomed} of {live} live rows, more than "
             f"{settings.max_delete_ratio:.0%}; resend with force=true if that is intended.",
-            {"live": live, "wouldDelete": doomed, "maxDeleteRatio": settings.max_delete_ratio})
+            {"live": live, "wouldDelete": doomed, "maxDeleteRatio": settings.max_delete_ratio},
+        )
 
 
-def _report(entity: str, dry_run: bool, summary: ValidationSummary, outcome: MergeOutcome,
-            max_errors: int, now: datetime) -> SyncReport:
+def _report(
+    entity: str,
+    dry_run: bool,
+    summary: ValidationSummary,
+    outcome: MergeOutcome,
+    max_errors: int,
+    now: datetime,
+) -> SyncReport:
     counts = outcome.counts
     rejected = summary.rejected + outcome.rejected
     errors = _first_errors([summary.errors, outcome.errors], max_errors)
     return SyncReport(
-        sync_id=0, entity=entity, dry_run=dry_run, received=summary.received,
-        created=counts.created, updated=counts.updated, restored=counts.restored,
-        unchanged=(summary.received - rejected
-                   - counts.created - counts.updated - counts.restored),
-        rejected=rejected, deleted=counts.deleted,
-        errors=errors, errors_truncated=rejected > len(errors),
-        started_at=now, finished_at=now)
+        sync_id=0,
+        entity=entity,
+        dry_run=dry_run,
+        received=summary.received,
+        created=counts.created,
+        updated=counts.updated,
+        restored=counts.restored,
+        unchanged=(summary.received - rejected - counts.created - counts.updated - counts.restored),
+        rejected=rejected,
+        deleted=counts.deleted,
+        errors=errors,
+        errors_truncated=rejected > len(errors),
+        started_at=now,
+        finished_at=now,
+    )
 
 
 def _first_errors(sources: list[list[RecordError]], max_errors: int) -> list[RecordError]:
@@ -197,8 +233,14 @@ def _first_errors(sources: list[list[RecordError]], max_errors: int) -> list[Rec
 
 def _open_run(session: orm.Session, entity: str, dry_run: bool, now: datetime) -> SyncRun:
     """The sync_runs row of this sync, with its id; the report follows in ``_record``."""
-    run = SyncRun(entity=entity, dry_run=dry_run, started_at=now, finished_at=now, report={},
-                  uid=str(uuid.uuid4()))
+    run = SyncRun(
+        entity=entity,
+        dry_run=dry_run,
+        started_at=now,
+        finished_at=now,
+        report={},
+        uid=str(uuid.uuid4()),
+    )
     session.add(run)
     session.flush()
     return run

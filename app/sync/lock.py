@@ -27,9 +27,14 @@ def sync_lock(connection: sa.Connection, timeout: float) -> Iterator[None]:
     which serves one host only, a lock file beside the database plays that role.
     """
     if connection.dialect.name == "postgresql":
-        _wait_for(lambda: bool(connection.scalar(
-            sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})),
-            timeout)
+        _wait_for(
+            lambda: bool(
+                connection.scalar(
+                    sa.text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}
+                )
+            ),
+            timeout,
+        )
         yield
         return
     database = connection.engine.url.database
@@ -63,6 +68,6 @@ def _wait_for(try_acquire: Callable[[], bool], timeout: float) -> None:
         if remaining <= 0:
             raise SyncInProgress(
                 f"Another sync is running; the lock was not free within {timeout:g} seconds.",
-                {"lockTimeout": timeout})
+                {"lockTimeout": timeout},
+            )
         time.sleep(min(_POLL_SECONDS, remaining))
-

@@ -58,35 +58,50 @@ def analyze(connection: sa.Connection, table: sa.Table) -> None:
         connection.execute(sa.text(f"ANALYZE {table.name}"))
 
 
-def reject_duplicates(connection: sa.Connection, stage: sa.Table,
-                      max_errors: int) -> tuple[int, list[RecordError]]:
+def reject_duplicates(
+    connection: sa.Connection, stage: sa.Table, max_errors: int
+) -> tuple[int, list[RecordError]]:
     """Rule 6: an externalId that occurs more than once rejects every occurrence.
 
     Counts every staged element, the already rejected ones included. Returns
     how many valid rows this rejected and the first ``max_errors`` occurrences
     in upload order (already rejected ones too, so their messages combine).
     """
-    occurrences = (sa.select(stage.c.external_id, sa.func.count().label("n"))
-                   .group_by(stage.c.external_id).having(sa.func.count() > 1))
+    occurrences = (
+        sa.select(stage.c.external_id, sa.func.count().label("n"))
+        .group_by(stage.c.external_id)
+        .having(sa.func.count() > 1)
+    )
     if connection.execute(occurrences.limit(1)).first() is None:
         return 0, []
     duplicated = occurrences.subquery()
     first = connection.execute(
         sa.select(stage.c.idx, stage.c.external_id, duplicated.c.n)
         .join(duplicated, duplicated.c.external_id == stage.c.external_id)
-        .order_by(stage.c.idx).limit(max_errors)).all()
-    errors = [RecordError(index, external_id, {"externalId": [
-        f"Duplicate externalId '{external_id}': it occurs {n} times in this upload."]})
-        for index, external_id, n in first]
+        .order_by(stage.c.idx)
+        .limit(max_errors)
+    ).all()
+    errors = [
+        RecordError(
+            index,
+            external_id,
+            {
+                "externalId": [
+                    f"Duplicate externalId '{external_id}': it occurs {n} times in this upload."
+                ]
+            },
+        )
+        for index, external_id, n in first
+    ]
     rejected = connection.execute(
         sa.update(stage)
         .where(stage.c.valid, stage.c.external_id.in_(sa.select(duplicated.c.external_id)))
-        .values(valid=False)).rowcount
+        .values(valid=False)
+    ).rowcount
     return rejected, errors
 
 
-def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table,
-               plan: sa.Table) -> None:
+def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan: sa.Table) -> None:
     """Fill ``plan``: every staged element joined once with its stored row.
 
     The entity says what else joins in and which of its elements are valid
@@ -96,9 +111,14 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table,
     drawn = entity.plan_source(stage, target)
     values = dict(drawn.values)
     differs = sa.or_(*(target.c[name].is_distinct_from(values[name]) for name in entity.merged))
-    values |= {"idx": stage.c.idx, "external_id": stage.c.external_id, "valid": drawn.valid,
-               "target_id": target.c.id, "target_deleted": target.c.deleted.is_not(None),
-               "changed": sa.and_(target.c.id.is_not(None), differs)}
+    values |= {
+        "idx": stage.c.idx,
+        "external_id": stage.c.external_id,
+        "valid": drawn.valid,
+        "target_id": target.c.id,
+        "target_deleted": target.c.deleted.is_not(None),
+        "changed": sa.and_(target.c.id.is_not(None), differs),
+    }
     rows = sa.select(*(values[name].label(name) for name in values)).select_from(drawn.source)
     connection.execute(sa.insert(plan).from_select(list(values), rows))
     if connection.dialect.name == "postgresql":
@@ -110,13 +130,15 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table,
 
 def count_present(connection: sa.Connection, plan: sa.Table) -> int:
     """Live rows the upload holds (valid or not): live minus this is what rule 3 deletes."""
-    query = (sa.select(sa.func.count(sa.distinct(plan.c.target_id)))
-             .where(plan.c.target_id.is_not(None), sa.not_(plan.c.target_deleted)))
+    query = sa.select(sa.func.count(sa.distinct(plan.c.target_id))).where(
+        plan.c.target_id.is_not(None), sa.not_(plan.c.target_deleted)
+    )
     return connection.scalar(query) or 0
 
 
-def keep_superseded_versions(connection: sa.Connection, entity: Entity, plan: sa.Table,
-                             stamp: SyncStamp) -> int:
+def keep_superseded_versions(
+    connection: sa.Connection, entity: Entity, plan: sa.Table, stamp: SyncStamp
+) -> int:
     """SPEC §5: copy every row an update or a restore will replace into the entity's versions.
 
     Run before those rules write: the rows they are about to change, as they
@@ -129,35 +151,50 @@ def keep_superseded_versions(connection: sa.Connection, entity: Entity, plan: sa
     if not connection.scalar(sa.select(sa.exists().where(rewrites))):
         return 0
     target = entity.target
-    rows = _as_versions(entity, stamp, target, target.c.updated, target.c.sync_id) \
-        .join_from(target, plan, plan.c.target_id == target.c.id).where(rewrites)
+    rows = (
+        _as_versions(entity, stamp, target, target.c.updated, target.c.sync_id)
+        .join_from(target, plan, plan.c.target_id == target.c.id)
+        .where(rewrites)
+    )
     return _insert_versions(connection, entity, rows)
 
 
-def _as_versions(entity: Entity, stamp: SyncStamp, rows: sa.FromClause,
-                 valid_from: sa.ColumnElement[datetime],
-                 made_by: sa.ColumnElement[int]) -> sa.Select[tuple]:
+def _as_versions(
+    entity: Entity,
+    stamp: SyncStamp,
+    rows: sa.FromClause,
+    valid_from: sa.ColumnElement[datetime],
+    made_by: sa.ColumnElement[int],
+) -> sa.Select[tuple]:
     """Rows of the target (or of a RETURNING) as the versions they become, ending now."""
     return sa.select(
-        rows.c.id.label("record_id"), rows.c.external_id,
-        *(rows.c[name] for name in entity.merged), rows.c.deleted,
-        valid_from.label("valid_from"), sa.literal(stamp.at, UTCDateTime()).label("valid_to"),
-        made_by.label("sync_id"), sa.literal(stamp.sync_id).label("ended_by"))
+        rows.c.id.label("record_id"),
+        rows.c.external_id,
+        *(rows.c[name] for name in entity.merged),
+        rows.c.deleted,
+        valid_from.label("valid_from"),
+        sa.literal(stamp.at, UTCDateTime()).label("valid_to"),
+        made_by.label("sync_id"),
+        sa.literal(stamp.sync_id).label("ended_by"),
+    )
 
 
 def _insert_versions(connection: sa.Connection, entity: Entity, rows: sa.Select[tuple]) -> int:
-    return connection.execute(sa.insert(entity.versions).from_select(
-        [column.name for column in rows.selected_columns], rows)).rowcount
+    return connection.execute(
+        sa.insert(entity.versions).from_select(
+            [column.name for column in rows.selected_columns], rows
+        )
+    ).rowcount
 
 
 def _absent_and_live(target: sa.Table, plan: sa.Table) -> sa.ColumnElement[bool]:
     """Live rows whose externalId the upload does not hold (rejected ones count as held)."""
-    return sa.and_(target.c.deleted.is_(None),
-                   ~sa.exists().where(plan.c.target_id == target.c.id))
+    return sa.and_(target.c.deleted.is_(None), ~sa.exists().where(plan.c.target_id == target.c.id))
 
 
-def soft_delete_absent(connection: sa.Connection, entity: Entity, plan: sa.Table,
-                       stamp: SyncStamp) -> int:
+def soft_delete_absent(
+    connection: sa.Connection, entity: Entity, plan: sa.Table, stamp: SyncStamp
+) -> int:
     """Rule 3: a live row whose externalId is absent from the upload is soft-deleted.
 
     Rejected records are in the plan too (valid = false), so their rows count
@@ -169,52 +206,101 @@ def soft_delete_absent(connection: sa.Connection, entity: Entity, plan: sa.Table
     target = entity.target
     stamped = {"deleted": stamp.at, "updated": stamp.at, "sync_id": stamp.sync_id}
     if connection.dialect.name != "postgresql":
-        kept = _as_versions(entity, stamp, target, target.c.updated, target.c.sync_id) \
-            .where(_absent_and_live(target, plan))
+        kept = _as_versions(entity, stamp, target, target.c.updated, target.c.sync_id).where(
+            _absent_and_live(target, plan)
+        )
         _insert_versions(connection, entity, kept)
         return connection.execute(
-            sa.update(target).where(_absent_and_live(target, plan)).values(stamped)).rowcount
-    before = (sa.select(target.c.id, target.c.updated, target.c.sync_id)
-              .where(_absent_and_live(target, plan)).subquery("before"))
-    gone = (sa.update(target).where(target.c.id == before.c.id).values(stamped)
-            .returning(target.c.id, target.c.external_id,
-                       *(target.c[name] for name in entity.merged),
-                       sa.cast(sa.null(), target.c.deleted.type).label("deleted"),
-                       before.c.updated.label("valid_from"), before.c.sync_id.label("made_by"))
-            .cte("gone"))
-    return _insert_versions(connection, entity,
-                            _as_versions(entity, stamp, gone, gone.c.valid_from, gone.c.made_by))
+            sa.update(target).where(_absent_and_live(target, plan)).values(stamped)
+        ).rowcount
+    before = (
+        sa.select(target.c.id, target.c.updated, target.c.sync_id)
+        .where(_absent_and_live(target, plan))
+        .subquery("before")
+    )
+    gone = (
+        sa.update(target)
+        .where(target.c.id == before.c.id)
+        .values(stamped)
+        .returning(
+            target.c.id,
+            target.c.external_id,
+            *(target.c[name] for name in entity.merged),
+            sa.cast(sa.null(), target.c.deleted.type).label("deleted"),
+            before.c.updated.label("valid_from"),
+            before.c.sync_id.label("made_by"),
+        )
+        .cte("gone")
+    )
+    return _insert_versions(
+        connection, entity, _as_versions(entity, stamp, gone, gone.c.valid_from, gone.c.made_by)
+    )
 
 
-def update_changed(connection: sa.Connection, target: sa.Table, plan: sa.Table,
-                   fields: tuple[str, ...], stamp: SyncStamp) -> int:
+def update_changed(
+    connection: sa.Connection,
+    target: sa.Table,
+    plan: sa.Table,
+    fields: tuple[str, ...],
+    stamp: SyncStamp,
+) -> int:
     """Rule 2: a valid record matching a live row is written only if some field differs."""
-    statement = (sa.update(target)
-                 .where(target.c.id == plan.c.target_id, plan.c.valid, plan.c.changed,
-                        sa.not_(plan.c.target_deleted))
-                 .values({name: plan.c[name] for name in fields}
-                         | {"updated": stamp.at, "sync_id": stamp.sync_id}))
+    statement = (
+        sa.update(target)
+        .where(
+            target.c.id == plan.c.target_id,
+            plan.c.valid,
+            plan.c.changed,
+            sa.not_(plan.c.target_deleted),
+        )
+        .values(
+            {name: plan.c[name] for name in fields}
+            | {"updated": stamp.at, "sync_id": stamp.sync_id}
+        )
+    )
     return connection.execute(statement).rowcount
 
 
-def restore_deleted(connection: sa.Connection, target: sa.Table, plan: sa.Table,
-                    fields: tuple[str, ...], stamp: SyncStamp) -> int:
+def restore_deleted(
+    connection: sa.Connection,
+    target: sa.Table,
+    plan: sa.Table,
+    fields: tuple[str, ...],
+    stamp: SyncStamp,
+) -> int:
     """Rule 4: a valid record matching a soft-deleted row restores it; id and created are kept."""
-    statement = (sa.update(target)
-                 .where(target.c.id == plan.c.target_id, plan.c.valid, plan.c.target_deleted)
-                 .values({name: plan.c[name] for name in fields}
-                         | {"deleted": None, "updated": stamp.at, "sync_id": stamp.sync_id}))
+    statement = (
+        sa.update(target)
+        .where(target.c.id == plan.c.target_id, plan.c.valid, plan.c.target_deleted)
+        .values(
+            {name: plan.c[name] for name in fields}
+            | {"deleted": None, "updated": stamp.at, "sync_id": stamp.sync_id}
+        )
+    )
     return connection.execute(statement).rowcount
 
 
-def insert_new(connection: sa.Connection, target: sa.Table, plan: sa.Table,
-               fields: tuple[str, ...], stamp: SyncStamp) -> int:
+def insert_new(
+    connection: sa.Connection,
+    target: sa.Table,
+    plan: sa.Table,
+    fields: tuple[str, ...],
+    stamp: SyncStamp,
+) -> int:
     """Rule 1: a valid record with an unknown externalId is inserted, created = updated = now."""
     at = sa.literal(stamp.at, UTCDateTime())
-    rows = (sa.select(plan.c.external_id, *(plan.c[name] for name in fields), at, at,
-                      sa.literal(stamp.sync_id))
-            .where(plan.c.valid, plan.c.target_id.is_(None))
-            .order_by(plan.c.idx))
+    rows = (
+        sa.select(
+            plan.c.external_id,
+            *(plan.c[name] for name in fields),
+            at,
+            at,
+            sa.literal(stamp.sync_id),
+        )
+        .where(plan.c.valid, plan.c.target_id.is_(None))
+        .order_by(plan.c.idx)
+    )
     statement = sa.insert(target).from_select(
-        ["external_id", *fields, "created", "updated", "sync_id"], rows)
+        ["external_id", *fields, "created", "updated", "sync_id"], rows
+    )
     return connection.execute(statement).rowcount

@@ -40,9 +40,11 @@ def fast_patient(record: Any) -> Fields | None:
 def copy_line(fields: Fields) -> str:
     """The staged fields of one patient as COPY text."""
     first, last, middle, born = fields
-    return (f"{copy_text(first)}\t{copy_text(last)}\t"
-            f"{NULL if middle is None else copy_text(middle)}\t"
-            f"{NULL if born is None else born.isoformat()}")
+    return (
+        f"{copy_text(first)}\t{copy_text(last)}\t"
+        f"{NULL if middle is None else copy_text(middle)}\t"
+        f"{NULL if born is None else born.isoformat()}"
+    )
 
 
 def plan_source(stage: sa.Table, target: sa.Table) -> PlanSource:
@@ -50,11 +52,16 @@ def plan_source(stage: sa.Table, target: sa.Table) -> PlanSource:
     return PlanSource(
         source=stage.outerjoin(target, target.c.external_id == stage.c.external_id),
         valid=stage.c.valid,
-        values={name: stage.c[name] for name in FIELDS})
+        values={name: stage.c[name] for name in FIELDS},
+    )
 
 
-_STAGED = (("first_name", sa.Text), ("last_name", sa.Text), ("middle_name", sa.Text),
-           ("date_of_birth", sa.Date))
+_STAGED = (
+    ("first_name", sa.Text),
+    ("last_name", sa.Text),
+    ("middle_name", sa.Text),
+    ("date_of_birth", sa.Date),
+)
 
 PATIENTS_ENTITY = Entity(
     name="patients",

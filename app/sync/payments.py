@@ -58,36 +58,51 @@ def plan_source(stage: sa.Table, target: sa.Table) -> PlanSource:
     and is flagged ``unknown_patient``; the stored row's values come along,
     which the totals deltas need.
     """
-    live_patient = sa.and_(PATIENTS.c.external_id == stage.c.patient_external_id,
-                           PATIENTS.c.deleted.is_(None))
-    source = (stage.outerjoin(target, target.c.external_id == stage.c.external_id)
-              .outerjoin(PATIENTS, live_patient))
+    live_patient = sa.and_(
+        PATIENTS.c.external_id == stage.c.patient_external_id, PATIENTS.c.deleted.is_(None)
+    )
+    source = stage.outerjoin(target, target.c.external_id == stage.c.external_id).outerjoin(
+        PATIENTS, live_patient
+    )
     return PlanSource(
         source=source,
         valid=sa.and_(stage.c.valid, PATIENTS.c.id.is_not(None)),
-        values={"amount": stage.c.amount, "patient_id": PATIENTS.c.id,
-                "patient_external_id": stage.c.patient_external_id,
-                "unknown_patient": sa.and_(stage.c.valid, PATIENTS.c.id.is_(None)),
-                "old_patient_id": target.c.patient_id, "old_amount": target.c.amount})
+        values={
+            "amount": stage.c.amount,
+            "patient_id": PATIENTS.c.id,
+            "patient_external_id": stage.c.patient_external_id,
+            "unknown_patient": sa.and_(stage.c.valid, PATIENTS.c.id.is_(None)),
+            "old_patient_id": target.c.patient_id,
+            "old_amount": target.c.amount,
+        },
+    )
 
 
-def reject_unknown_patients(connection: sa.Connection, plan: sa.Table,
-                            max_errors: int) -> Rejections:
+def reject_unknown_patients(
+    connection: sa.Connection, plan: sa.Table, max_errors: int
+) -> Rejections:
     """Rule 7: report payments whose patientId matches no live patient.
 
     ``plan_source`` already made them invalid; their stored rows stay in the
     plan, so rule 5 protects them. Returns the count and the first errors.
     """
-    rejected = connection.scalar(
-        sa.select(sa.func.count()).where(plan.c.unknown_patient)) or 0
+    rejected = connection.scalar(sa.select(sa.func.count()).where(plan.c.unknown_patient)) or 0
     if not rejected:
         return 0, []
     first = connection.execute(
         sa.select(plan.c.idx, plan.c.external_id, plan.c.patient_external_id)
-        .where(plan.c.unknown_patient).order_by(plan.c.idx).limit(max_errors)).all()
-    return rejected, [RecordError(index, external_id, {
-        "patientId": [f"No live patient with externalId '{patient_external_id}'."]})
-        for index, external_id, patient_external_id in first]
+        .where(plan.c.unknown_patient)
+        .order_by(plan.c.idx)
+        .limit(max_errors)
+    ).all()
+    return rejected, [
+        RecordError(
+            index,
+            external_id,
+            {"patientId": [f"No live patient with externalId '{patient_external_id}'."]},
+        )
+        for index, external_id, patient_external_id in first
+    ]
 
 
 def refresh_payment_totals(connection: sa.Connection, plan: sa.Table, now: datetime) -> int:
@@ -99,25 +114,39 @@ def refresh_payment_totals(connection: sa.Connection, plan: sa.Table, now: datet
     counted, so it only adds. Summing these deltas per patient touches only
     the changed payments, not every payment of every touched patient.
     """
-    written = sa.and_(plan.c.valid, sa.or_(plan.c.target_id.is_(None), plan.c.changed,
-                                          plan.c.target_deleted))
+    written = sa.and_(
+        plan.c.valid, sa.or_(plan.c.target_id.is_(None), plan.c.changed, plan.c.target_deleted)
+    )
     replaced = sa.and_(plan.c.valid, plan.c.changed, sa.not_(plan.c.target_deleted))
     deltas = sa.union_all(
-        sa.select(plan.c.patient_id.label("patient_id"), plan.c.amount.label("amount"),
-                  sa.literal(1).label("n")).where(written),
+        sa.select(
+            plan.c.patient_id.label("patient_id"),
+            plan.c.amount.label("amount"),
+            sa.literal(1).label("n"),
+        ).where(written),
         sa.select(plan.c.old_patient_id, -plan.c.old_amount, sa.literal(-1)).where(replaced),
-        sa.select(PAYMENTS.c.patient_id, -PAYMENTS.c.amount, sa.literal(-1))
-        .where(PAYMENTS.c.deleted == now),
+        sa.select(PAYMENTS.c.patient_id, -PAYMENTS.c.amount, sa.literal(-1)).where(
+            PAYMENTS.c.deleted == now
+        ),
     ).subquery()
-    sums = (sa.select(deltas.c.patient_id, sa.func.sum(deltas.c.amount).label("total"),
-                      sa.func.sum(deltas.c.n).label("n"))
-            .group_by(deltas.c.patient_id)
-            .having(sa.or_(sa.func.sum(deltas.c.amount) != 0, sa.func.sum(deltas.c.n) != 0))
-            .subquery())
-    statement = (sa.update(PATIENTS)
-                 .where(PATIENTS.c.id == sums.c.patient_id)
-                 .values(payments_total=PATIENTS.c.payments_total + sums.c.total,
-                         payments_count=PATIENTS.c.payments_count + sums.c.n))
+    sums = (
+        sa.select(
+            deltas.c.patient_id,
+            sa.func.sum(deltas.c.amount).label("total"),
+            sa.func.sum(deltas.c.n).label("n"),
+        )
+        .group_by(deltas.c.patient_id)
+        .having(sa.or_(sa.func.sum(deltas.c.amount) != 0, sa.func.sum(deltas.c.n) != 0))
+        .subquery()
+    )
+    statement = (
+        sa.update(PATIENTS)
+        .where(PATIENTS.c.id == sums.c.patient_id)
+        .values(
+            payments_total=PATIENTS.c.payments_total + sums.c.total,
+            payments_count=PATIENTS.c.payments_count + sums.c.n,
+        )
+    )
     return connection.execute(statement).rowcount
 
 
@@ -137,9 +166,14 @@ PAYMENTS_ENTITY = Entity(
     staged=(("patient_external_id", sa.Text), ("amount", Money(12, 2))),
     copy_line=copy_line,
     merged=("amount", "patient_id"),
-    plan_columns=(("amount", Money(12, 2)), ("patient_id", sa.Integer),
-                  ("patient_external_id", sa.Text), ("unknown_patient", sa.Boolean),
-                  ("old_patient_id", sa.Integer), ("old_amount", Money(12, 2))),
+    plan_columns=(
+        ("amount", Money(12, 2)),
+        ("patient_id", sa.Integer),
+        ("patient_external_id", sa.Text),
+        ("unknown_patient", sa.Boolean),
+        ("old_patient_id", sa.Integer),
+        ("old_amount", Money(12, 2)),
+    ),
     plan_source=plan_source,
     reject_in_plan=reject_unknown_patients,
     after_merge=update_totals,

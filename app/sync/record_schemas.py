@@ -60,8 +60,9 @@ class NameField(fields.String):
     """A non-empty string of at most 255 characters, stored exactly as sent."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(validate=[validate.Length(min=1, max=NAME_LENGTH), self._storable],
-                         **kwargs)
+        super().__init__(
+            validate=[validate.Length(min=1, max=NAME_LENGTH), self._storable], **kwargs
+        )
 
     @staticmethod
     def _storable(value: str) -> None:
@@ -125,13 +126,21 @@ class AmountField(fields.Field):
 
 def cents_below(limit: Decimal) -> dict[str, Any]:
     """OpenAPI keywords for money: whole cents, strictly between -limit and limit."""
-    return {"multipleOf": 0.01, "maximum": float(limit), "exclusiveMaximum": True,
-            "minimum": -float(limit), "exclusiveMinimum": True}
+    return {
+        "multipleOf": 0.01,
+        "maximum": float(limit),
+        "exclusiveMaximum": True,
+        "minimum": -float(limit),
+        "exclusiveMinimum": True,
+    }
 
 
-_EXTERNAL_ID_DOC = {"minLength": 1, "maxLength": EXTERNAL_ID_LENGTH,
-                    "description": "The upstream id: a non-empty string (an integer is also "
-                                   "accepted and stored as its decimal string)."}
+_EXTERNAL_ID_DOC = {
+    "minLength": 1,
+    "maxLength": EXTERNAL_ID_LENGTH,
+    "description": "The upstream id: a non-empty string (an integer is also "
+    "accepted and stored as its decimal string).",
+}
 
 
 class RecordSchema(ma.Schema):
@@ -155,8 +164,13 @@ class PatientRecordSchema(RecordSchema):
 class PaymentRecordSchema(RecordSchema):
     """One element of a payments snapshot (SPEC §2); patientId is the patient's externalId."""
 
-    patient_external_id = ExternalIdField(required=True, data_key="patientId",
-                                          metadata=_EXTERNAL_ID_DOC)
-    amount = AmountField(required=True, metadata={
-        "description": "Exact money: at most 2 decimals (a JSON number, or a numeric string).",
-        **cents_below(MAX_ABS_AMOUNT)})
+    patient_external_id = ExternalIdField(
+        required=True, data_key="patientId", metadata=_EXTERNAL_ID_DOC
+    )
+    amount = AmountField(
+        required=True,
+        metadata={
+            "description": "Exact money: at most 2 decimals (a JSON number, or a numeric string).",
+            **cents_below(MAX_ABS_AMOUNT),
+        },
+    )

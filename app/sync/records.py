@@ -28,6 +28,7 @@ from app.sync.report import RecordError
 
 _EXTERNAL_ID = ExternalIdField()
 
+
 class StageSink(Protocol):
     """Where validated records go: one row per element whose externalId is readable."""
 
@@ -44,8 +45,9 @@ class ValidationSummary:
     errors: list[RecordError] = field(default_factory=list)
 
 
-def validate_snapshot(entity: Entity, records: Iterable[Any], sink: StageSink, max_errors: int,
-                      *, fast: bool = True) -> ValidationSummary:
+def validate_snapshot(
+    entity: Entity, records: Iterable[Any], sink: StageSink, max_errors: int, *, fast: bool = True
+) -> ValidationSummary:
     """Validate every element of ``records`` into ``sink`` (``fast=False`` forces marshmallow).
 
     An OversizedRecord (an element the reader skipped for its size) is
@@ -63,22 +65,40 @@ def validate_snapshot(entity: Entity, records: Iterable[Any], sink: StageSink, m
             continue
         if type(record) is OversizedRecord:
             # The reader counts characters: bytes for ASCII, up to 4 bytes each in UTF-8.
-            _reject(summary, sink, index, _readable_id(record.external_id),
-                    {"_schema": [f"Record is larger than {record.limit} bytes."]}, max_errors)
+            _reject(
+                summary,
+                sink,
+                index,
+                _readable_id(record.external_id),
+                {"_schema": [f"Record is larger than {record.limit} bytes."]},
+                max_errors,
+            )
             continue
         try:
             data = schema.load(record)
         except ma.ValidationError as error:
-            _reject(summary, sink, index, readable_external_id(record),
-                    _as_messages(error.messages), max_errors)
+            _reject(
+                summary,
+                sink,
+                index,
+                readable_external_id(record),
+                _as_messages(error.messages),
+                max_errors,
+            )
         else:
             sink.add(index, data["external_id"], True, tuple(data[name] for name in columns))
     summary.received = index + 1
     return summary
 
 
-def _reject(summary: ValidationSummary, sink: StageSink, index: int, external_id: str | None,
-            messages: dict[str, list[str]], max_errors: int) -> None:
+def _reject(
+    summary: ValidationSummary,
+    sink: StageSink,
+    index: int,
+    external_id: str | None,
+    messages: dict[str, list[str]],
+    max_errors: int,
+) -> None:
     """Count a rejected element; stage it (as invalid) when its externalId is readable."""
     summary.rejected += 1
     if external_id is not None:
@@ -104,8 +124,10 @@ def _readable_id(value: Any) -> str | None:
 
 def _as_messages(messages: Any) -> dict[str, list[str]]:
     if isinstance(messages, dict):
-        return {str(key): list(value) if isinstance(value, list) else [str(value)]
-                for key, value in messages.items()}
+        return {
+            str(key): list(value) if isinstance(value, list) else [str(value)]
+            for key, value in messages.items()
+        }
     return {"_schema": [str(message) for message in messages]}
 
 
@@ -118,8 +140,9 @@ def _as_messages(messages: Any) -> dict[str, list[str]]:
 
 def plain_text(value: Any, limit: int = NAME_LENGTH) -> bool:
     """Whether ``value`` is a string the schema certainly accepts as a name (or an id)."""
-    return (type(value) is str and 0 < len(value) <= limit
-            and value.isascii() and value.isprintable())
+    return (
+        type(value) is str and 0 < len(value) <= limit and value.isascii() and value.isprintable()
+    )
 
 
 def fast_external_id(value: Any) -> str | None:

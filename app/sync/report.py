@@ -40,11 +40,13 @@ class SyncSettings:
     @classmethod
     def from_config(cls, config: Any) -> SyncSettings:
         """Read the knobs from a Flask config mapping."""
-        return cls(lock_timeout=config["SYNC_LOCK_TIMEOUT"],
-                   max_delete_ratio=config["SYNC_MAX_DELETE_RATIO"],
-                   guard_min_rows=config["SYNC_GUARD_MIN_ROWS"],
-                   max_errors=config["SYNC_MAX_ERRORS"],
-                   work_mem=config["SYNC_WORK_MEM"])
+        return cls(
+            lock_timeout=config["SYNC_LOCK_TIMEOUT"],
+            max_delete_ratio=config["SYNC_MAX_DELETE_RATIO"],
+            guard_min_rows=config["SYNC_GUARD_MIN_ROWS"],
+            max_errors=config["SYNC_MAX_ERRORS"],
+            work_mem=config["SYNC_WORK_MEM"],
+        )
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ NULL = "\\N"
 def _table(name: str, specs: tuple[ColumnSpec, ...]) -> sa.Table:
     """A temporary table: the element's index, externalId and validity, then ``specs``."""
     return sa.Table(
-        name, _metadata,
+        name,
+        _metadata,
         sa.Column("idx", sa.Integer, nullable=False),
         sa.Column("external_id", sa.Text, nullable=False),
         sa.Column("valid", sa.Boolean, nullable=False),
@@ -43,7 +44,10 @@ def _table(name: str, specs: tuple[ColumnSpec, ...]) -> sa.Table:
 
 
 _PLAN_COLUMNS: tuple[ColumnSpec, ...] = (
-    ("target_id", sa.Integer), ("target_deleted", sa.Boolean), ("changed", sa.Boolean))
+    ("target_id", sa.Integer),
+    ("target_deleted", sa.Boolean),
+    ("changed", sa.Boolean),
+)
 # (stage, plan) of one entity.
 SyncTables = tuple[sa.Table, sa.Table]
 _TABLES: dict[str, SyncTables] = {}
@@ -54,7 +58,8 @@ def sync_tables(entity: Entity) -> SyncTables:
     if entity.name not in _TABLES:
         _TABLES[entity.name] = (
             _table(f"sync_stage_{entity.name}", entity.staged),
-            _table(f"sync_plan_{entity.name}", (*entity.plan_columns, *_PLAN_COLUMNS)))
+            _table(f"sync_plan_{entity.name}", (*entity.plan_columns, *_PLAN_COLUMNS)),
+        )
     return _TABLES[entity.name]
 
 
@@ -101,8 +106,9 @@ class CopySpool:
         columns = ", ".join(["idx", "external_id", "valid", *self.entity.staged_names])
         cursor = connection.connection.cursor()
         try:
-            cursor.copy_expert(f"COPY {stage.name} ({columns}) FROM STDIN", self._file,
-                               size=_COPY_READ_SIZE)
+            cursor.copy_expert(
+                f"COPY {stage.name} ({columns}) FROM STDIN", self._file, size=_COPY_READ_SIZE
+            )
         finally:
             cursor.close()
             self.close()
@@ -135,7 +141,7 @@ class RowBuffer:
     def load(self, connection: sa.Connection, stage: sa.Table) -> None:
         """Insert the rows into the stage, and index the join column."""
         for start in range(0, len(self._rows), _INSERT_BATCH_ROWS):
-            connection.execute(stage.insert(), self._rows[start:start + _INSERT_BATCH_ROWS])
+            connection.execute(stage.insert(), self._rows[start : start + _INSERT_BATCH_ROWS])
         self._rows.clear()
         # SQLite has no hash joins: the anti-join of the soft delete needs this.
         connection.execute(sa.text(f"CREATE INDEX ix_{stage.name} ON {stage.name} (external_id)"))
