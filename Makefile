@@ -25,8 +25,8 @@ run: migrate ## Install, migrate and serve on http://$(HOST):$(PORT)
 test: install ## Run the whole suite (PostgreSQL at 127.0.0.1:5432 and SQLite)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: install ## ruff
-	$(BIN)/ruff check .
+lint: install ## The pre-commit checks on every file: ruff (lint + format), whitespace, YAML/TOML
+	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
