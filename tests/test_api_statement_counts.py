@@ -32,14 +32,15 @@ def seeded(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("url", PAGES)
-def test_read_runs_two_statements_uncached(
+def test_read_runs_three_statements_uncached(
     client: FlaskClient, seeded: None, query_recorder: QueryRecorder, url: str
 ) -> None:
     with query_recorder:
         response = client.get(url)
     assert response.status_code == 200
-    # The data version for the cache, then the page itself.
-    assert len(query_recorder.statements) == 2, query_recorder.statements
+    # The data version for the cache, the page itself, and the data version
+    # again: unchanged, the page was read in the one state it names (SPEC §3).
+    assert len(query_recorder.statements) == 3, query_recorder.statements
 
 
 @pytest.mark.parametrize("url", PAGES)
@@ -57,11 +58,11 @@ def test_read_runs_one_statement_when_cached(
 def test_a_paged_read_pins_without_a_statement_once_its_data_version_pinned(
     client: FlaskClient, seeded: None, query_recorder: QueryRecorder
 ) -> None:
-    # The first page with a next page also reads when the last sync began (its pin).
+    # The first page with a next page also reads the instant that names its data (its pin).
     with query_recorder:
         assert "Link" in client.get("/patients?limit=10").headers
-    assert len(query_recorder.statements) == 3, query_recorder.statements
-    # Until the data changes, that instant is known: the data version, then the page.
+    assert len(query_recorder.statements) == 4, query_recorder.statements
+    # Until the data changes, that instant is known: the data version, the page, the version.
     with query_recorder:
         assert "Link" in client.get("/patients?limit=10&payment_min=1").headers
-    assert len(query_recorder.statements) == 2, query_recorder.statements
+    assert len(query_recorder.statements) == 3, query_recorder.statements
