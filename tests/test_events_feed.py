@@ -65,7 +65,7 @@ def events(after: Position = START, window: int = 1000) -> list[Event]:
 
 def sync_samples(client: FlaskClient) -> list[dict[str, Any]]:
     """The sample files, then 501's amount changed, then 503 deleted, then 503 back."""
-    payments = (ROOT / "payments.json").read_bytes()
+    payments = (ROOT / "samples" / "payments.json").read_bytes()
     changed = payments.replace(b'"amount": 4.46', b'"amount": 4.47')
     without_503 = changed.replace(
         b'''"amount": 7.10,
@@ -77,7 +77,7 @@ def sync_samples(client: FlaskClient) -> list[dict[str, Any]]:
     )
     assert changed != payments and without_503 != changed
     return [
-        sync(client, "patients", (ROOT / "patients.json").read_bytes()),
+        sync(client, "patients", (ROOT / "samples" / "patients.json").read_bytes()),
         sync(client, "payments", payments),
         sync(client, "payments", changed),
         sync(client, "payments", without_503),

@@ -43,9 +43,9 @@ PAYMENTS = 1200
 def sync_samples(app: Flask) -> list[dict[str, Any]]:
     """The sample files, then 501's amount changed (the issue's walk-through)."""
     client = app.test_client()
-    payments = (ROOT / "payments.json").read_bytes()
+    payments = (ROOT / "samples" / "payments.json").read_bytes()
     return [
-        sync(client, "patients", (ROOT / "patients.json").read_bytes()),
+        sync(client, "patients", (ROOT / "samples" / "patients.json").read_bytes()),
         sync(client, "payments", payments),
         sync(client, "payments", payments.replace(b'"amount": 4.46', b'"amount": 4.47')),
     ]
@@ -107,7 +107,7 @@ def test_the_walk_through_delivers_each_change_with_its_routing_key_and_counts(
     assert [summary["counts"] for summary in summaries] == [
         {name: report[name] for name in COUNTS} for report in reports
     ]
-    samples = (ROOT / "patients.json").read_text()
+    samples = (ROOT / "samples" / "patients.json").read_text()
     for message in received:
         # No name or birth date of the samples travels (test_events_feed.py checks amounts).
         for value in (

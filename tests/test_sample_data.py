@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def sync_sample(client: FlaskClient, entity: str) -> dict:
-    response = post_snapshot(client, entity, (ROOT / f"{entity}.json").read_bytes())
+    response = post_snapshot(client, entity, (ROOT / "samples" / f"{entity}.json").read_bytes())
     assert response.status_code == 200
     return response.get_json()
 
