@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install migrate serve clean bench
+.PHONY: run test test-fast lint install migrate serve clean bench
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,11 @@ migrate: install ## Bring the database (SQLite under instance/ unless DATABASE_U
 run: migrate ## Install, migrate and serve on http://$(HOST):$(PORT)
 	$(BIN)/gunicorn --config gunicorn.conf.py --bind $(HOST):$(PORT) wsgi:app
 
-test: install ## Run the whole suite (PostgreSQL at 127.0.0.1:5432 and SQLite)
-	$(BIN)/pytest $(PYTEST_ARGS)
+test: install ## Run the whole suite on both cores (PostgreSQL at 127.0.0.1:5432 and SQLite)
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: install ## The inner loop: no live processes, browser or broker; SQLite and pure tests
+	$(BIN)/pytest -n 2 -m "not live and not browser and not broker" -k "not postgresql" $(PYTEST_ARGS)
 
 lint: install ## The pre-commit checks on every file: ruff (lint + format), whitespace, YAML/TOML
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure

@@ -10,11 +10,12 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from app import history
+from app.events import position
 from app.extensions import db
 from app.instants import InvalidInstant, parse_instant
 from app.snapshot import SnapshotError, iter_snapshot
 from app.sync import SyncRefused, SyncSettings, run_sync
+from app.sync.prune import prune
 
 log = logging.getLogger(__name__)
 sync_cli = AppGroup("sync", help="Apply a full snapshot file to the replica.")
@@ -97,8 +98,11 @@ def prune_history(before: str, force: bool) -> None:
         click.echo(f"error: invalid --before {before!r}: {error}", err=True)
         sys.exit(EXIT_REFUSED)
     try:
-        report = history.prune(
-            db.session, instant, current_app.config["SYNC_LOCK_TIMEOUT"], force=force
+        report = prune(
+            db.session,
+            instant,
+            current_app.config["SYNC_LOCK_TIMEOUT"],
+            unpublished_before=None if force else position.unpublished_before,
         )
     except SyncRefused as error:
         click.echo(f"refused: {error.code}: {error.message}", err=True)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from app.types import utcnow
+from app.types import UTCDateTime, utcnow
 
 
 def database_now(connection: sa.Connection) -> datetime:
@@ -25,3 +25,10 @@ def database_now(connection: sa.Connection) -> datetime:
     moment = connection.scalar(sa.text("SELECT clock_timestamp()"))
     assert isinstance(moment, datetime)
     return moment.astimezone(UTC)
+
+
+def database_clock(connection: sa.Connection) -> sa.ColumnElement[datetime]:
+    """database_now as a column, to read the clock in a statement that reads something else."""
+    if connection.dialect.name != "postgresql":
+        return sa.literal(utcnow(), UTCDateTime())
+    return sa.type_coerce(sa.func.clock_timestamp(), UTCDateTime())

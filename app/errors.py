@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Response, jsonify
 from werkzeug.exceptions import HTTPException
 
@@ -29,6 +30,13 @@ HTTP_CODES = {
     422: "invalid_parameter",
     429: "rate_limited",
 }
+
+
+# What a lost, restarting or saturated database raises: a refused or broken
+# connection, an exhausted pool, a cancelled statement. Retrying later can
+# succeed, so these are 503 with Retry-After, not 500 (the API and the console alike).
+DATABASE_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+DATABASE_RETRY_AFTER = "5"
 
 
 class APIError(Exception):

@@ -55,7 +55,7 @@ _ISO = (
 )
 
 # $1/$2: the inclusive bounds (NULL: none), $3: the first id of the page, $4: the limit.
-# The filter is that of queries.live_patients, so the planner has the same indexes to
+# The filter is that of app.reads.live.live_patients, so the planner has the same indexes to
 # choose from. One row more than the page is read: its id, if there is one, is the next
 # page's first id, and so the cursor.
 PREPARE = f"""

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import flask_migrate
 import pytest
 import sqlalchemy as sa
 from flask import Flask
@@ -24,13 +23,36 @@ from flask.testing import FlaskClient, FlaskCliRunner
 
 from app import create_app
 from app.extensions import db
-
-ADMIN_URL = os.environ.get(
-    "TEST_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.support.databases import (
+    ADMIN_URL,
+    REQUIRE_POSTGRES,
+    QueryRecorder,
+    base_config,
+    drop_abandoned_databases,
+    migrate,
 )
-REQUIRE_POSTGRES = os.environ.get("TEST_REQUIRE_POSTGRES", "") not in ("", "0")
+
 BACKENDS = ("postgresql", "sqlite")
-pytest_plugins = ["tests.live_server", "tests.events_support"]
+pytest_plugins = ["tests.support.live_server", "tests.support.events_support"]
+
+
+# Markers by folder and file (tests/README.md): `make test-fast` leaves these out.
+_MARKERS_BY_PATH = {
+    "tests/live/": ("live",),
+    "tests/live/test_console_browser.py": ("live", "browser"),
+    "tests/events/test_events_relay.py": ("live", "broker"),
+    "tests/sync/test_sync_clock.py": ("live",),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by where it lives: live processes, the browser, the broker."""
+    for item in items:
+        path = item.path.as_posix()
+        for prefix, markers in _MARKERS_BY_PATH.items():
+            if f"/{prefix}" in path or path.endswith(f"/{prefix}"):
+                for marker in markers:
+                    item.add_marker(marker)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -40,41 +62,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", BACKENDS[:1] if only_pg else BACKENDS)
 
 
-def base_config(database_url: str) -> dict[str, Any]:
-    """Config shared by every test app."""
-    return {"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url, "SYNC_LOCK_TIMEOUT": 2.0}
-
-
-def migrate(database_url: str) -> None:
-    """Bring the database at ``database_url`` to the latest schema."""
-    app = create_app(base_config(database_url))
-    with app.app_context():
-        flask_migrate.upgrade()
-        db.engine.dispose()
-
-
-@contextmanager
-def scratch_database(suffix: str, template: str | None = None) -> Iterator[str]:
-    """A PostgreSQL database of this run's own (``pp_test_<pid>_<suffix>``), dropped after.
-
-    Empty, or a copy of the database named ``template``. The suffix is
-    lowercase letters, so that ``_drop_abandoned_databases`` finds it after a
-    killed run.
-    """
-    name = f"pp_test_{os.getpid()}_{suffix}"
-    copy = f' TEMPLATE "{template}"' if template else ""
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"{copy}'))
-    try:
-        yield sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for this test session, dropped at the end."""
@@ -82,7 +69,7 @@ def postgres_url() -> Iterator[str]:
     name = f"pp_test_{os.getpid()}"
     try:
         with admin.connect() as connection:
-            _drop_abandoned_databases(connection)
+            drop_abandoned_databases(connection)
             connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as error:
@@ -97,17 +84,6 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
-
-
-def _drop_abandoned_databases(connection: sa.Connection) -> None:
-    """Drop test databases left by killed runs: theirs is a PID that no longer exists."""
-    names = connection.scalars(
-        sa.text("SELECT datname FROM pg_database WHERE datname ~ '^pp_test_[0-9]+(_[a-z]+)?$'")
-    )
-    for name in list(names):
-        pid = int(name.split("_")[2])
-        if not os.path.exists(f"/proc/{pid}"):
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -178,29 +154,6 @@ def app_ctx(app: Flask) -> Iterator[None]:
     """An app context, for tests that query directly and make no requests."""
     with app.app_context():
         yield
-
-
-_TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
-
-
-class QueryRecorder:
-    """The SQL statements the app ran while recording (transaction control left out)."""
-
-    def __init__(self) -> None:
-        self.statements: list[str] = []
-        self.recording = False
-
-    def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if self.recording and not statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
-            self.statements.append(statement)
-
-    def __enter__(self) -> QueryRecorder:
-        self.statements.clear()
-        self.recording = True
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.recording = False
 
 
 @pytest.fixture

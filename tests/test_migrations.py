@@ -13,8 +13,8 @@ from alembic.migration import MigrationContext
 
 from app import create_app
 from app.extensions import db
-from tests.conftest import base_config, scratch_database
-from tests.helpers import get_all, patient_record, payment_record, sync
+from tests.support.databases import base_config, scratch_database
+from tests.support.helpers import get_all, patient_record, payment_record, sync
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from app.api.orderings import PATIENT_SORTS
 from app.instants import InvalidInstant, parse_instant
+from app.reads.orderings import PATIENT_SORTS
 from app.sync.record_schemas import storable
 
 

@@ -1,6 +1,6 @@
 """GET responses: ETags, cheap revalidation, and a per-process cache, all keyed on the data version.
 
-Database triggers replace the data version token (``queries.data_version``)
+Database triggers replace the data version token (``live.data_version``)
 with a fresh random value on every committed change to the replica's tables,
 whoever makes it: a sync, a manual SQL repair, a TRUNCATE, a restore. A read
 is a pure function of that token, the endpoint, its *parsed* arguments and
@@ -27,9 +27,9 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 
-from app import queries
 from app.autocommit_reads import read_snapshot, read_without_transaction
 from app.extensions import db
+from app.reads import live
 
 _KEPT_HEADERS = ("Content-Type", "Link")
 CACHE_CONTROL = "private, no-cache"
@@ -108,7 +108,7 @@ def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:
         session = db.session()
         read_without_transaction(session)
         # A cache hit (or a 304) is answered from this one statement.
-        version = queries.data_version(session)
+        version = live.data_version(session)
         answer = _known_answer(version, args, kwargs)
         if answer is not None:
             return answer
@@ -121,9 +121,9 @@ def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:
         g.data_version = version
         response = current_app.make_response(view(*args, **kwargs))
         snapshot_version = version
-        if version is not None and queries.data_version(session) != version:
+        if version is not None and live.data_version(session) != version:
             with read_snapshot(session):
-                snapshot_version = queries.data_version(session)
+                snapshot_version = live.data_version(session)
                 answer = _known_answer(snapshot_version, args, kwargs)
                 if answer is not None:
                     return answer

@@ -1,7 +1,7 @@
 """Error handlers: every failure, whatever raised it, leaves as the envelope of app/errors.py.
 
 The layers below raise their own errors (the snapshot reader SnapshotError,
-the engine SyncRefused, SQLAlchemy its own); this is where each becomes an
+the engine SyncRefused, the reads CursorError, SQLAlchemy its own); this is where each becomes an
 HTTP status and code.
 """
 
@@ -13,8 +13,15 @@ import sqlalchemy as sa
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from app.errors import APIError, error_response, http_exception_response
+from app.errors import (
+    DATABASE_RETRY_AFTER,
+    DATABASE_UNAVAILABLE,
+    APIError,
+    error_response,
+    http_exception_response,
+)
 from app.extensions import db
+from app.reads.paging import CursorError
 from app.snapshot import SnapshotError, SnapshotTooLarge
 from app.sync.errors import SyncRefused
 
@@ -22,12 +29,6 @@ log = logging.getLogger(__name__)
 
 # The whole-request errors of an unreadable snapshot body (SPEC §2).
 SNAPSHOT_STATUS = {"invalid_json": 400, "invalid_payload": 422, "payload_too_large": 413}
-
-# What a lost, restarting or saturated database raises: a refused or broken
-# connection, an exhausted pool, a cancelled statement. Retrying later can
-# succeed, so these are 503 with Retry-After, not 500.
-DATABASE_UNAVAILABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
-DATABASE_RETRY_AFTER = "5"
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -38,6 +39,14 @@ def register_error_handlers(app: Flask) -> None:
         response = error_response(error.status, error.code, error.message, error.details)
         response.headers.update(error.headers)
         return response
+
+    @app.errorhandler(CursorError)
+    def handle_cursor_error(error: CursorError) -> Response:
+        if error.code == "invalid_parameter":
+            return handle_api_error(APIError.invalid_parameter("cursor", error.message))
+        return handle_api_error(
+            APIError(422, error.code, error.message, {"parameter": "cursor", **error.details})
+        )
 
     @app.errorhandler(SnapshotError)
     def handle_snapshot_error(error: SnapshotError) -> Response:

@@ -8,10 +8,10 @@ from alembic.script import ScriptDirectory
 from flask import current_app
 from flask_smorest import Blueprint
 
-from app import queries
 from app.api.schemas import HealthSchema, ReadinessSchema
 from app.errors import APIError
 from app.extensions import db
+from app.reads import live
 
 bp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators.")
 
@@ -35,7 +35,7 @@ def readyz() -> dict[str, Any]:
     """Report ready when the database answers and its schema is at the latest migration."""
     expected = _migration_heads()
     # An unreachable database raises: 503 database_unavailable (app/errors.py).
-    current = queries.schema_revisions(db.session)
+    current = live.schema_revisions(db.session)
     if current != expected:
         raise APIError(
             503,

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app import history
 from app.errors import APIError
 from app.extensions import db
+from app.reads.as_of import pruned_horizon
 
 
 def require_history_at(as_of: datetime | None) -> None:
     """422 history_pruned when ``as_of`` lies before the horizon of a prune."""
     if as_of is None:
         return
-    horizon = history.pruned_horizon(db.session, as_of)
+    horizon = pruned_horizon(db.session, as_of)
     if horizon is not None:
         raise APIError(
             422,

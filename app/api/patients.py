@@ -9,18 +9,21 @@ from typing import Any
 import sqlalchemy as sa
 from flask_smorest import Blueprint
 
-from app import history_queries, queries
 from app.api.args import AsOfArgsSchema, PageArgsSchema, PatientListArgsSchema, SyncArgsSchema
 from app.api.cache import cached_read
 from app.api.horizon import require_history_at
 from app.api.openapi import snapshot_body
-from app.api.orderings import PATIENT_SORTS, newest_version_first, patient_sorts
-from app.api.pagination import SortKey, paginated
+from app.api.pagination import paginated
 from app.api.schemas import PatientSchema, PatientVersionSchema, SyncReportSchema
-from app.api.serializers import patient_json, patient_json_sql, patient_version_json
 from app.api.snapshots import sync_from_request
 from app.errors import APIError
 from app.extensions import db
+from app.reads import live
+from app.reads.as_of import live_patient_at, live_patients_at
+from app.reads.orderings import PATIENT_SORTS, newest_version_first, patient_sorts
+from app.reads.paging import SortKey
+from app.reads.serializers import patient_json, patient_json_sql, patient_version_json
+from app.reads.versions import patient_history
 
 bp = Blueprint("patients", __name__, description="Patients and their live payment totals.")
 
@@ -35,9 +38,9 @@ def list_patients(
 ) -> tuple[sa.Select[Any], SortKey]:
     """List live patients, filtered by the total of their live payments."""
     if as_of is None:
-        return queries.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
+        return live.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
     require_history_at(as_of)
-    query, listed = history_queries.live_patients_at(as_of, payment_min, payment_max)
+    query, listed = live_patients_at(as_of, payment_min, payment_max)
     return query, patient_sorts(listed.c)[sort]
 
 
@@ -50,9 +53,9 @@ def get_patient(external_id: str, as_of: datetime | None) -> dict[str, Any]:
     """Get one live patient by its externalId."""
     require_history_at(as_of)
     patient = (
-        queries.live_patient(db.session, external_id)
+        live.live_patient(db.session, external_id)
         if as_of is None
-        else history_queries.live_patient_at(db.session, external_id, as_of)
+        else live_patient_at(db.session, external_id, as_of)
     )
     if patient is None:
         raise APIError.not_found(f"Patient '{external_id}'")
@@ -69,10 +72,10 @@ def get_patient(external_id: str, as_of: datetime | None) -> dict[str, Any]:
 @paginated(item=patient_version_json)
 def get_patient_history(external_id: str) -> tuple[sa.Select[Any], SortKey]:
     """List every version of one patient, deleted ones included, newest first."""
-    record = queries.stored_patient_id(db.session, external_id)
+    record = live.stored_patient_id(db.session, external_id)
     if record is None:
         raise APIError.not_found(f"Patient '{external_id}'")
-    versions = queries.patient_history(record)
+    versions = patient_history(record)
     return sa.select(versions), newest_version_first(versions)
 
 

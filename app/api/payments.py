@@ -8,18 +8,21 @@ from typing import Any
 import sqlalchemy as sa
 from flask_smorest import Blueprint
 
-from app import history_queries, queries
 from app.api.args import AsOfArgsSchema, PageArgsSchema, PaymentListArgsSchema, SyncArgsSchema
 from app.api.cache import cached_read
 from app.api.horizon import require_history_at
 from app.api.openapi import snapshot_body
-from app.api.orderings import PAYMENTS_BY_ID, newest_version_first, payments_by_id
-from app.api.pagination import SortKey, paginated
+from app.api.pagination import paginated
 from app.api.schemas import PaymentSchema, PaymentVersionSchema, SyncReportSchema
-from app.api.serializers import payment_json, payment_json_sql, payment_version_json
 from app.api.snapshots import sync_from_request
 from app.errors import APIError
 from app.extensions import db
+from app.reads import live
+from app.reads.as_of import live_payment_at, live_payments_at
+from app.reads.orderings import PAYMENTS_BY_ID, newest_version_first, payments_by_id
+from app.reads.paging import SortKey
+from app.reads.serializers import payment_json, payment_json_sql, payment_version_json
+from app.reads.versions import payment_history
 
 bp = Blueprint("payments", __name__, description="Live payments.")
 
@@ -34,9 +37,9 @@ def list_payments(
 ) -> tuple[sa.Select[Any], SortKey]:
     """List live payments in id order, optionally of one patient (by its externalId)."""
     if as_of is None:
-        return queries.live_payments(external_id), PAYMENTS_BY_ID
+        return live.live_payments(external_id), PAYMENTS_BY_ID
     require_history_at(as_of)
-    query, listed = history_queries.live_payments_at(as_of, external_id)
+    query, listed = live_payments_at(as_of, external_id)
     return query, payments_by_id(listed.c)
 
 
@@ -49,9 +52,9 @@ def get_payment(external_id: str, as_of: datetime | None) -> dict[str, Any]:
     """Get one live payment by its own externalId."""
     require_history_at(as_of)
     payment = (
-        queries.live_payment(db.session, external_id)
+        live.live_payment(db.session, external_id)
         if as_of is None
-        else history_queries.live_payment_at(db.session, external_id, as_of)
+        else live_payment_at(db.session, external_id, as_of)
     )
     if payment is None:
         raise APIError.not_found(f"Payment '{external_id}'")
@@ -68,10 +71,10 @@ def get_payment(external_id: str, as_of: datetime | None) -> dict[str, Any]:
 @paginated(item=payment_version_json)
 def get_payment_history(external_id: str) -> tuple[sa.Select[Any], SortKey]:
     """List every version of one payment, deleted ones included, newest first."""
-    record = queries.stored_payment_id(db.session, external_id)
+    record = live.stored_payment_id(db.session, external_id)
     if record is None:
         raise APIError.not_found(f"Payment '{external_id}'")
-    versions = queries.payment_history(record)
+    versions = payment_history(record)
     return sa.select(versions), newest_version_first(versions)
 
 

@@ -1,6 +1,6 @@
 """marshmallow schemas of what the API answers: for the OpenAPI document.
 
-The hot paths build the same shapes without marshmallow (app/api/serializers.py,
+The hot paths build the same shapes without marshmallow (app/reads/serializers.py,
 held equal to these by a test). JSON keys are camelCase through ``data_key``.
 """
 

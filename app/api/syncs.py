@@ -7,15 +7,17 @@ from typing import Any
 import sqlalchemy as sa
 from flask_smorest import Blueprint
 
-from app import queries
 from app.api.args import PageArgsSchema, SyncListArgsSchema
 from app.api.cache import cached_read
-from app.api.orderings import SYNCS_NEWEST_FIRST, SYNCS_OLDEST_FIRST, by_record
-from app.api.pagination import SortKey, Window, paginated
+from app.api.pagination import paginated
 from app.api.schemas import SyncChangeSchema, SyncReportSchema, SyncSummarySchema
-from app.api.serializers import change_json
 from app.errors import APIError
 from app.extensions import db
+from app.reads.changes import sync_changes, sync_entity
+from app.reads.orderings import SYNCS_NEWEST_FIRST, SYNCS_OLDEST_FIRST, by_record
+from app.reads.paging import SortKey, Window
+from app.reads.serializers import change_json
+from app.reads.syncs import sync_report, sync_runs
 
 bp = Blueprint("syncs", __name__, description="Recorded syncs, newest first.")
 # sync_runs.id is a 32-bit integer: a larger id names no sync (404), not a query error.
@@ -33,7 +35,7 @@ SYNC_ID = "<int(max=2147483647):sync_id>"
 @paginated(item=lambda row: row.report)
 def list_syncs(after: int | None) -> tuple[sa.Select[Any], SortKey]:
     """List recorded syncs with their counts: newest first, or oldest first after a sync."""
-    syncs = queries.sync_runs(db.session.get_bind().dialect.name, after=after)
+    syncs = sync_runs(db.session.get_bind().dialect.name, after=after)
     # After a sync, oldest first: a consumer that remembers the last sync it
     # processed misses none (SPEC §5).
     return syncs, SYNCS_NEWEST_FIRST if after is None else SYNCS_OLDEST_FIRST
@@ -53,11 +55,11 @@ def list_sync_changes(
     sync_id: int, window: Window
 ) -> tuple[sa.Select[Any], SortKey, dict[str, int]]:
     """List every record one sync changed: op, before, after and the changed fields."""
-    entity = queries.sync_entity(db.session, sync_id)
+    entity = sync_entity(db.session, sync_id)
     if entity is None:
         raise APIError.not_found(f"Sync {sync_id}")
     after = window.after(by_record())
-    changes, parameters = queries.sync_changes(
+    changes, parameters = sync_changes(
         entity, sync_id, limit=window.rows, after_record_id=None if after is None else after[0]
     )
     return sa.select(changes), by_record(changes), parameters
@@ -69,7 +71,7 @@ def list_sync_changes(
 @cached_read
 def get_sync(sync_id: int) -> dict[str, Any]:
     """Get the stored report of one sync."""
-    report = queries.sync_report(db.session, sync_id)
+    report = sync_report(db.session, sync_id)
     if report is None:
         raise APIError.not_found(f"Sync {sync_id}")
     return report

@@ -7,9 +7,9 @@ from decimal import Decimal, InvalidOperation
 
 from flask import request
 
-from app.api.orderings import PATIENT_SORTS
 from app.console.errors import ConsoleError
 from app.instants import InvalidInstant, parse_instant
+from app.reads.orderings import PATIENT_SORTS
 from app.sync.record_schemas import storable
 
 # Far longer than any cursor the console emits; a longer one is not ours.

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, render_template
 from werkzeug.exceptions import HTTPException
 
-from app.api.error_handlers import DATABASE_RETRY_AFTER, DATABASE_UNAVAILABLE
-from app.errors import APIError
+from app.errors import DATABASE_RETRY_AFTER, DATABASE_UNAVAILABLE, APIError
 from app.extensions import db
+from app.reads.paging import CursorError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,13 @@ def register_error_pages(bp: Blueprint) -> None:
         return render_template(
             "console/error.html", title=error.title, message=error.message
         ), error.status
+
+    @bp.errorhandler(CursorError)
+    def cursor_error(error: CursorError) -> tuple[str, int]:
+        # A page link that is not ours, or one whose history was pruned since.
+        return render_template(
+            "console/error.html", title="Bad request", message=error.message
+        ), 400
 
     @bp.errorhandler(APIError)
     def api_error(error: APIError) -> tuple[str, int, dict[str, str]]:

@@ -17,18 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from app import history, history_queries, queries
-from app.api.orderings import (
-    PATIENT_SORTS,
-    PAYMENTS_BY_ID,
-    SYNCS_NEWEST_FIRST,
-    by_record,
-    patient_sorts,
-    payments_by_id,
-)
-from app.api.pagination import Page, read_page
-from app.api.serializers import change_json
-from app.clock import database_now
 from app.console import charts, formatting
 from app.console import queries as console_queries
 from app.console.errors import ConsoleError
@@ -43,6 +31,20 @@ from app.console.versions import (
 from app.events.status import relay_status
 from app.extensions import db
 from app.instants import parse_instant
+from app.reads import live
+from app.reads.as_of import live_patient_at, live_patients_at, live_payments_at, pruned_horizon
+from app.reads.changes import sync_changes
+from app.reads.orderings import (
+    PATIENT_SORTS,
+    PAYMENTS_BY_ID,
+    SYNCS_NEWEST_FIRST,
+    by_record,
+    patient_sorts,
+    payments_by_id,
+)
+from app.reads.paging import Page, read_page
+from app.reads.serializers import change_json
+from app.reads.syncs import sync_report, sync_runs
 from app.sync.report import COUNTED_OUTCOMES
 
 ENTITIES = ("patients", "payments")
@@ -69,7 +71,8 @@ def overview() -> dict[str, Any]:
     session = db.session
     stale_after = timedelta(hours=current_app.config["CONSOLE_STALE_AFTER_HOURS"])
     reports = {report["entity"]: report for report in console_queries.last_syncs(session)}
-    now = database_now(session.connection())  # what the page says is now, on every node
+    figures = console_queries.figures(session)
+    now = figures.now  # the database's clock: what the page says is now, on every node
     last = []
     for entity in ENTITIES:
         report = reports.get(entity)
@@ -85,7 +88,7 @@ def overview() -> dict[str, Any]:
         )
     relay = relay_status(session, configured=bool(current_app.config["EVENTS_BROKER_URL"]))
     return {
-        "figures": console_queries.figures(session),
+        "figures": figures,
         "last": last,
         "relay": relay,
         "stale_after": stale_after,
@@ -103,7 +106,7 @@ def syncs(cursor: str | None) -> dict[str, Any]:
     """A page of recorded syncs, newest first, and charts of the same syncs over time."""
     dialect = db.session.get_bind().dialect.name
     page = read_page(
-        queries.sync_runs(dialect),
+        sync_runs(dialect),
         SYNCS_NEWEST_FIRST,
         position(SYNCS_NEWEST_FIRST, cursor),
         SYNCS_PER_PAGE,
@@ -153,11 +156,11 @@ def _sync_charts(reports: list[dict[str, Any]]) -> list[charts.Chart]:
 
 def sync(sync_id: int, cursor: str | None) -> dict[str, Any]:
     """One sync's report, its rejected records, and a page of the changes it made."""
-    report = queries.sync_report(db.session, sync_id)
+    report = sync_report(db.session, sync_id)
     if report is None:
         raise ConsoleError.not_found(f"There is no sync {sync_id} (it may have been pruned).")
     after = position(by_record(), cursor)
-    changes, parameters = queries.sync_changes(
+    changes, parameters = sync_changes(
         report["entity"],
         sync_id,
         limit=CHANGES_PER_PAGE + 1,
@@ -212,15 +215,15 @@ def patient(
     """
     session = db.session
     if as_of is not None:
-        horizon = history.pruned_horizon(session, as_of)
+        horizon = pruned_horizon(session, as_of)
         if horizon is not None:
             raise ConsoleError.bad_input(
                 f"History before {horizon:%Y-%m-%d %H:%M} UTC was pruned; pick a later time."
             )
-        row = history_queries.live_patient_at(session, external_id, as_of)
+        row = live_patient_at(session, external_id, as_of)
     else:
-        row = queries.live_patient(session, external_id)
-    record_id = row.id if row is not None else queries.stored_patient_id(session, external_id)
+        row = live.live_patient(session, external_id)
+    record_id = row.id if row is not None else live.stored_patient_id(session, external_id)
     if record_id is None:
         raise ConsoleError.not_found(f"No patient was ever stored under the id '{external_id}'.")
     own = read_versions(
@@ -234,9 +237,9 @@ def patient(
     payments: list[Any] = []
     if row is not None:
         if as_of is None:
-            listed, key = queries.live_payments(external_id), PAYMENTS_BY_ID
+            listed, key = live.live_payments(external_id), PAYMENTS_BY_ID
         else:
-            listed, columns = history_queries.live_payments_at(as_of, external_id)
+            listed, columns = live_payments_at(as_of, external_id)
             key = payments_by_id(columns.c)
         payments = session.execute(listed.order_by(*key.order_by()).limit(PAYMENTS_SHOWN + 1)).all()
     held = read_versions(
@@ -265,11 +268,9 @@ def analytics(
 ) -> dict[str, Any]:
     """The histogram of totals, the top payers, and a page of the range query."""
     session = db.session
-    version = queries.data_version(session)
+    version = live.data_version(session)
     top = session.execute(
-        queries.live_patients()
-        .order_by(*PATIENT_SORTS["-paymentsTotal"].order_by())
-        .limit(TOP_PAYERS)
+        live.live_patients().order_by(*PATIENT_SORTS["-paymentsTotal"].order_by()).limit(TOP_PAYERS)
     ).all()
     histogram = _histogram() if version is None else _histogram_of(version)
     return {
@@ -290,9 +291,9 @@ def _range_page(
     """GET /patients?payment_min&payment_max&sort, one page, pinned like the API's pages."""
     read = first_page_pinning(cursor, version)
     if read.as_of is None:
-        query, key = queries.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
+        query, key = live.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
     else:
-        query, listed = history_queries.live_patients_at(read.as_of, payment_min, payment_max)
+        query, listed = live_patients_at(read.as_of, payment_min, payment_max)
         key = patient_sorts(listed.c)[sort]
     return read_page(query, key, position(key, cursor), PATIENTS_PER_PAGE, pin=lambda: read.pin)
 

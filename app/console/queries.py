@@ -1,30 +1,37 @@
 """SQL the console needs and the API does not: figures, the totals histogram, timelines.
 
 Everything else the console shows comes from the API's own queries
-(app/queries.py, app/history_queries.py), so both answer the same question
+(app/reads/live.py, app/reads/as_of.py), so both answer the same question
 the same way. Each function here is one statement, whatever the data size;
 a timeline's parts are read a window at a time (console/versions.py).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app import queries
+from app.clock import database_clock
 from app.models import Patient, PatientVersion, Payment, PaymentVersion, SyncRun
+from app.reads import syncs
 from app.types import Money, UTCDateTime
 
 
 class Figures(NamedTuple):
-    """Live patients, live payments and the amount those payments add up to."""
+    """Live patients, live payments, the amount those payments add up to, and when.
+
+    ``now`` is the database's clock as the figures were read: what the page
+    calls now, the same on every node (SPEC §8).
+    """
 
     patients: int
     payments: int
     amount: Decimal
+    now: datetime
 
 
 def figures(session: orm.Session) -> Figures:
@@ -35,16 +42,17 @@ def figures(session: orm.Session) -> Figures:
     so summing them over 100k patients replaces a scan of 1M payments.
     """
     live = sa.func.count().filter(Patient.deleted.is_(None))
-    patients, payments, amount = session.execute(
+    patients, payments, amount, now = session.execute(
         sa.select(
             live,
             sa.func.coalesce(sa.func.sum(Patient.payments_count), 0),
             sa.type_coerce(
                 sa.func.coalesce(sa.func.sum(Patient.payments_total), 0), Money(None, 2)
             ),
+            database_clock(session.connection()),
         )
     ).one()
-    return Figures(int(patients), int(payments), amount)
+    return Figures(int(patients), int(payments), amount, now)
 
 
 def last_syncs(session: orm.Session) -> list[dict[str, Any]]:
@@ -55,7 +63,7 @@ def last_syncs(session: orm.Session) -> list[dict[str, Any]]:
         .group_by(SyncRun.entity)
     )
     dialect = session.get_bind().dialect.name
-    rows = session.execute(queries.sync_runs(dialect).where(SyncRun.id.in_(newest))).all()
+    rows = session.execute(syncs.sync_runs(dialect).where(SyncRun.id.in_(newest))).all()
     return [row.report for row in rows]
 
 

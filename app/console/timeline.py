@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from app.changes import op_of
+from app.reads.changes import op_of
 
 # (label, column) of the synced fields each timeline compares.
 PATIENT_FIELDS = (

@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import request, url_for
 
-from app.api.pagination import KeyColumn, Page, SortKey, read_page
 from app.console.paging import position
+from app.reads.paging import KeyColumn, Page, SortKey, read_page
 
 # The key of a timeline, over the columns of any of its parts (or of its window).
 KeyOf = Callable[[Any], SortKey]

@@ -16,8 +16,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app import queries
-from app.changes import describe
 from app.events.messages import (
     SYNC_COUNTS,
     AppliedSync,
@@ -27,6 +25,7 @@ from app.events.messages import (
 )
 from app.events.position import Position, unpublished
 from app.models import SyncRun
+from app.reads.changes import describe, sync_changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +98,7 @@ def changes_after(
     """Up to ``limit`` change rows of ``sync`` with record ids above ``record_id``, in order."""
     # The keyset and limit go into sync_changes, which pushes them into each of
     # its index scans; applied outside only, they would sort every later change.
-    query = queries.sync_changes(sync.entity, sync.id, after_record_id=record_id, limit=limit)
+    query = sync_changes(sync.entity, sync.id, after_record_id=record_id, limit=limit)
     return list(
         connection.execute(_page(sync.entity), {**query.parameters, "feed_limit": limit}).all()
     )
@@ -114,7 +113,7 @@ def _page(entity: str) -> sa.Select[Any]:
     the changed fields, never their values. Leaving the externalIds out lets
     PostgreSQL drop the two patient joins per change (5x faster per window).
     """
-    changes = queries.sync_changes(entity, 0).changes
+    changes = sync_changes(entity, 0).changes
     columns: list[sa.ColumnElement[Any]] = []
     for column in changes.c:
         if column.name.endswith("_patient_external_id"):

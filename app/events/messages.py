@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from app.changes import Change
+from app.reads.changes import Change
 from app.sync.report import COUNTED_OUTCOMES
 
 # Fixed forever: the eventIds of syncs recorded before they had a uid (migration

@@ -10,8 +10,10 @@ what was published but not confirmed is published again (at least once).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 
 from app.clock import database_now
 from app.models import EventRelayPosition, SyncRun
@@ -127,3 +129,21 @@ def _values(position: Position) -> dict[str, int | bool]:
         "sync_complete": position.sync_complete,
         "sync_events": position.sync_events,
     }
+
+
+def unpublished_before(session: orm.Session, before: datetime) -> int:
+    """Applied syncs begun before ``before`` the relay has not fully published (0: it never ran).
+
+    The check a prune runs before dropping sync records (app.sync.prune).
+    """
+    relay = stored(session.connection())
+    if relay is None:
+        return 0
+    return (
+        session.scalar(
+            sa.select(sa.func.count()).where(
+                SyncRun.dry_run.is_(False), SyncRun.started_at < before, unpublished(relay)
+            )
+        )
+        or 0
+    )

@@ -1,0 +1,132 @@
+"""The replica as it stands now: live patients and payments, and the version naming that state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from app.models import (
+    DataVersion,
+    HistoryHorizon,
+    Patient,
+    Payment,
+    SyncRun,
+)
+from app.types import CENT, TOTAL_LIMIT
+
+PATIENT_COLUMNS = [column for column in Patient.__table__.c if column.name != "deleted"]
+
+
+PAYMENT_COLUMNS = [
+    column for column in Payment.__table__.c if column.name not in ("deleted", "patient_id")
+]
+
+
+def live_patients(
+    payment_min: Decimal | None = None, payment_max: Decimal | None = None
+) -> sa.Select[Any]:
+    """Live patients whose live payments total lies within the inclusive bounds."""
+    query = sa.select(*PATIENT_COLUMNS).where(Patient.deleted.is_(None))
+    if payment_min is not None:
+        query = query.where(Patient.payments_total >= in_cents(payment_min, ROUND_CEILING))
+    if payment_max is not None:
+        query = query.where(Patient.payments_total <= in_cents(payment_max, ROUND_FLOOR))
+    return query
+
+
+def in_cents(bound: Decimal, rounding: str) -> Decimal:
+    """A bound any database can bind that selects exactly the totals ``bound`` does.
+
+    Totals are whole cents, so ``total >= 25.005`` holds exactly when
+    ``total >= 25.01`` (ceiling for a minimum, floor for a maximum); and no
+    total reaches TOTAL_LIMIT, so any bound beyond it acts as TOTAL_LIMIT.
+    """
+    if bound.copy_abs() >= TOTAL_LIMIT:
+        return TOTAL_LIMIT.copy_sign(bound)
+    with localcontext(prec=64):
+        return bound.quantize(CENT, rounding=rounding)
+
+
+def live_patient(session: orm.Session, external_id: str) -> sa.Row[Any] | None:
+    """One live patient by externalId, or None."""
+    return session.execute(live_patients().where(Patient.external_id == external_id)).first()
+
+
+def live_payments(patient_external_id: str | None = None) -> sa.Select[Any]:
+    """Live payments with their patient's externalId, optionally for one patient."""
+    query = (
+        sa.select(*PAYMENT_COLUMNS, Patient.external_id.label("patient_external_id"))
+        .join(Patient, Payment.patient_id == Patient.id)
+        .where(Payment.deleted.is_(None))
+    )
+    if patient_external_id is not None:
+        query = query.where(Patient.external_id == patient_external_id)
+    return query
+
+
+def live_payment(session: orm.Session, external_id: str) -> sa.Row[Any] | None:
+    """One live payment by its own externalId, or None."""
+    return session.execute(live_payments().where(Payment.external_id == external_id)).first()
+
+
+def stored_patient_id(session: orm.Session, external_id: str) -> int | None:
+    """The id of the patient ever stored under ``external_id``, deleted or not."""
+    return session.scalar(sa.select(Patient.id).where(Patient.external_id == external_id))
+
+
+def stored_payment_id(session: orm.Session, external_id: str) -> int | None:
+    """The id of the payment ever stored under ``external_id``, deleted or not."""
+    return session.scalar(sa.select(Payment.id).where(Payment.external_id == external_id))
+
+
+def data_version(session: orm.Session) -> str | None:
+    """The token naming the current state of the replica's data (None if its row is gone).
+
+    Triggers replace it with a fresh random value on every committed change,
+    by any route, so it is never reused for a different state.
+    """
+    # Core on the session's connection: it runs on every read, cache hits
+    # included, and the ORM's statement handling costs more than the query.
+    return session.connection().scalar(_DATA_VERSION)
+
+
+_DATA_VERSION = sa.select(DataVersion.__table__.c.token).where(DataVersion.__table__.c.id == 1)
+
+
+def pin_instant(session: orm.Session) -> datetime | None:
+    """The instant that names the current data, for a cursor's pin (None before any data).
+
+    The start of the newest applied sync: every row the data holds was
+    written at or before it, and no applied sync began after it. Pruning
+    keeps that sync's record (SPEC §5); after a prune whose horizon lies
+    later, the horizon names the same data (no sync began in between: a
+    prune holds the sync lock and refuses the future), and unlike the
+    sync's start it can still be read ``as_of``. So a pin never depends on
+    records retention may delete.
+    """
+    row = session.connection().execute(_PIN_INSTANT).one()
+    known = [moment for moment in row if moment is not None]
+    return max(known) if known else None
+
+
+_PIN_INSTANT = sa.select(
+    sa.select(sa.func.max(SyncRun.__table__.c.started_at))
+    .where(SyncRun.__table__.c.dry_run.is_(False))
+    .scalar_subquery(),
+    sa.select(HistoryHorizon.__table__.c.pruned_before).scalar_subquery(),
+)
+
+
+def schema_revisions(session: orm.Session) -> set[str]:
+    """The Alembic revisions the database is at (empty if it was never migrated).
+
+    An unreachable database raises (OperationalError), so that it is never
+    mistaken for an unmigrated one.
+    """
+    if not sa.inspect(session.connection()).has_table("alembic_version"):
+        return set()
+    return set(session.scalars(sa.text("SELECT version_num FROM alembic_version")))
