@@ -86,10 +86,6 @@ class Publisher:
         if not self._run_until(lambda: self._ready, self._timeout):
             raise BrokerError(f"no connection to the broker within {self._timeout:g} s")
 
-    def publish(self, events: Sequence[Event]) -> None:
-        """Publish ``events`` and wait until the broker confirmed all of them."""
-        self.wait_confirmed(self.send(events))
-
     def send(self, events: Sequence[Event]) -> int:
         """Publish ``events`` (persistent JSON) without waiting; ``wait_confirmed`` the result.
 

@@ -18,17 +18,15 @@ JSON, so the body is still refused whole. A body that is not an array gets
 its SnapshotNotAnArray the same way, without being read into memory.
 """
 
-from app.snapshot.errors import SnapshotError, SnapshotNotAnArray, SnapshotTooLarge
+from app.snapshot.errors import SnapshotError, SnapshotTooLarge
 from app.snapshot.gunzip import GunzipReader
-from app.snapshot.reader import CHUNK_SIZE, DEFAULT_MAX_RECORD_BYTES, OversizedRecord, iter_snapshot
+from app.snapshot.reader import CHUNK_SIZE, OversizedRecord, iter_snapshot
 
 __all__ = [
     "CHUNK_SIZE",
-    "DEFAULT_MAX_RECORD_BYTES",
     "GunzipReader",
     "OversizedRecord",
     "SnapshotError",
-    "SnapshotNotAnArray",
     "SnapshotTooLarge",
     "iter_snapshot",
 ]
