@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -47,7 +45,7 @@ def register_extensions(app: Flask) -> None:
     """Bind the database, migrations and the API to the app."""
     from app import models  # noqa: F401  (so Alembic sees every table)
     from app.api import openapi
-    from app.autocommit_reads import keep_pool_transactional
+    from app.db.engine import configure_engine
     from app.extensions import api, db, migrate
 
     db.init_app(app)
@@ -60,12 +58,7 @@ def register_extensions(app: Flask) -> None:
         app.config["READ_CACHE_SIZE"], app.config["READ_CACHE_BYTES"]
     )
     with app.app_context():
-        _ping_connections_after_idle(db.engine)
-        if db.engine.dialect.name == "sqlite":
-            _use_explicit_sqlite_transactions(db.engine)
-        elif db.engine.dialect.name == "postgresql":
-            _abort_queries_of_vanished_clients(db.engine)
-            keep_pool_transactional(db.engine)
+        configure_engine(db.engine)
 
 
 def register_request_hooks(app: Flask) -> None:
@@ -130,69 +123,3 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(sync_cli)
     app.cli.add_command(history_cli)
     app.cli.add_command(events_cli)
-
-
-# A pooled connection unused for longer than this is checked before it is handed out.
-PING_AFTER_IDLE_SECONDS = 1.0
-
-
-def _ping_connections_after_idle(engine: sa.Engine) -> None:
-    """Check a pooled connection before use, but only after it sat idle.
-
-    SQLAlchemy's pool_pre_ping pings on every checkout: a round trip as
-    dear as a cached read's one query. A connection back in use within a
-    second cannot have gone stale unnoticed in between, except through a
-    database restart during that second; then its request fails (503) and
-    the pool drops every connection older than the failure.
-    """
-
-    @sa.event.listens_for(engine, "checkin")
-    def _checkin(dbapi_connection: Any, connection_record: Any) -> None:
-        connection_record.info["idle_since"] = time.monotonic()
-
-    @sa.event.listens_for(engine, "checkout")
-    def _checkout(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
-        idle_since = connection_record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except engine.dialect.loaded_dbapi.Error as error:
-            # The documented signal: the pool discards it and connects afresh.
-            raise sa.exc.DisconnectionError() from error
-
-
-def _abort_queries_of_vanished_clients(engine: sa.Engine) -> None:
-    """Make PostgreSQL notice within seconds that a worker died mid-statement.
-
-    Otherwise the backend of a killed worker runs its sync statement to the
-    end, holding the sync lock, before it finds the socket closed.
-    """
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, connection_record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("SET client_connection_check_interval = '2s'")
-        cursor.close()
-        dbapi_connection.commit()
-
-
-def _use_explicit_sqlite_transactions(engine: sa.Engine) -> None:
-    """Let SQLAlchemy, not pysqlite, begin SQLite transactions.
-
-    pysqlite starts transactions lazily and never around DDL, which breaks
-    the sync's all-or-nothing guarantee (its staging tables are DDL) and
-    SAVEPOINTs; this is SQLAlchemy's documented recipe.
-    """
-
-    @sa.event.listens_for(engine, "connect")
-    def _connect(dbapi_connection: Any, connection_record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")

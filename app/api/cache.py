@@ -27,7 +27,7 @@ from typing import Any
 
 from flask import Response, current_app, g, request
 
-from app.autocommit_reads import read_snapshot, read_without_transaction
+from app.db.engine import read_snapshot, read_without_transaction
 from app.extensions import db
 from app.reads import live
 

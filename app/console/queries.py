@@ -15,10 +15,10 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app.clock import database_clock
+from app.db.clock import database_clock
+from app.db.types import Money, UTCDateTime
 from app.models import Patient, PatientVersion, Payment, PaymentVersion, SyncRun
 from app.reads import syncs
-from app.types import Money, UTCDateTime
 
 
 class Figures(NamedTuple):
@@ -90,7 +90,7 @@ def totals_histogram(session: orm.Session, width: Decimal) -> dict[int, int]:
     """Live patients per bucket ``n`` of totals in [n * width, (n + 1) * width).
 
     One GROUP BY over integer arithmetic in cents, which both databases do
-    exactly: SQLite stores money as integer cents already (app/types.py),
+    exactly: SQLite stores money as integer cents already (app/db/types.py),
     PostgreSQL's NUMERIC times 100 is a whole number. Integer division
     truncates toward zero, so negative totals (refunds) are floored by hand.
     """

@@ -27,9 +27,9 @@ from flask import Flask, current_app, request, session
 
 from app.auth import Principal, TokenRegistry, bearer_principal, token_digest
 from app.console.errors import ConsoleError, SignInRequired
+from app.db.types import UTCDateTime, utcnow
 from app.extensions import db
 from app.models import ConsoleSession
-from app.types import UTCDateTime, utcnow
 
 _DIGEST = "token_sha256"
 _CSRF = "csrf"

@@ -10,10 +10,10 @@ from flask import Response, redirect, render_template, request, url_for
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import PathConverter
 
-from app.autocommit_reads import read_snapshot
 from app.console import args, pages, versions
 from app.console.blueprint import bp
 from app.console.errors import ConsoleError
+from app.db.engine import read_snapshot
 from app.extensions import db
 
 SYNC_ID_MAX = 2**31 - 1

@@ -15,7 +15,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app.clock import database_now
+from app.db.clock import database_now
 from app.models import EventRelayPosition, SyncRun
 
 ROW_ID = 1

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app.clock import database_now
+from app.db.clock import database_now
 from app.events.messages import CHANGE_OUTCOMES
 from app.events.position import ROW_ID, START
 from app.models import EventRelayPosition, SyncRun

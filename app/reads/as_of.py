@@ -16,9 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from app.db.types import Money
 from app.models import HistoryHorizon, Patient, PatientVersion, Payment, PaymentVersion
 from app.reads.live import in_cents
-from app.types import Money
 
 
 def horizon(session: orm.Session) -> datetime | None:

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from app.db.types import CENT, TOTAL_LIMIT
 from app.models import (
     DataVersion,
     HistoryHorizon,
@@ -16,7 +17,6 @@ from app.models import (
     Payment,
     SyncRun,
 )
-from app.types import CENT, TOTAL_LIMIT
 
 PATIENT_COLUMNS = [column for column in Patient.__table__.c if column.name != "deleted"]
 

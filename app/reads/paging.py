@@ -23,11 +23,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.db.types import TOTAL_LIMIT
 from app.extensions import db
 from app.instants import parse_instant
 from app.reads import live
 from app.reads.as_of import pruned_horizon
-from app.types import TOTAL_LIMIT
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from app.clock import database_now
+from app.db.clock import database_now
 from app.models import SyncRun
 
 _TICK = timedelta(microseconds=1)

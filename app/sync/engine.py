@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app.clock import database_now
+from app.db.clock import database_now
 from app.models import SyncRun
 from app.sync import merge
 from app.sync.clock import sync_time

@@ -14,9 +14,9 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from app.db.types import UTCDateTime
 from app.sync.entity import Entity
 from app.sync.report import RecordError
-from app.types import UTCDateTime
 
 # Refresh planner statistics inside the sync when it rewrote this share of a
 # table, so the next statements and the first readers get good plans.

@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.db.types import CENT, Money
 from app.models import Patient, Payment, PaymentVersion
 from app.sync import merge
 from app.sync.entity import Entity, Fields, PlanSource, Rejections
@@ -20,7 +21,6 @@ from app.sync.record_schemas import MAX_ABS_AMOUNT, PaymentRecordSchema
 from app.sync.records import fast_external_id
 from app.sync.report import RecordError
 from app.sync.staging import copy_text
-from app.types import CENT, Money
 
 PATIENTS = Patient.__table__
 PAYMENTS = Payment.__table__

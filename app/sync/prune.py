@@ -20,7 +20,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app.clock import database_now
+from app.db.clock import database_now
 from app.models import HistoryHorizon, PatientVersion, PaymentVersion, SyncRun
 from app.reads.as_of import horizon
 from app.sync.errors import SyncRefused

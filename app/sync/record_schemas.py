@@ -15,8 +15,8 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from app.db.types import CENT
 from app.models import EXTERNAL_ID_LENGTH, NAME_LENGTH
-from app.types import CENT
 
 MAX_ABS_AMOUNT = Decimal(10) ** 10
 DATE_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)

@@ -1,6 +1,6 @@
 """patients, payments and sync_runs
 
-Money is NUMERIC on PostgreSQL and integer cents on SQLite (see app.types.Money);
+Money is NUMERIC on PostgreSQL and integer cents on SQLite (see app.db.types.Money);
 timestamps are timestamptz.
 
 Revision ID: c4c7d4524966

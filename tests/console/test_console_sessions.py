@@ -13,9 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from app.db.types import utcnow
 from app.extensions import db
 from app.models import ConsoleSession
-from app.types import utcnow
 from tests.support.console_support import AUTH_ON, READ_TOKEN, WRITE_TOKEN, csrf_of, sign_in
 from tests.support.databases import base_config
 from tests.support.helpers import patient_record, payment_record, post_snapshot

@@ -24,13 +24,13 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app import create_app
+from app.db.types import utcnow
 from app.events import feed, position
 from app.events.messages import SYNC_APPLIED, AppliedSync, Event, event_id
 from app.events.position import START, Position
 from app.events.status import RATE_FRESH_SECONDS, relay_status
 from app.extensions import db
 from app.models import EventRelayPosition, SyncRun
-from app.types import utcnow
 from tests.support.databases import base_config, scratch_database
 from tests.support.events_support import expected_events
 from tests.support.helpers import get_all, patient_record, payment_record, random_syncs, sync

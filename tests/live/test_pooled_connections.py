@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from flask import Flask
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ, STATUS_READY
 
-import app as app_package
 from app import create_app
-from app.autocommit_reads import read_without_transaction
+from app.db import engine as db_engine
+from app.db.engine import read_without_transaction
 from app.extensions import db
 from app.sync import merge
 from tests.support.databases import base_config, migrate, scratch_database
@@ -86,7 +86,7 @@ def test_a_sync_after_reads_on_the_same_connection_is_still_all_or_nothing(
 def test_a_connection_idle_in_the_pool_is_checked_before_use(
     pooled_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app_package, "PING_AFTER_IDLE_SECONDS", 0.0)
+    monkeypatch.setattr(db_engine, "PING_AFTER_IDLE_SECONDS", 0.0)
     client = pooled_app.test_client()
     assert client.get("/patients").status_code == 200
     with pooled_app.app_context():

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from app.types import UTCDateTime, utcnow
+from app.db.types import UTCDateTime, utcnow
 
 
 def database_now(connection: sa.Connection) -> datetime:

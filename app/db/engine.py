@@ -1,4 +1,11 @@
-"""Reads outside a transaction on PostgreSQL, so a cached read costs one round trip.
+"""The engine's setup (configure_engine), and reads outside a transaction on PostgreSQL.
+
+configure_engine registers the pool and connection listeners every engine
+of the app gets: a ping only after idle, then what suits the database
+(explicit transactions on SQLite; on PostgreSQL, dead clients noticed and
+pooled connections made transactional again on checkin).
+
+Reads outside a transaction on PostgreSQL, so a cached read costs one round trip.
 
 psycopg2 sends BEGIN before a session's first statement and SQLAlchemy sends
 ROLLBACK when the connection goes back to the pool: two round trips around a
@@ -20,6 +27,7 @@ BEGIN and ROLLBACK are two more round trips. The console reads every page so.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +36,81 @@ import psycopg2
 import sqlalchemy as sa
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ, STATUS_READY
 from sqlalchemy import orm
+
+# A pooled connection unused for longer than this is checked before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def configure_engine(engine: sa.Engine) -> None:
+    """Register the app's pool and connection listeners on ``engine``."""
+    _ping_connections_after_idle(engine)
+    if engine.dialect.name == "sqlite":
+        _use_explicit_sqlite_transactions(engine)
+    elif engine.dialect.name == "postgresql":
+        _abort_queries_of_vanished_clients(engine)
+        keep_pool_transactional(engine)
+
+
+def _ping_connections_after_idle(engine: sa.Engine) -> None:
+    """Check a pooled connection before use, but only after it sat idle.
+
+    SQLAlchemy's pool_pre_ping pings on every checkout: a round trip as
+    dear as a cached read's one query. A connection back in use within a
+    second cannot have gone stale unnoticed in between, except through a
+    database restart during that second; then its request fails (503) and
+    the pool drops every connection older than the failure.
+    """
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checkin(dbapi_connection: Any, connection_record: Any) -> None:
+        connection_record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
+        idle_since = connection_record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The documented signal: the pool discards it and connects afresh.
+            raise sa.exc.DisconnectionError() from error
+
+
+def _abort_queries_of_vanished_clients(engine: sa.Engine) -> None:
+    """Make PostgreSQL notice within seconds that a worker died mid-statement.
+
+    Otherwise the backend of a killed worker runs its sync statement to the
+    end, holding the sync lock, before it finds the socket closed.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET client_connection_check_interval = '2s'")
+        cursor.close()
+        dbapi_connection.commit()
+
+
+def _use_explicit_sqlite_transactions(engine: sa.Engine) -> None:
+    """Let SQLAlchemy, not pysqlite, begin SQLite transactions.
+
+    pysqlite starts transactions lazily and never around DDL, which breaks
+    the sync's all-or-nothing guarantee (its staging tables are DDL) and
+    SAVEPOINTs; this is SQLAlchemy's documented recipe.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, connection_record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
 
 
 def keep_pool_transactional(engine: sa.Engine) -> None:
