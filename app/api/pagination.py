@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import sqlalchemy as sa
 from flask import Response, g, request
 
+from app.db.dialect import dialect_of
 from app.extensions import db
 from app.reads.paging import Pin, SortKey, Window, pin_instant_of, pinning, plain_value, read_page
 
@@ -51,9 +52,7 @@ def paginated(
             if wants_window:
                 read_as = {**read_as, "window": Window(cursor, limit + 1)}
             query, key, *parameters = view(*args, **read_as)
-            written_by_database = (
-                item_sql is not None and db.session.get_bind().dialect.name == "postgresql"
-            )
+            written_by_database = item_sql is not None and dialect_of(db.session).writes_json
             if written_by_database:
                 assert item_sql is not None
                 query = query.with_only_columns(

@@ -35,7 +35,7 @@ SYNC_ID = "<int(max=2147483647):sync_id>"
 @paginated(item=lambda row: row.report)
 def list_syncs(after: int | None) -> tuple[sa.Select[Any], SortKey]:
     """List recorded syncs with their counts: newest first, or oldest first after a sync."""
-    syncs = sync_runs(db.session.get_bind().dialect.name, after=after)
+    syncs = sync_runs(db.session, after=after)
     # After a sync, oldest first: a consumer that remembers the last sync it
     # processed misses none (SPEC §5).
     return syncs, SYNCS_NEWEST_FIRST if after is None else SYNCS_OLDEST_FIRST

@@ -104,9 +104,8 @@ def _duration(report: dict[str, Any]) -> float:
 
 def syncs(cursor: str | None) -> dict[str, Any]:
     """A page of recorded syncs, newest first, and charts of the same syncs over time."""
-    dialect = db.session.get_bind().dialect.name
     page = read_page(
-        sync_runs(dialect),
+        sync_runs(db.session),
         SYNCS_NEWEST_FIRST,
         position(SYNCS_NEWEST_FIRST, cursor),
         SYNCS_PER_PAGE,

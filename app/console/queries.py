@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.db.clock import database_clock
+from app.db.dialect import dialect_of
 from app.db.types import Money, UTCDateTime
 from app.models import Patient, PatientVersion, Payment, PaymentVersion, SyncRun
 from app.reads import syncs
@@ -62,8 +63,7 @@ def last_syncs(session: orm.Session) -> list[dict[str, Any]]:
         .where(SyncRun.dry_run.is_(False))
         .group_by(SyncRun.entity)
     )
-    dialect = session.get_bind().dialect.name
-    rows = session.execute(syncs.sync_runs(dialect).where(SyncRun.id.in_(newest))).all()
+    rows = session.execute(syncs.sync_runs(session).where(SyncRun.id.in_(newest))).all()
     return [row.report for row in rows]
 
 
@@ -94,7 +94,7 @@ def totals_histogram(session: orm.Session, width: Decimal) -> dict[int, int]:
     PostgreSQL's NUMERIC times 100 is a whole number. Integer division
     truncates toward zero, so negative totals (refunds) are floored by hand.
     """
-    cents = _total_cents(session.get_bind().dialect.name)
+    cents = dialect_of(session).cents(Patient.__table__.c.payments_total)
     step = int(width * 100)
     bucket = sa.case((cents >= 0, cents // step), else_=-((-cents + (step - 1)) // step))
     rows = session.execute(
@@ -103,13 +103,6 @@ def totals_histogram(session: orm.Session, width: Decimal) -> dict[int, int]:
         .group_by(bucket)
     ).all()
     return {int(index): int(count) for index, count in rows}
-
-
-def _total_cents(dialect: str) -> sa.ColumnElement[int]:
-    """A live patient's total as an integer number of cents."""
-    if dialect == "sqlite":
-        return sa.type_coerce(Patient.__table__.c.payments_total, sa.BigInteger())
-    return sa.cast(Patient.__table__.c.payments_total * 100, sa.BigInteger())
 
 
 def patient_versions(record_id: int) -> list[sa.Select[Any]]:

@@ -27,7 +27,7 @@ from flask import Flask, current_app, request, session
 
 from app.auth import Principal, TokenRegistry, bearer_principal, token_digest
 from app.console.errors import ConsoleError, SignInRequired
-from app.db.types import UTCDateTime, utcnow
+from app.db.clock import transaction_clock
 from app.extensions import db
 from app.models import ConsoleSession
 
@@ -114,13 +114,8 @@ def _row_id(session_id: str) -> str:
 
 
 def _database_now(later_by: timedelta = timedelta(0)) -> sa.ColumnElement[datetime]:
-    """``later_by`` after now on the database's clock, the one every app node shares (SPEC §8).
-
-    The embedded SQLite database runs in this process: its clock is the host's.
-    """
-    if db.session.get_bind().dialect.name == "postgresql":
-        return sa.type_coerce(sa.func.now() + later_by, UTCDateTime())
-    return sa.literal(utcnow() + later_by, UTCDateTime())
+    """``later_by`` after now on the database's clock, the one every app node shares (SPEC §8)."""
+    return transaction_clock(db.session, later_by)
 
 
 def _open_session(lifetime: timedelta) -> str:

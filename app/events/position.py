@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.db.clock import database_now
+from app.db.dialect import dialect_of
 from app.models import EventRelayPosition, SyncRun
 
 ROW_ID = 1
@@ -89,10 +90,9 @@ def store(
     The caller commits.
     """
     table = EventRelayPosition
-    if connection.dialect.name == "postgresql":
-        # Not worth a WAL flush per window: a position lost in a database crash
-        # only makes the relay publish that window again, which at least once allows.
-        connection.execute(sa.text("SET LOCAL synchronous_commit = off"))
+    # Not worth a WAL flush per window: a position lost in a database crash
+    # only makes the relay publish that window again, which at least once allows.
+    dialect_of(connection).relaxed_commit(connection)
     result = connection.execute(
         sa.update(table)
         .where(

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from app.events import feed, position
 from app.events.feed import Window
-from app.events.lock import RelayLock
+from app.events.lock import relay_lock
 from app.events.publisher import BrokerError, Publisher
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class Relay:
 
     def _run_locked(self, connection: sa.Connection) -> None:
         """Wait for the single-relay lock, then publish while holding it."""
-        lock = RelayLock(connection)
+        lock = relay_lock(connection)
         announced = False
         while not lock.try_acquire():
             if not announced:

@@ -7,12 +7,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from app.db.dialect import Bind, dialect_of
 from app.models import (
     SyncRun,
 )
 
 
-def sync_runs(dialect: str, after: int | None = None) -> sa.Select[Any]:
+def sync_runs(bind: Bind, after: int | None = None) -> sa.Select[Any]:
     """Recorded syncs (those after sync ``after``, if given), reports without their errors.
 
     A report may list up to SYNC_MAX_ERRORS errors; a page of a hundred such
@@ -20,10 +21,7 @@ def sync_runs(dialect: str, after: int | None = None) -> sa.Select[Any]:
     (GET /syncs/<id>) its errors. The errors are dropped in SQL, not after
     loading them.
     """
-    if dialect == "postgresql":
-        summary = SyncRun.report.op("-")("errors")
-    else:
-        summary = sa.func.json_remove(SyncRun.report, "$.errors")
+    summary = dialect_of(bind).json_without(SyncRun.report, "errors")
     query = sa.select(SyncRun.id, sa.type_coerce(summary, SyncRun.report.type).label("report"))
     return query if after is None else query.where(SyncRun.id > after)
 

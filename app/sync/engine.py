@@ -62,7 +62,7 @@ def run_sync(
     described = ENTITIES[entity]
     settings = settings or SyncSettings()
     say = _timed(progress)
-    with stage_sink(session.get_bind().dialect.name, described) as sink:
+    with stage_sink(session, described) as sink:
         summary = validate_snapshot(described, records, sink, settings.max_errors)
         say(f"{entity}: {summary.received} records read, {summary.rejected} invalid")
         try:

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from app.db.dialect import dialect_of
 from app.db.types import UTCDateTime
 from app.sync.entity import Entity
 from app.sync.report import RecordError
@@ -37,8 +38,7 @@ def tune_transaction(connection: sa.Connection, work_mem: str) -> None:
     Hash joins and aggregates over a million staged rows spill to disk with
     the default 4MB; this applies to the sync's own transaction only.
     """
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.select(sa.func.set_config("work_mem", work_mem, True)))
+    dialect_of(connection).transaction_work_mem(connection, work_mem)
 
 
 def count_live(connection: sa.Connection, target: sa.Table) -> int:
@@ -54,8 +54,7 @@ def last_id(connection: sa.Connection, target: sa.Table) -> int:
 
 def analyze(connection: sa.Connection, table: sa.Table) -> None:
     """Refresh the planner's statistics for ``table`` (PostgreSQL only)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.text(f"ANALYZE {table.name}"))
+    dialect_of(connection).refresh_statistics(connection, table)
 
 
 def reject_duplicates(
@@ -121,11 +120,8 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan:
     }
     rows = sa.select(*(values[name].label(name) for name in values)).select_from(drawn.source)
     connection.execute(sa.insert(plan).from_select(list(values), rows))
-    if connection.dialect.name == "postgresql":
-        analyze(connection, plan)
-    else:
-        # SQLite has no hash joins: the anti-join of the soft delete needs this.
-        connection.execute(sa.text(f"CREATE INDEX ix_{plan.name} ON {plan.name} (target_id)"))
+    # Statistics for hash joins, or (SQLite) the index the soft delete's anti-join needs.
+    dialect_of(connection).ready_for_joins(connection, plan, "target_id")
 
 
 def count_present(connection: sa.Connection, plan: sa.Table) -> int:
@@ -199,20 +195,40 @@ def soft_delete_absent(
 
     Rejected records are in the plan too (valid = false), so their rows count
     as present and stay as they are (rule 5). Each deleted row's live version
-    is kept (SPEC §5). On PostgreSQL one statement does both, so the
-    anti-join over the whole table runs once: the UPDATE returns the rows it
-    deleted, with the ``updated`` and ``sync_id`` they had, into the INSERT.
+    is kept (SPEC §5). Where the database can (PostgreSQL), one statement
+    does both, so the anti-join over the whole table runs once; else two.
     """
+    return dialect_of(connection).soft_delete(
+        in_one_statement=lambda: _delete_keeping_versions(connection, entity, plan, stamp),
+        in_two=lambda: _keep_versions_then_delete(connection, entity, plan, stamp),
+    )
+
+
+def _stamped(stamp: SyncStamp) -> dict[str, object]:
+    """What the soft delete writes into each row it deletes."""
+    return {"deleted": stamp.at, "updated": stamp.at, "sync_id": stamp.sync_id}
+
+
+def _keep_versions_then_delete(
+    connection: sa.Connection, entity: Entity, plan: sa.Table, stamp: SyncStamp
+) -> int:
+    """The soft delete as two statements: copy the absent rows' versions, then delete them."""
     target = entity.target
-    stamped = {"deleted": stamp.at, "updated": stamp.at, "sync_id": stamp.sync_id}
-    if connection.dialect.name != "postgresql":
-        kept = _as_versions(entity, stamp, target, target.c.updated, target.c.sync_id).where(
-            _absent_and_live(target, plan)
-        )
-        _insert_versions(connection, entity, kept)
-        return connection.execute(
-            sa.update(target).where(_absent_and_live(target, plan)).values(stamped)
-        ).rowcount
+    kept = _as_versions(entity, stamp, target, target.c.updated, target.c.sync_id).where(
+        _absent_and_live(target, plan)
+    )
+    _insert_versions(connection, entity, kept)
+    return connection.execute(
+        sa.update(target).where(_absent_and_live(target, plan)).values(_stamped(stamp))
+    ).rowcount
+
+
+def _delete_keeping_versions(
+    connection: sa.Connection, entity: Entity, plan: sa.Table, stamp: SyncStamp
+) -> int:
+    """The soft delete as one statement: the UPDATE returns the rows it deleted, with the
+    ``updated`` and ``sync_id`` they had, into the versions' INSERT."""
+    target = entity.target
     before = (
         sa.select(target.c.id, target.c.updated, target.c.sync_id)
         .where(_absent_and_live(target, plan))
@@ -221,7 +237,7 @@ def soft_delete_absent(
     gone = (
         sa.update(target)
         .where(target.c.id == before.c.id)
-        .values(stamped)
+        .values(_stamped(stamp))
         .returning(
             target.c.id,
             target.c.external_id,

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import sqlalchemy as sa
 
+from app.db.dialect import Bind, dialect_of
 from app.sync.entity import ColumnSpec, Entity, Fields
 
 _metadata = sa.MetaData()
@@ -100,7 +101,7 @@ class CopySpool:
             self._flush()
 
     def load(self, connection: sa.Connection, stage: sa.Table) -> None:
-        """COPY the spooled rows into the stage."""
+        """COPY the spooled rows into the stage, and ready it for the plan's join."""
         self._flush()
         self._file.seek(0)
         columns = ", ".join(["idx", "external_id", "valid", *self.entity.staged_names])
@@ -112,7 +113,7 @@ class CopySpool:
         finally:
             cursor.close()
             self.close()
-        connection.execute(sa.text(f"ANALYZE {stage.name}"))
+        dialect_of(connection).ready_for_joins(connection, stage, "external_id")
 
     def close(self) -> None:
         """Delete the spool file."""
@@ -139,12 +140,11 @@ class RowBuffer:
         self._rows.append(dict(zip(self._columns, row, strict=True)))
 
     def load(self, connection: sa.Connection, stage: sa.Table) -> None:
-        """Insert the rows into the stage, and index the join column."""
+        """Insert the rows into the stage, and ready it for the plan's join."""
         for start in range(0, len(self._rows), _INSERT_BATCH_ROWS):
             connection.execute(stage.insert(), self._rows[start : start + _INSERT_BATCH_ROWS])
         self._rows.clear()
-        # SQLite has no hash joins: the anti-join of the soft delete needs this.
-        connection.execute(sa.text(f"CREATE INDEX ix_{stage.name} ON {stage.name} (external_id)"))
+        dialect_of(connection).ready_for_joins(connection, stage, "external_id")
 
     def close(self) -> None:
         """Forget the rows."""
@@ -152,9 +152,12 @@ class RowBuffer:
 
 
 @contextmanager
-def stage_sink(dialect_name: str, entity: Entity) -> Iterator[CopySpool | RowBuffer]:
+def stage_sink(bind: Bind, entity: Entity) -> Iterator[CopySpool | RowBuffer]:
     """The sink that suits the database, released however the sync ends."""
-    sink = CopySpool(entity) if dialect_name == "postgresql" else RowBuffer(entity)
+    kind: type[CopySpool | RowBuffer] = dialect_of(bind).bulk_load(
+        by_copy=CopySpool, by_insert=RowBuffer
+    )
+    sink = kind(entity)
     try:
         yield sink
     finally:

@@ -1,0 +1,231 @@
+"""Every difference between PostgreSQL and SQLite that code above app/db/ depends on.
+
+``dialect_of(bind)`` gives the Dialect of an engine (chosen once by the
+engine's name, then cached): PostgreSQL or SQLite. Its methods are named for
+what the caller needs (a lock, a soft delete, the clock, a JSON expression),
+so no module outside app/db/ compares dialect names. Where the two
+strategies are the caller's own SQL (a sync's sink, the soft delete), the
+caller passes both and the Dialect chooses. The list, and what the SQLite
+build need not do, is in docs/architecture.md ("Differences between
+databases").
+"""
+
+from __future__ import annotations
+
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from app.db.locks import (
+    FileLock,
+    Lock,
+    NoLock,
+    ProcessLock,
+    SessionAdvisoryLock,
+    TransactionAdvisoryLock,
+)
+from app.db.types import UTCDateTime, utcnow
+
+T = TypeVar("T")
+Bind = sa.Engine | sa.Connection | orm.Session | orm.scoped_session[Any]
+
+
+class Dialect(ABC):
+    """What differs between the databases, as named behaviours (PostgreSQL or SQLite)."""
+
+    # Whether the database writes the hot listings' JSON text itself (app/reads/json_sql.py).
+    writes_json: bool
+
+    # The database's clock (app/db/clock.py).
+    @abstractmethod
+    def now(self, connection: sa.Connection) -> datetime:
+        """The database clock now (not the transaction's start), as an aware UTC datetime."""
+
+    @abstractmethod
+    def clock(self) -> sa.ColumnElement[datetime]:
+        """``now`` as a column, to read the clock in a statement that reads something else."""
+
+    @abstractmethod
+    def transaction_clock(self, later_by: timedelta) -> sa.ColumnElement[datetime]:
+        """``later_by`` after the clock as the transaction began, as a column."""
+
+    # Locks, tried without waiting (app/db/locks.py).
+    @abstractmethod
+    def transaction_lock(self, connection: sa.Connection, key: int, name: str) -> Lock:
+        """A lock seen by every process that shares the database, released at the
+        latest when ``connection``'s transaction ends. ``key`` names it on a server,
+        ``name`` beside a database file (``<db>.<name>-lock``)."""
+
+    @abstractmethod
+    def session_lock(self, connection: sa.Connection, key: int, name: str) -> Lock:
+        """A lock held by ``connection`` across its transactions, until released."""
+
+    # Bulk writes and the planner (app/sync/).
+    @abstractmethod
+    def bulk_load(self, by_copy: T, by_insert: T) -> T:
+        """The caller's way of loading many rows that suits the database: COPY, or INSERTs."""
+
+    @abstractmethod
+    def transaction_work_mem(self, connection: sa.Connection, size: str) -> None:
+        """Give the transaction's sorts and hash joins ``size`` of memory each."""
+
+    @abstractmethod
+    def refresh_statistics(self, connection: sa.Connection, table: sa.Table) -> None:
+        """Refresh the planner's statistics for ``table``."""
+
+    @abstractmethod
+    def ready_for_joins(self, connection: sa.Connection, table: sa.Table, column: str) -> None:
+        """Make a freshly filled temporary ``table`` ready to be joined on ``column``."""
+
+    @abstractmethod
+    def soft_delete(self, in_one_statement: Callable[[], int], in_two: Callable[[], int]) -> int:
+        """Run the soft delete that keeps each deleted row's version; return the rows deleted.
+
+        ``in_one_statement``: an UPDATE whose RETURNING feeds the versions'
+        INSERT (a data-modifying WITH), so the search for the rows runs once.
+        ``in_two``: the INSERT, then the UPDATE, each searching.
+        """
+
+    @abstractmethod
+    def relaxed_commit(self, connection: sa.Connection) -> None:
+        """Let the transaction's commit return before it is durable (a crash may lose it)."""
+
+    # Expressions.
+    @abstractmethod
+    def json_without(self, document: sa.ColumnElement[Any], key: str) -> sa.ColumnElement[Any]:
+        """The JSON object ``document`` without its top-level ``key``."""
+
+    @abstractmethod
+    def cents(self, amount: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+        """A Money column (app/db/types.py) as an integer number of cents."""
+
+
+class PostgreSQL(Dialect):
+    """The production database: advisory locks, COPY, the server's clock, JSON in SQL."""
+
+    writes_json = True
+
+    def now(self, connection: sa.Connection) -> datetime:
+        moment = connection.scalar(sa.text("SELECT clock_timestamp()"))
+        assert isinstance(moment, datetime)
+        return moment.astimezone(UTC)
+
+    def clock(self) -> sa.ColumnElement[datetime]:
+        return sa.type_coerce(sa.func.clock_timestamp(), UTCDateTime())
+
+    def transaction_clock(self, later_by: timedelta) -> sa.ColumnElement[datetime]:
+        return sa.type_coerce(sa.func.now() + later_by, UTCDateTime())
+
+    def transaction_lock(self, connection: sa.Connection, key: int, name: str) -> Lock:
+        return TransactionAdvisoryLock(connection, key)
+
+    def session_lock(self, connection: sa.Connection, key: int, name: str) -> Lock:
+        return SessionAdvisoryLock(connection, key)
+
+    def bulk_load(self, by_copy: T, by_insert: T) -> T:
+        return by_copy
+
+    def transaction_work_mem(self, connection: sa.Connection, size: str) -> None:
+        connection.execute(sa.select(sa.func.set_config("work_mem", size, True)))
+
+    def refresh_statistics(self, connection: sa.Connection, table: sa.Table) -> None:
+        connection.execute(sa.text(f"ANALYZE {table.name}"))
+
+    def ready_for_joins(self, connection: sa.Connection, table: sa.Table, column: str) -> None:
+        # Hash joins need no index, only statistics.
+        self.refresh_statistics(connection, table)
+
+    def soft_delete(self, in_one_statement: Callable[[], int], in_two: Callable[[], int]) -> int:
+        return in_one_statement()
+
+    def relaxed_commit(self, connection: sa.Connection) -> None:
+        connection.execute(sa.text("SET LOCAL synchronous_commit = off"))
+
+    def json_without(self, document: sa.ColumnElement[Any], key: str) -> sa.ColumnElement[Any]:
+        return document.op("-")(key)
+
+    def cents(self, amount: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+        return sa.cast(amount * 100, sa.BigInteger())
+
+
+class SQLite(Dialect):
+    """The embedded database of ``make run``: one host, one process's clock, lock files."""
+
+    writes_json = False
+
+    def __init__(self, database: str | None) -> None:
+        # The database file, or None for an in-memory database.
+        self._database = None if not database or database == ":memory:" else database
+
+    def now(self, connection: sa.Connection) -> datetime:
+        # The embedded database runs inside this process: its clock is the host's.
+        return utcnow()
+
+    def clock(self) -> sa.ColumnElement[datetime]:
+        return sa.literal(utcnow(), UTCDateTime())
+
+    def transaction_clock(self, later_by: timedelta) -> sa.ColumnElement[datetime]:
+        return sa.literal(utcnow() + later_by, UTCDateTime())
+
+    def transaction_lock(self, connection: sa.Connection, key: int, name: str) -> Lock:
+        if self._database is None:
+            return ProcessLock(key)
+        return FileLock(f"{self._database}.{name}-lock")
+
+    def session_lock(self, connection: sa.Connection, key: int, name: str) -> Lock:
+        if self._database is None:
+            return NoLock()
+        return FileLock(f"{self._database}.{name}-lock")
+
+    def bulk_load(self, by_copy: T, by_insert: T) -> T:
+        return by_insert
+
+    def transaction_work_mem(self, connection: sa.Connection, size: str) -> None:
+        """Nothing to set: SQLite has no per-query memory budget."""
+
+    def refresh_statistics(self, connection: sa.Connection, table: sa.Table) -> None:
+        """Nothing to refresh: SQLite plans without gathered statistics."""
+
+    def ready_for_joins(self, connection: sa.Connection, table: sa.Table, column: str) -> None:
+        # SQLite has no hash joins: an anti-join on ``column`` needs an index.
+        connection.execute(sa.text(f"CREATE INDEX ix_{table.name} ON {table.name} ({column})"))
+
+    def soft_delete(self, in_one_statement: Callable[[], int], in_two: Callable[[], int]) -> int:
+        # No data-modifying WITH: RETURNING cannot feed another statement.
+        return in_two()
+
+    def relaxed_commit(self, connection: sa.Connection) -> None:
+        """Nothing to relax: the embedded database commits as it is configured."""
+
+    def json_without(self, document: sa.ColumnElement[Any], key: str) -> sa.ColumnElement[Any]:
+        return sa.func.json_remove(document, f"$.{key}")
+
+    def cents(self, amount: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+        # Money is stored as integer cents already.
+        return sa.type_coerce(amount, sa.BigInteger())
+
+
+_CHOSEN: weakref.WeakKeyDictionary[sa.Engine, Dialect] = weakref.WeakKeyDictionary()
+
+
+def dialect_of(bind: Bind) -> Dialect:
+    """The Dialect of the engine behind ``bind`` (an engine, a connection or a session)."""
+    engine = bind.engine if isinstance(bind, sa.Engine | sa.Connection) else bind.get_bind().engine
+    try:
+        return _CHOSEN[engine]
+    except KeyError:
+        return _CHOSEN.setdefault(engine, _choose(engine))
+
+
+def _choose(engine: sa.Engine) -> Dialect:
+    name = engine.dialect.name
+    if name == "postgresql":
+        return PostgreSQL()
+    if name == "sqlite":
+        return SQLite(engine.url.database)
+    raise RuntimeError(f"unsupported database: {name}")
