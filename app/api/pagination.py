@@ -49,8 +49,9 @@ def paginated(
             pinnable = "as_of" in kwargs and kwargs["as_of"] is None
             read = pinning(cursor if pinnable else None, g.get("data_version"))
             read_as = kwargs if read.as_of is None else {**kwargs, "as_of": read.as_of}
+            window = Window(cursor, limit + 1)
             if wants_window:
-                read_as = {**read_as, "window": Window(cursor, limit + 1)}
+                read_as = {**read_as, "window": window}
             query, key, *parameters = view(*args, **read_as)
             written_by_database = item_sql is not None and dialect_of(db.session).writes_json
             if written_by_database:
@@ -63,7 +64,7 @@ def paginated(
             page = read_page(
                 query,
                 key,
-                None if cursor is None else key.decode(cursor),
+                window.after(key),
                 limit,
                 pin=lambda: read.pin or (_pin_now() if pinnable else None),
                 parameters=parameters[0] if parameters else None,

@@ -130,7 +130,3 @@ class SyncReportSchema(SyncSummarySchema):
     """The report of one sync (documentation only; reports are stored as JSON)."""
 
     errors = fields.List(fields.Nested(SyncRecordErrorSchema))
-
-
-patients_schema = PatientSchema(many=True)
-payments_schema = PaymentSchema(many=True)

@@ -109,19 +109,6 @@ def store(
     return result.rowcount == 1
 
 
-def reset(connection: sa.Connection, to: Position = START) -> None:
-    """Move the position to ``to`` (the start by default): the relay publishes again from there.
-
-    ``published_total`` is kept, so that it stays a counter. The caller commits.
-    """
-    ensure(connection)
-    connection.execute(
-        sa.update(EventRelayPosition)
-        .where(EventRelayPosition.id == ROW_ID)
-        .values(**_values(to), updated_at=database_now(connection))
-    )
-
-
 def _values(position: Position) -> dict[str, int | bool]:
     return {
         "sync_id": position.sync_id,

@@ -33,13 +33,13 @@ PROGRESS_EVERY_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class RelaySettings:
-    """The EVENTS_* settings the relay runs with."""
+    """The EVENTS_* settings the relay runs with, as config.py reads them (defaults live there)."""
 
     broker_url: str
-    exchange: str = "patient-payments"
-    batch_size: int = 1000
-    poll_seconds: float = 1.0
-    confirm_timeout: float = 30.0
+    exchange: str
+    batch_size: int
+    poll_seconds: float
+    confirm_timeout: float
     # Return once every committed event is confirmed (batch runs, benchmarks).
     exit_when_idle: bool = False
 

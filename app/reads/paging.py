@@ -16,7 +16,7 @@ import binascii
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -189,16 +189,23 @@ def _typed(kind: type, value: Any) -> Any:
     return number
 
 
-@dataclass(frozen=True)
+@dataclass
 class Window:
-    """The rows a page reads: ``rows`` of them, after ``cursor`` (None on the first page)."""
+    """The rows a page reads: ``rows`` of them, after ``cursor`` (None on the first page).
+
+    The cursor is decoded once, by whoever asks first (the view pushing the
+    keyset into its query, or read_page), and kept.
+    """
 
     cursor: str | None
     rows: int
+    _position: list[Any] | None = field(default=None, init=False, repr=False)
 
     def after(self, key: SortKey) -> list[Any] | None:
         """The position the cursor points after in ``key``'s order (None on the first page)."""
-        return None if self.cursor is None else key.decode(self.cursor)
+        if self.cursor is not None and self._position is None:
+            self._position = key.decode(self.cursor)
+        return self._position
 
 
 @dataclass(frozen=True)

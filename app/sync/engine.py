@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -47,7 +47,7 @@ def run_sync(
     *,
     dry_run: bool = False,
     force: bool = False,
-    settings: SyncSettings | None = None,
+    settings: SyncSettings,
     progress: Progress | None = None,
 ) -> SyncReport:
     """Make the replica of ``entity`` equal to the snapshot ``records``; return the report.
@@ -60,7 +60,6 @@ def run_sync(
     if entity not in ENTITIES:
         raise ValueError(f"unknown entity {entity!r}")
     described = ENTITIES[entity]
-    settings = settings or SyncSettings()
     say = _timed(progress)
     with stage_sink(session, described) as sink:
         summary = validate_snapshot(described, records, sink, settings.max_errors)
@@ -84,12 +83,13 @@ def run_sync(
                     say(f"{entity}: staged")
                     outcome = _apply(connection, described, stage, plan, stamp, settings, force)
                 say(f"{entity}: merged")
-                report = _report(entity, dry_run, summary, outcome, settings.max_errors, now)
                 if changes is not None:
                     changes.rollback()
                 else:
                     run.created_after_id, run.created_through_id = outcome.created_ids
-                report = _record(run, report, database_now(connection))
+                finished = _Finished(run.id, now, max(database_now(connection), now))
+                report = _report(entity, dry_run, summary, outcome, settings, finished)
+                _record(run, report)
                 session.commit()
         except BaseException:
             session.rollback()
@@ -183,19 +183,28 @@ def _guard_mass_delete(live: int, doomed: int, settings: SyncSettings, force: bo
         )
 
 
+@dataclass(frozen=True)
+class _Finished:
+    """The recorded sync a report describes: its id, and when it started and finished."""
+
+    sync_id: int
+    started_at: datetime
+    finished_at: datetime
+
+
 def _report(
     entity: str,
     dry_run: bool,
     summary: ValidationSummary,
     outcome: MergeOutcome,
-    max_errors: int,
-    now: datetime,
+    settings: SyncSettings,
+    finished: _Finished,
 ) -> SyncReport:
     counts = outcome.counts
     rejected = summary.rejected + outcome.rejected
-    errors = _first_errors([summary.errors, outcome.errors], max_errors)
+    errors = _first_errors([summary.errors, outcome.errors], settings.max_errors)
     return SyncReport(
-        sync_id=0,
+        sync_id=finished.sync_id,
         entity=entity,
         dry_run=dry_run,
         received=summary.received,
@@ -207,8 +216,8 @@ def _report(
         deleted=counts.deleted,
         errors=errors,
         errors_truncated=rejected > len(errors),
-        started_at=now,
-        finished_at=now,
+        started_at=finished.started_at,
+        finished_at=finished.finished_at,
     )
 
 
@@ -246,9 +255,7 @@ def _open_run(session: orm.Session, entity: str, dry_run: bool, now: datetime) -
     return run
 
 
-def _record(run: SyncRun, report: SyncReport, now: datetime) -> SyncReport:
-    """Store the report in the sync's row, finished ``now``, and give it the run's id."""
-    run.finished_at = max(now, run.started_at)
-    report = replace(report, sync_id=run.id, finished_at=run.finished_at)
+def _record(run: SyncRun, report: SyncReport) -> None:
+    """Store ``report`` in the sync's row."""
+    run.finished_at = report.finished_at
     run.report = report.to_json()
-    return report

@@ -46,16 +46,16 @@ class ValidationSummary:
 
 
 def validate_snapshot(
-    entity: Entity, records: Iterable[Any], sink: StageSink, max_errors: int, *, fast: bool = True
+    entity: Entity, records: Iterable[Any], sink: StageSink, max_errors: int
 ) -> ValidationSummary:
-    """Validate every element of ``records`` into ``sink`` (``fast=False`` forces marshmallow).
+    """Validate every element of ``records`` into ``sink``: the entity's fast path, else its schema.
 
     An OversizedRecord (an element the reader skipped for its size) is
     rejected like any invalid record, its externalId protecting the stored row.
     """
     schema = entity.schema
     columns = entity.staged_names
-    fast_path = entity.fast_path if fast else _never
+    fast_path = entity.fast_path
     summary = ValidationSummary()
     index = -1
     for index, record in enumerate(records):
@@ -151,7 +151,3 @@ def fast_external_id(value: Any) -> str | None:
         text = str(value)
         return text if len(text) <= EXTERNAL_ID_LENGTH else None
     return value if plain_text(value, EXTERNAL_ID_LENGTH) else None
-
-
-def _never(record: Any) -> None:
-    return None

@@ -27,15 +27,15 @@ class RecordError:
 
 @dataclass(frozen=True)
 class SyncSettings:
-    """The SYNC_* knobs of SPEC §2."""
+    """The SYNC_* knobs of SPEC §2, as config.py reads them (their defaults live there only)."""
 
-    lock_timeout: float = 30.0
-    max_delete_ratio: float = 0.5
-    guard_min_rows: int = 100
-    max_errors: int = 1000
+    lock_timeout: float
+    max_delete_ratio: float
+    guard_min_rows: int
+    max_errors: int
     # PostgreSQL's work_mem inside a sync: its hash joins and aggregates hold one
     # entry per staged row, and spill to disk beyond it.
-    work_mem: str = "128MB"
+    work_mem: str
 
     @classmethod
     def from_config(cls, config: Any) -> SyncSettings:

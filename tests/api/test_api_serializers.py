@@ -7,7 +7,7 @@ from decimal import Decimal
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.api.schemas import patients_schema, payments_schema
+from app.api.schemas import PatientSchema, PaymentSchema
 from app.extensions import db
 from app.reads import live
 from app.reads.serializers import patient_json, payment_json
@@ -40,7 +40,7 @@ def test_patient_json_equals_patient_schema_dump(app: Flask, client: FlaskClient
     with app.app_context():
         rows = db.session.execute(live.live_patients()).all()
         assert len(rows) == 3
-        assert [patient_json(row) for row in rows] == patients_schema.dump(rows)
+        assert [patient_json(row) for row in rows] == PatientSchema(many=True).dump(rows)
 
 
 def test_payment_json_equals_payment_schema_dump(app: Flask, client: FlaskClient) -> None:
@@ -48,4 +48,4 @@ def test_payment_json_equals_payment_schema_dump(app: Flask, client: FlaskClient
     with app.app_context():
         rows = db.session.execute(live.live_payments()).all()
         assert len(rows) == 3
-        assert [payment_json(row) for row in rows] == payments_schema.dump(rows)
+        assert [payment_json(row) for row in rows] == PaymentSchema(many=True).dump(rows)

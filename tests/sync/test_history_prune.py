@@ -102,7 +102,9 @@ def relay_position(app: Flask, sync_id: int, *, complete: bool) -> None:
     """Store the event relay's position as if it had published up to ``sync_id``."""
     with app.app_context():
         connection = db.session.connection()
-        position.reset(connection, position.Position(sync_id, 0, complete, 0))
+        position.ensure(connection)
+        moved = position.Position(sync_id, 0, complete, 0)
+        assert position.store(connection, position.START, moved, published=0)
         db.session.commit()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from decimal import Decimal
@@ -109,9 +110,12 @@ class RecordingSink:
 
 def run_both(entity: str, records: list[Any]) -> None:
     results = []
-    for fast in (True, False):
+    described = ENTITIES[entity]
+    # The same entity, its fast path declining every record: marshmallow decides alone.
+    schema_only = dataclasses.replace(described, fast_path=lambda record: None)
+    for validated_as in (described, schema_only):
         sink = RecordingSink()
-        summary = validate_snapshot(ENTITIES[entity], records, sink, max_errors=10**6, fast=fast)
+        summary = validate_snapshot(validated_as, records, sink, max_errors=10**6)
         results.append(
             (
                 sink.rows,
