@@ -31,12 +31,12 @@ from pathlib import Path
 import pika
 import sqlalchemy as sa
 
+from bench.database import ADMIN_URL, recreate_database
 from bench.generate import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 FLASK = [str(ROOT / ".venv" / "bin" / "flask"), "--app", "wsgi"]
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB_NAME = "pp_bench_events"
 # Events per applied sync: one per record it created, updated, deleted or restored, plus
 # its sync.applied (app/events/status.py counts the lag the same way).
@@ -162,18 +162,7 @@ def _sustained(samples: list[tuple[float, int]], total: int) -> float:
 def _prepare(patients: int, payments: int) -> str:
     """A fresh database with a generated data set's two days synced; its URL."""
     url = ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
-    subprocess.run(
-        [
-            "psql",
-            ADMIN_URL,
-            "-qc",
-            f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
-            "-c",
-            f"CREATE DATABASE {DB_NAME}",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    recreate_database(DB_NAME)
     env = os.environ | {"DATABASE_URL": url, "SYNC_GUARD_MIN_ROWS": str(10**9)}
     subprocess.run([*FLASK, "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     with tempfile.TemporaryDirectory() as out:

@@ -30,19 +30,18 @@ import os
 import platform
 import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import read_floor, run
+from bench.database import recreate_database
 from bench.generate import generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,18 +74,7 @@ def git_head(tree: Path) -> str:
 
 def build_database(after: Path, patients: int, payments: int) -> dict[str, int]:
     """Create pp_ab from scratch and load the day-1 snapshots through the after tree's CLI."""
-    subprocess.run(
-        [
-            "psql",
-            run.ADMIN_URL,
-            "-qc",
-            f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
-            "-c",
-            f"CREATE DATABASE {DB_NAME}",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    recreate_database(DB_NAME)
     flask = [str(after / ".venv" / "bin" / "flask"), "--app", "wsgi"]
     subprocess.run(
         [*flask, "db", "upgrade"], check=True, capture_output=True, cwd=after, env=service_env()
@@ -132,45 +120,11 @@ def port_free(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-class Server:
-    """gunicorn serving ``tree``'s app on PORT, as bench/run.py's Server does."""
-
-    def __init__(self, tree: Path) -> None:
-        if not port_free(PORT):
-            raise RuntimeError(f"port {PORT} is taken (set BENCH_AB_PORT)")
-        self.process = subprocess.Popen(
-            [
-                str(tree / ".venv" / "bin" / "gunicorn"),
-                "--config",
-                "gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{PORT}",
-                "--access-logfile",
-                "/dev/null",
-                "--error-logfile",
-                "-",
-                "wsgi:app",
-            ],
-            cwd=tree,
-            env=service_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"gunicorn did not start in {tree}") from None
-                time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=60)
+def serve(tree: Path) -> run.Server:
+    """gunicorn serving ``tree``'s app on PORT, as make bench serves it, on pp_ab."""
+    if not port_free(PORT):
+        raise RuntimeError(f"port {PORT} is taken (set BENCH_AB_PORT)")
+    return run.Server(tree=tree, port=PORT, environment=service_env())
 
 
 def warmup_paths() -> list[str]:
@@ -189,7 +143,7 @@ def warmup_paths() -> list[str]:
 def measure(tree: Path, seconds: int, cached_path: str, warmup_file: str) -> dict[str, Any]:
     """One server from ``tree``: warm up, then wrk on the cached URL and the varied URLs."""
     base = f"http://127.0.0.1:{PORT}"
-    server = Server(tree)
+    server = serve(tree)
     try:
         read_floor.wrk(base + cached_path, WARMUP_SECONDS, run.AUTH)
         read_floor.wrk(

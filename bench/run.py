@@ -31,16 +31,15 @@ from urllib.parse import quote
 
 from bench import read_floor, sync_floor
 from bench.console import console_pages
+from bench.database import ADMIN_URL, recreate_database
 from bench.events import events_bench
 from bench.generate import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALES = {"default": (100_000, 1_000_000), "large": (1_000_000, 10_000_000)}
-ADMIN_URL = os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 DB_NAME = "pp_bench"
 PORT = int(os.environ.get("BENCH_PORT", "8077"))
 FLASK = [str(ROOT / ".venv" / "bin" / "flask"), "--app", "wsgi"]
-GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
 TOKEN = "bench-write-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -57,18 +56,7 @@ def database_url() -> str:
 
 def fresh_database() -> None:
     """Drop, create and migrate the benchmark database."""
-    subprocess.run(
-        [
-            "psql",
-            ADMIN_URL,
-            "-qc",
-            f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)",
-            "-c",
-            f"CREATE DATABASE {DB_NAME}",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    recreate_database(DB_NAME)
     subprocess.run([*FLASK, "db", "upgrade"], check=True, capture_output=True, cwd=ROOT, env=env())
 
 
@@ -104,33 +92,43 @@ def dataset(scale: str) -> Path:
 class Server:
     """gunicorn serving the app, with access to its workers' peak RSS."""
 
-    def __init__(self, **settings: str) -> None:
+    def __init__(
+        self,
+        *,
+        tree: Path = ROOT,
+        port: int = PORT,
+        environment: dict[str, str] | None = None,
+        **settings: str,
+    ) -> None:
+        """Serve ``tree``'s app (its .venv) on ``port`` with ``environment`` (env()) + settings."""
+        self.port = port
         self.process = subprocess.Popen(
             [
-                GUNICORN,
+                str(tree / ".venv" / "bin" / "gunicorn"),
                 "--config",
                 "gunicorn.conf.py",
                 "--bind",
-                f"127.0.0.1:{PORT}",
+                f"127.0.0.1:{port}",
                 "--access-logfile",
                 "/dev/null",
                 "--error-logfile",
                 "-",
                 "wsgi:app",
             ],
-            cwd=ROOT,
-            env=env() | settings,
+            cwd=tree,
+            env=(environment or env()) | settings,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{PORT}/healthz", timeout=1)
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
                 return
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError("gunicorn did not start")
+        self.stop()
+        raise RuntimeError(f"gunicorn did not start in {tree}")
 
     def workers(self) -> list[int]:
         """PIDs of the worker processes."""

@@ -118,32 +118,45 @@ def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:
         # them means they all saw that one state: one statement more, not a
         # transaction. Only a read that a commit raced is read again, in one
         # REPEATABLE READ snapshot.
-        g.data_version = version
-        response = current_app.make_response(view(*args, **kwargs))
-        snapshot_version = version
+        response = _read(view, version, args, kwargs)
         if version is not None and live.data_version(session) != version:
             with read_snapshot(session):
-                snapshot_version = live.data_version(session)
-                answer = _known_answer(snapshot_version, args, kwargs)
+                version = live.data_version(session)
+                answer = _known_answer(version, args, kwargs)
                 if answer is not None:
                     return answer
-                g.data_version = snapshot_version
-                response = current_app.make_response(view(*args, **kwargs))
-        if snapshot_version is None or response.status_code != 200:
-            return response  # the data_version row was removed by hand: no key to trust
-        entry = CachedResponse(
-            response.get_data(),
-            tuple(
-                (name, response.headers[name]) for name in _KEPT_HEADERS if name in response.headers
-            ),
-        )
-        cache: ResponseCache = current_app.extensions["read_cache"]
-        key = _key(snapshot_version, args, kwargs)
-        if cache.enabled:
-            cache.put(key, entry)
-        return _replay(entry, key)
+                response = _read(view, version, args, kwargs)
+        return _kept(response, version, args, kwargs)
 
     return wrapper
+
+
+def _read(
+    view: Callable[..., Any], version: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Response:
+    """Run ``view`` for the data ``version`` names (its pins read ``g.data_version``)."""
+    g.data_version = version
+    return current_app.make_response(view(*args, **kwargs))
+
+
+def _kept(
+    response: Response, version: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Response:
+    """A 200 stored in the cache and tagged with its version; anything else as it is.
+
+    Without a version (the data_version row was removed by hand) there is no key to trust.
+    """
+    if version is None or response.status_code != 200:
+        return response
+    entry = CachedResponse(
+        response.get_data(),
+        tuple((name, response.headers[name]) for name in _KEPT_HEADERS if name in response.headers),
+    )
+    cache: ResponseCache = current_app.extensions["read_cache"]
+    key = _key(version, args, kwargs)
+    if cache.enabled:
+        cache.put(key, entry)
+    return _replay(entry, key)
 
 
 def _key(version: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:

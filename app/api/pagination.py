@@ -20,7 +20,7 @@ from flask import Response, g, request
 
 from app.db.dialect import dialect_of
 from app.extensions import db
-from app.reads.paging import Pin, SortKey, Window, pin_instant_of, pinning, plain_value, read_page
+from app.reads.paging import Pin, SortKey, Window, first_page_pin, pinning, plain_value, read_page
 
 
 def paginated(
@@ -84,9 +84,7 @@ def paginated(
 
 def _pin_now() -> Pin | None:
     """The pin of a first page read from the live tables, if there is data to pin."""
-    version = g.get("data_version")
-    at = None if version is None else pin_instant_of(version)
-    return Pin(version, at) if version is not None and at is not None else None
+    return first_page_pin(g.get("data_version"))
 
 
 def _next_url(arguments: dict[str, Any], limit: int, cursor: str) -> str:

@@ -11,9 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.console.errors import ConsoleError
-from app.extensions import db
-from app.reads import live
-from app.reads.paging import CursorError, Pin, Pinning, SortKey, pinning
+from app.reads.paging import CursorError, Pinning, SortKey, first_page_pin, pinning
 
 
 def position(key: SortKey, cursor: str | None) -> list[Any] | None:
@@ -34,9 +32,6 @@ def position(key: SortKey, cursor: str | None) -> list[Any] | None:
 def first_page_pinning(cursor: str | None, version: str | None) -> Pinning:
     """As paging.pinning, with the pin of a first page made up front, as the API does
     when it has a next page: the current data ``version`` and the instant that names
-    that data (live.pin_instant)."""
+    that data (paging.first_page_pin)."""
     read = pinning(cursor, version)
-    if cursor is not None or version is None:
-        return read
-    at = live.pin_instant(db.session)
-    return Pinning(None, None if at is None else Pin(version, at))
+    return read if cursor is not None else Pinning(None, first_page_pin(version))

@@ -280,3 +280,13 @@ def pin_instant_of(version: str) -> datetime | None:
     first page of a version after the first one pins without a round trip.
     """
     return live.pin_instant(db.session)
+
+
+def first_page_pin(version: str | None) -> Pin | None:
+    """The pin of a first page read live in the data ``version`` names (None: nothing to pin).
+
+    The API's pages and the console's alike; known without a round trip once
+    one first page of the version has pinned.
+    """
+    at = None if version is None else pin_instant_of(version)
+    return None if version is None or at is None else Pin(version, at)

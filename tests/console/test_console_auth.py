@@ -8,8 +8,14 @@ import pytest
 from flask.testing import FlaskClient
 from markupsafe import escape
 
-from tests.support.console_support import AUTH_ON, READ_TOKEN, WRITE_TOKEN, csrf_of, sign_in
-from tests.support.helpers import patient_record, payment_record, post_snapshot
+from tests.support.console_support import (
+    AUTH_ON,
+    READ_TOKEN,
+    WRITE_TOKEN,
+    csrf_of,
+    seed_one_patient,
+    sign_in,
+)
 
 PAGES = [
     "/console/",
@@ -34,17 +40,7 @@ def app_config() -> dict[str, Any]:
 @pytest.fixture
 def seeded(client: FlaskClient) -> None:
     """One patient ("Lovelace") with one payment, through the API with the write token."""
-    headers = {"Authorization": f"Bearer {WRITE_TOKEN}"}
-    assert (
-        post_snapshot(client, "patients", [patient_record("p1")], headers=headers).status_code
-        == 200
-    )
-    assert (
-        post_snapshot(
-            client, "payments", [payment_record("m1", "p1", "12.34")], headers=headers
-        ).status_code
-        == 200
-    )
+    seed_one_patient(client)
 
 
 @pytest.mark.parametrize("path", PAGES)

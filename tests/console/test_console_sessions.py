@@ -16,9 +16,14 @@ from app import create_app
 from app.db.types import utcnow
 from app.extensions import db
 from app.models import ConsoleSession
-from tests.support.console_support import AUTH_ON, READ_TOKEN, WRITE_TOKEN, csrf_of, sign_in
+from tests.support.console_support import (
+    AUTH_ON,
+    READ_TOKEN,
+    csrf_of,
+    seed_one_patient,
+    sign_in,
+)
 from tests.support.databases import base_config
-from tests.support.helpers import patient_record, payment_record, post_snapshot
 
 COOKIE = "console_session"
 PAGES = ["/console/", "/console/syncs", "/console/patient?id=p1", "/console/analytics"]
@@ -33,17 +38,7 @@ def app_config() -> dict[str, Any]:
 @pytest.fixture
 def seeded(client: FlaskClient) -> None:
     """One patient ("Lovelace") with one payment of 12.34."""
-    headers = {"Authorization": f"Bearer {WRITE_TOKEN}"}
-    assert (
-        post_snapshot(client, "patients", [patient_record("p1")], headers=headers).status_code
-        == 200
-    )
-    assert (
-        post_snapshot(
-            client, "payments", [payment_record("m1", "p1", "12.34")], headers=headers
-        ).status_code
-        == 200
-    )
+    seed_one_patient(client)
 
 
 @pytest.fixture

@@ -23,15 +23,9 @@ from app.reads.as_of import live_payments_at, one_patient_at
 from app.reads.changes import sync_changes
 from app.reads.orderings import PATIENT_SORTS, PAYMENTS_BY_ID, by_record, payments_by_id
 from tests.support.helpers import patient_record, payment_record, sync
+from tests.support.plans import plan_nodes, rows_read
 
 pytestmark = pytest.mark.postgresql_only
-
-
-def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = [plan]
-    for child in plan.get("Plans", []):
-        nodes += plan_nodes(child)
-    return nodes
 
 
 def indexes_used(app: Flask, query: sa.Select[Any]) -> set[str]:
@@ -85,26 +79,6 @@ def test_payments_of_a_patient_use_the_patient_index(app: Flask, seeded: None) -
     query = page(live.live_payments("p7"), PAYMENTS_BY_ID, [3])
     assert "ix_payments_live_patient_id_id" in indexes_used(app, query)
     assert "uq_patients_external_id" in indexes_used(app, query)
-
-
-def rows_read(app: Flask, query: sa.Select[Any], table: str) -> int:
-    """The most rows any one scan of ``table`` produced over all its loops (EXPLAIN ANALYZE).
-
-    Run with the plans a large table gets (index scans, nested loops): on a
-    few hundred rows the planner would rightly read everything, which says
-    nothing about a million.
-    """
-    with app.app_context():
-        sql = str(query.compile(db.engine, compile_kwargs={"literal_binds": True}))
-        for method in ("seqscan", "material", "hashjoin", "mergejoin", "bitmapscan"):
-            db.session.execute(sa.text(f"SET LOCAL enable_{method} = off"))
-        [plan] = db.session.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")).scalar_one()
-        db.session.rollback()
-    return max(
-        n["Actual Rows"] * n["Actual Loops"]
-        for n in plan_nodes(plan["Plan"])
-        if n.get("Relation Name") == table
-    )
 
 
 @pytest.mark.parametrize("which", ["initial-load", "re-sync"])

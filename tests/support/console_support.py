@@ -7,6 +7,8 @@ import re
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from tests.support.helpers import patient_record, payment_record, post_snapshot
+
 READ_TOKEN = "console-read-token-0123456789"
 WRITE_TOKEN = "console-write-token-0123456789"
 AUTH_ON = {
@@ -30,3 +32,13 @@ def sign_in(client: FlaskClient, token: str = READ_TOKEN, **form: str) -> TestRe
         "/console/sign-in",
         data={"csrf": csrf_of(page.get_data(as_text=True)), "token": token, **form},
     )
+
+
+def seed_one_patient(client: FlaskClient) -> None:
+    """One patient (p1, "Lovelace") with one payment of 12.34, synced with the write token."""
+    headers = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+    for entity, records in (
+        ("patients", [patient_record("p1")]),
+        ("payments", [payment_record("m1", "p1", "12.34")]),
+    ):
+        assert post_snapshot(client, entity, records, headers=headers).status_code == 200

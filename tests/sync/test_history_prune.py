@@ -195,6 +195,15 @@ def five_patients_with_totals(client: FlaskClient) -> None:
     sync(client, "payments", [payment_record(f"m{n}", f"p{n}", amount=f"{n}.00") for n in range(5)])
 
 
+def turn_totals_around(client: FlaskClient) -> None:
+    """A payments sync that gives p<n> a total of 10 - n dollars: the order reverses."""
+    sync(
+        client,
+        "payments",
+        [payment_record(f"m{n}", f"p{n}", amount=f"{10 - n}.00") for n in range(5)],
+    )
+
+
 def test_a_listing_begun_after_a_prune_of_every_sync_stays_pinned(
     client: FlaskClient, runner: FlaskCliRunner
 ) -> None:
@@ -202,12 +211,7 @@ def test_a_listing_begun_after_a_prune_of_every_sync_stays_pinned(
     assert prune(runner, now()).exit_code == 0
     first = client.get("/patients?sort=-paymentsTotal&limit=2")
     assert [p["externalId"] for p in first.get_json()] == ["p4", "p3"]
-    # The totals turn around; the listing as it stood is what the walk must show.
-    sync(
-        client,
-        "payments",
-        [payment_record(f"m{n}", f"p{n}", amount=f"{10 - n}.00") for n in range(5)],
-    )
+    turn_totals_around(client)  # the walk must show the listing as it stood
     assert walk_from(client, first) == ["p4", "p3", "p2", "p1", "p0"]
 
 
@@ -216,11 +220,7 @@ def test_a_walk_across_a_prune_past_its_pin_is_cursor_expired(
 ) -> None:
     five_patients_with_totals(client)
     first = client.get("/patients?sort=-paymentsTotal&limit=2")
-    sync(
-        client,
-        "payments",
-        [payment_record(f"m{n}", f"p{n}", amount=f"{10 - n}.00") for n in range(5)],
-    )
+    turn_totals_around(client)
     assert prune(runner, now()).exit_code == 0
     response = client.get(next_link(first) or "")
     assert response.status_code == 422
@@ -233,10 +233,6 @@ def test_a_walk_across_a_prune_before_its_pin_goes_on(
 ) -> None:
     five_patients_with_totals(client)
     first = client.get("/patients?sort=-paymentsTotal&limit=2")
-    sync(
-        client,
-        "payments",
-        [payment_record(f"m{n}", f"p{n}", amount=f"{10 - n}.00") for n in range(5)],
-    )
+    turn_totals_around(client)
     assert prune(runner, "2000-01-01").exit_code == 0
     assert walk_from(client, first) == ["p4", "p3", "p2", "p1", "p0"]

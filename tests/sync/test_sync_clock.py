@@ -19,22 +19,35 @@ ROOT = Path(__file__).resolve().parents[2]
 TEN_MINUTES_BEHIND = "-600s"
 
 
+def python_with_clock(
+    offset: str, database_url: str, *arguments: str
+) -> subprocess.CompletedProcess[str]:
+    """This project's Python with ``arguments``, on ``database_url``, its clock shifted by
+    ``offset`` (libfaketime: "-600s", "+3d"): another host whose clock is wrong."""
+    return subprocess.run(
+        ["faketime", "-f", offset, sys.executable, *arguments],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": database_url,
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def flask_sync_from_a_host_behind(
     database_url: str, records: list[dict[str, str]], tmp_path: Path
 ) -> subprocess.CompletedProcess[str]:
-    """``flask sync patients`` in a process whose clock is ten minutes slow (libfaketime)."""
+    """``flask sync patients`` in a process whose clock is ten minutes slow."""
     snapshot = tmp_path / "patients.json"
     snapshot.write_text(json.dumps(records))
-    environment = {
-        "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": database_url,
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-    }
-    command = [
-        "faketime",
-        "-f",
+    return python_with_clock(
         TEN_MINUTES_BEHIND,
-        sys.executable,
+        database_url,
         "-m",
         "flask",
         "--app",
@@ -42,9 +55,6 @@ def flask_sync_from_a_host_behind(
         "sync",
         "patients",
         str(snapshot),
-    ]
-    return subprocess.run(
-        command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120, check=False
     )
 
 
@@ -53,18 +63,11 @@ def test_a_host_whose_clock_is_behind_still_writes_history_forwards(
 ) -> None:
     client = committed_app.test_client()
     first = sync(client, "patients", [patient_record("1", firstName="Ann")])
-    slow_process_clock = subprocess.run(
-        [
-            "faketime",
-            "-f",
-            TEN_MINUTES_BEHIND,
-            sys.executable,
-            "-c",
-            "import datetime; print(datetime.datetime.now(datetime.UTC).isoformat())",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    slow_process_clock = python_with_clock(
+        TEN_MINUTES_BEHIND,
+        committed_database_url,
+        "-c",
+        "import datetime; print(datetime.datetime.now(datetime.UTC).isoformat())",
     ).stdout
     assert datetime.fromisoformat(slow_process_clock.strip()) < datetime.fromisoformat(
         first["startedAt"]
@@ -123,19 +126,7 @@ def test_a_relay_on_a_host_whose_clock_is_behind_still_shows_a_fresh_rate(
     """/metrics judges the relay's rate fresh or stale on the one clock both hosts share."""
     client = committed_app.test_client()
     sync(client, "patients", [patient_record("1"), patient_record("2")])
-    stored = subprocess.run(
-        ["faketime", "-f", TEN_MINUTES_BEHIND, sys.executable, "-c", STORE_A_WINDOW],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DATABASE_URL": committed_database_url,
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    stored = python_with_clock(TEN_MINUTES_BEHIND, committed_database_url, "-c", STORE_A_WINDOW)
     assert stored.returncode == 0, stored.stderr
     rate = [
         line
@@ -161,19 +152,7 @@ def test_a_node_whose_clock_is_ahead_does_not_call_a_fresh_sync_stale(
     client = committed_app.test_client()
     sync(client, "patients", [patient_record("1")])
     sync(client, "payments", [])
-    rendered = subprocess.run(
-        ["faketime", "-f", "+3d", sys.executable, "-c", RENDER_THE_OVERVIEW],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DATABASE_URL": committed_database_url,
-            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    rendered = python_with_clock("+3d", committed_database_url, "-c", RENDER_THE_OVERVIEW)
     assert rendered.returncode == 0, rendered.stderr
     status, page = rendered.stdout.split("\n", 1)
     assert status == "200"
