@@ -4,7 +4,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
 from app.models import Base
-from app.smorest import Api
+from app.web.smorest import Api
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()

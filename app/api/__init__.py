@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.api import health, metrics, patients, payments, syncs
-from app.smorest import Api
+from app.web.smorest import Api
 
 
 def register_blueprints(api: Api) -> None:

@@ -8,7 +8,7 @@ that OPENAPI_SWAGGER_UI_URL (config.py) points the page at.
 
 A plain Flask blueprint, not a flask-smorest one: static files do not belong
 in the OpenAPI document. Its name, ``docs``, is what the auth hook lets
-through without a token (app/auth.py): these files carry no patient data.
+through without a token (app/web/auth.py): these files carry no patient data.
 """
 
 from __future__ import annotations

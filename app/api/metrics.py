@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from flask import Response, current_app
 from flask_smorest import Blueprint
 
-from app import metrics
 from app.events.status import RelayStatus, relay_status
 from app.extensions import db
+from app.web import metrics
 
 log = logging.getLogger(__name__)
 

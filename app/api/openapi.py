@@ -1,7 +1,7 @@
 """The parts of /openapi.json that no single view knows: security, shared errors, bodies.
 
 Access control and rate limits are applied to every request centrally
-(app/auth.py, app/rate_limits.py), so they are documented centrally too: an
+(app/web/auth.py, app/web/rate_limits.py), so they are documented centrally too: an
 apispec plugin gives each operation its security requirement and the 401,
 403 and 429 answers the hooks can give, from the same rules the hooks use;
 every read its ETag and 304 (app/api/cache.py), and every data operation
@@ -16,8 +16,6 @@ from apispec import APISpec, BasePlugin
 from werkzeug.routing import Rule
 
 from app.api.args import InstantField
-from app.auth import Scope, scope_for
-from app.smorest import Api
 from app.sync.record_schemas import (
     AmountField,
     CalendarDateField,
@@ -25,6 +23,8 @@ from app.sync.record_schemas import (
     PatientRecordSchema,
     PaymentRecordSchema,
 )
+from app.web.auth import Scope, scope_for
+from app.web.smorest import Api
 
 BEARER = "bearerAuth"
 READ_HEADERS = {

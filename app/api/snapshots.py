@@ -8,11 +8,11 @@ from typing import Any, BinaryIO
 from flask import current_app, g, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from app import metrics
 from app.errors import APIError
 from app.extensions import db
 from app.snapshot import GunzipReader, SnapshotError, SnapshotTooLarge, iter_snapshot
 from app.sync import SyncRefused, SyncReport, SyncSettings, run_sync
+from app.web import metrics
 
 
 def sync_from_request(entity: str, *, dry_run: bool, force: bool) -> dict[str, Any]:

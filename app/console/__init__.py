@@ -13,7 +13,6 @@ from typing import Any
 
 from flask import Flask, Response, current_app
 
-from app.auth import add_authenticator, token_registry
 from app.console.args import INSTANT_EXAMPLE
 from app.console.blueprint import bp
 from app.console.errors import SignInRequired, register_error_pages
@@ -21,6 +20,7 @@ from app.console.formatting import HELPERS
 from app.console.public import ask_to_sign_in, public
 from app.console.session import console_principal, csrf_token, signed_in, use_instance_secret
 from app.console.views import RestOfPath  # importing the views registers the pages on bp
+from app.web.auth import add_authenticator, token_registry
 
 # No script at all, styles and images from this site only, no framing, forms post here only.
 CONTENT_SECURITY_POLICY = (

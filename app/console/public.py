@@ -1,7 +1,7 @@
 """Sign-in, sign-out and the stylesheet: the console's only parts reachable without a token.
 
 A blueprint of its own nested in the console's ("console.public"), so that
-app/auth.py lets it through (OPEN_BLUEPRINTS) while the console's headers
+app/web/auth.py lets it through (OPEN_BLUEPRINTS) while the console's headers
 and error pages still apply. Nothing here shows patient data.
 """
 
@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
-from app.auth import BEARER_CHALLENGE, run_failure_hooks, token_registry
 from app.console import session
 from app.console.errors import SignInRequired
+from app.web.auth import BEARER_CHALLENGE, run_failure_hooks, token_registry
 
 public = Blueprint("public", __name__, static_folder="static", static_url_path="/static")
 

@@ -25,11 +25,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import Flask, current_app, request, session
 
-from app.auth import Principal, TokenRegistry, bearer_principal, token_digest
 from app.console.errors import ConsoleError, SignInRequired
 from app.db.clock import transaction_clock
 from app.extensions import db
 from app.models import ConsoleSession
+from app.web.auth import Principal, TokenRegistry, bearer_principal, token_digest
 
 _DIGEST = "token_sha256"
 _CSRF = "csrf"

@@ -3,7 +3,7 @@
 A 100-row page costs about 1.4 ms of Python CPU to fetch as typed values,
 turn into dictionaries and encode, and about 0.25 ms to fetch as text that
 PostgreSQL wrote (measured in-process on the range query, 1M payments).
-The text is what app.json writes for the same row: keys in order, compact
+The text is what app.web.json writes for the same row: keys in order, compact
 separators, numbers exact, dates and timestamps as Python's isoformat()
 writes them (microseconds only when there are any). Strings differ only in
 escaping, never in value: PostgreSQL leaves non-ASCII characters as UTF-8

@@ -12,8 +12,8 @@ import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
 
-from app.auth import TokenRegistry, add_failure_hook
 from app.errors import APIError
+from app.web.auth import TokenRegistry, add_failure_hook
 from tests.support.helpers import error_code, patient_record, post_snapshot
 
 READ_TOKEN = "read-token-0123456789"
@@ -141,7 +141,7 @@ def test_a_token_in_both_lists_can_write() -> None:
 def test_every_configured_token_is_compared_even_after_a_match() -> None:
     """No early exit: the time to answer does not reveal which token matched."""
     registry = TokenRegistry(read_tokens=("a", "b"), write_tokens=("c",))
-    with mock.patch("app.auth.hmac.compare_digest", wraps=hmac.compare_digest) as compare:
+    with mock.patch("app.web.auth.hmac.compare_digest", wraps=hmac.compare_digest) as compare:
         assert registry.identify("a") is not None
     assert compare.call_count == 3
     assert all(len(args[0]) == len(args[1]) == 32 for args, _ in compare.call_args_list)
@@ -190,6 +190,6 @@ class TestWithoutTokens:
         from app import create_app
         from tests.support.databases import base_config
 
-        with caplog.at_level(logging.WARNING, logger="app.auth"):
+        with caplog.at_level(logging.WARNING, logger="app.web.auth"):
             create_app(base_config(database_url))
         assert any("access control is OFF" in record.getMessage() for record in caplog.records)

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.metrics import KNOWN_METHODS
+from app.web.metrics import KNOWN_METHODS
 from tests.support.helpers import patient_record, payment_record, post_snapshot, sync
 
 RANDOM_REQUESTS = 200

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from app.logs import JsonFormatter, RequestIdFilter
+from app.web.logs import JsonFormatter, RequestIdFilter
 from tests.support.helpers import patient_record, payment_record, post_snapshot, sync
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")

@@ -9,7 +9,7 @@ may authenticate its own way (add_authenticator): the console (app/console)
 takes a signed-in session cookie as well as a bearer token.
 
 A request that fails authentication gets 401, after the failure hooks other
-modules register with add_failure_hook have run: app/rate_limits.py charges it
+modules register with add_failure_hook have run: app/web/rate_limits.py charges it
 to the client address's auth-failure budget and answers 429 instead once that
 is spent. Auth itself knows nothing of rate limits.
 """

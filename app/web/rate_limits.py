@@ -1,7 +1,7 @@
 """Rate limits per token (per client address when auth is off), SPEC §4.
 
 Two budgets, each shared by every endpoint it covers, split by the scope a
-request needs (app/auth.py): syncs (RATELIMIT_SYNC, write scope) and reads
+request needs (app/web/auth.py): syncs (RATELIMIT_SYNC, write scope) and reads
 (RATELIMIT_READ, read scope); open endpoints spend neither. A third, per
 client address, counts failed authentications (RATELIMIT_AUTH_FAILURES; see
 init_rate_limits). Counters live in RATELIMIT_STORAGE_URI: in memory by
@@ -26,8 +26,8 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from app.auth import Scope, add_failure_hook, required_scope
 from app.errors import APIError
+from app.web.auth import Scope, add_failure_hook, required_scope
 
 log = logging.getLogger(__name__)
 
