@@ -67,6 +67,16 @@ def database_url(env: Mapping[str, str], instance_path: str) -> str:
     return url
 
 
+def replica_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """DATABASE_REPLICA_URLS: comma-separated URLs of the primary's hot standbys (SPEC §8)."""
+    urls = (url.strip() for url in env.get("DATABASE_REPLICA_URLS", "").split(","))
+    return tuple(
+        "postgresql://" + url[len("postgres://") :] if url.startswith("postgres://") else url
+        for url in urls
+        if url
+    )
+
+
 def as_tokens(name: str, env: Mapping[str, str]) -> tuple[str, ...]:
     """Read a comma-separated token list; empty entries (and an empty list) mean none."""
     tokens = tuple(token.strip() for token in env.get(name, "").split(","))
@@ -88,6 +98,16 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SQLALCHEMY_DATABASE_URI": database_url(env, instance_path),
         # hide_parameters: SQL errors would otherwise log names and amounts.
         "SQLALCHEMY_ENGINE_OPTIONS": {"hide_parameters": True},
+        # Reads on streaming replicas (SPEC §8, app/db/replicas.py): how long a read that
+        # presents a position waits for a replica to replay it, and how far behind the
+        # primary a replica may be and still answer reads; both in seconds.
+        "DATABASE_REPLICA_URLS": replica_urls(env),
+        "REPLICA_WAIT": as_number("REPLICA_WAIT", 2.0, env, minimum=0, maximum=60),
+        "REPLICA_MAX_LAG": as_number("REPLICA_MAX_LAG", 10.0, env, minimum=0),
+        # How often each process checks its databases' health and lag.
+        "REPLICA_CHECK_SECONDS": as_number(
+            "REPLICA_CHECK_SECONDS", 1.0, env, minimum=0.05, maximum=60
+        ),
         "API_READ_TOKENS": as_tokens("API_READ_TOKENS", env),
         "API_WRITE_TOKENS": as_tokens("API_WRITE_TOKENS", env),
         "RATELIMIT_SYNC": env.get("RATELIMIT_SYNC", "60 per minute"),
@@ -193,12 +213,25 @@ def validate_config(config: Mapping[str, Any]) -> None:
             )
     if not isinstance(logging.getLevelName(config["LOG_LEVEL"]), int):
         raise ConfigError(f"LOG_LEVEL must be a logging level name, got {config['LOG_LEVEL']!r}")
+    _validate_replicas(config)
     broker = config.get("EVENTS_BROKER_URL")
     if broker is not None and not broker.startswith(("amqp://", "amqps://")):
         # The URL may hold a password: name the scheme only.
         raise ConfigError(
             "EVENTS_BROKER_URL must be an amqp:// or amqps:// URL, got one "
             f"starting {broker.split(':', 1)[0]!r}"
+        )
+
+
+def _validate_replicas(config: Mapping[str, Any]) -> None:
+    """Replicas are PostgreSQL hot standbys of a PostgreSQL primary."""
+    replicas = config.get("DATABASE_REPLICA_URLS") or ()
+    if replicas and not all(
+        str(url).startswith("postgresql") for url in (config["SQLALCHEMY_DATABASE_URI"], *replicas)
+    ):
+        raise ConfigError(
+            "DATABASE_REPLICA_URLS names PostgreSQL hot standbys: DATABASE_URL and every "
+            "replica URL must be postgresql:// URLs"
         )
 
 

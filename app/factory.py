@@ -62,7 +62,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_request_hooks(app: Flask) -> None:
-    """Request id and access log, metrics, then access control, then rate limits.
+    """Request id and access log, metrics, then access control, rate limits, read routing.
 
     The order matters: hooks run in registration order (after-request hooks in
     reverse), so every response, a 401 or 429 included, gets its request id,
@@ -72,6 +72,7 @@ def register_request_hooks(app: Flask) -> None:
     from app.web.auth import init_auth
     from app.web.metrics import init_metrics
     from app.web.rate_limits import init_rate_limits
+    from app.web.replicas import init_replicas
     from app.web.request_log import init_request_log
 
     # An escaped slash inside an id must survive to routing (app/api/converters.py).
@@ -90,6 +91,7 @@ def register_request_hooks(app: Flask) -> None:
     init_metrics(app)
     init_auth(app)
     init_rate_limits(app)
+    init_replicas(app)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -106,6 +108,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(docs.bp)
     # The console's HTML pages are not API endpoints either.
     init_console(app)
+    # With replicas, a view whose replica fails runs again elsewhere (app/web/replicas.py).
+    from app.web.replicas import retry_reads_elsewhere
+
+    retry_reads_elsewhere(app)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -199,6 +199,8 @@ class DataVersion(Base):
 
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
     token: orm.Mapped[str] = orm.mapped_column(sa.String(64))
+    # Raised with the token (migration e1a3c5e7f9b2), which begins with it: the position.
+    counter: orm.Mapped[int] = orm.mapped_column(sa.BigInteger(), server_default="0")
 
     __table_args__ = (sa.CheckConstraint("id = 1", name="single_row"),)
 

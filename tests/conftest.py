@@ -42,6 +42,7 @@ _MARKERS_BY_PATH = {
     "tests/live/test_console_browser.py": ("live", "browser"),
     "tests/events/test_events_relay.py": ("live", "broker"),
     "tests/sync/test_sync_clock.py": ("live",),
+    "tests/topology/": ("topology",),
 }
 
 

@@ -11,6 +11,10 @@ version again after the answer: unchanged, the answer is of that version
 (SPEC §3: one snapshot per answer); changed, a sync committed meanwhile and
 the answer is read again in one snapshot, under that snapshot's version.
 
+Every answer says its data position (``X-Data-Position``) and its ETag
+begins with it, so a revalidation presents the state it saw: with replicas,
+it is answered from that state or a later one (app/web/replicas.py).
+
 The cache is bounded in entries (READ_CACHE_SIZE) and in bytes
 (READ_CACHE_BYTES); READ_CACHE_SIZE=0 turns it off, never the ETags.
 """
@@ -28,8 +32,10 @@ from typing import Any
 from flask import Response, current_app, g, request
 
 from app.db.engine import read_snapshot, read_without_transaction
+from app.db.positions import position_of
 from app.extensions import db
 from app.reads import live
+from app.web.replicas import note_position
 
 _KEPT_HEADERS = ("Content-Type", "Link")
 CACHE_CONTROL = "private, no-cache"
@@ -109,6 +115,7 @@ def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:
         read_without_transaction(session)
         # A cache hit (or a 304) is answered from this one statement.
         version = live.data_version(session)
+        note_position(version)
         answer = _known_answer(version, args, kwargs)
         if answer is not None:
             return answer
@@ -122,6 +129,7 @@ def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:
         if version is not None and live.data_version(session) != version:
             with read_snapshot(session):
                 version = live.data_version(session)
+                note_position(version)
                 answer = _known_answer(version, args, kwargs)
                 if answer is not None:
                     return answer
@@ -165,7 +173,12 @@ def _key(version: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[A
 
 
 def _etag(key: tuple[Any, ...]) -> str:
-    return hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+    """The tag of a read: its data position, then a digest of the key (data version
+    included). Both are replicated data, so one state gives one tag on every node and
+    replica (SPEC §8), and the position tells a revalidation what state it saw."""
+    digest = hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+    position = position_of(key[0])
+    return digest if position is None else f"{position}.{digest}"
 
 
 def _known_answer(

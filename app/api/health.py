@@ -12,6 +12,7 @@ from app.api.schemas import HealthSchema, ReadinessSchema
 from app.errors import APIError
 from app.extensions import db
 from app.reads import live
+from app.web.replicas import router_of
 
 bp = Blueprint("health", __name__, description="Probes for load balancers and orchestrators.")
 
@@ -32,9 +33,15 @@ def healthz() -> dict[str, Any]:
     "schema is not at the latest migration (not_ready).",
 )
 def readyz() -> dict[str, Any]:
-    """Report ready when the database answers and its schema is at the latest migration."""
+    """Report ready when the database answers and its schema is at the latest migration.
+
+    With replicas: when the database reads are routed to answers (the primary
+    may be lost: reads go on from the replicas), and the body names which
+    databases answer.
+    """
     expected = _migration_heads()
-    # An unreachable database raises: 503 database_unavailable (app/errors.py).
+    # An unreachable database raises: 503 database_unavailable (app/errors.py);
+    # with replicas, a failing replica's read is first retried elsewhere.
     current = live.schema_revisions(db.session)
     if current != expected:
         raise APIError(
@@ -43,7 +50,11 @@ def readyz() -> dict[str, Any]:
             "The database schema is not at the latest migration.",
             {"current": sorted(current), "expected": sorted(expected)},
         )
-    return {"status": "ready", "revision": sorted(current)}
+    ready: dict[str, Any] = {"status": "ready", "revision": sorted(current)}
+    router = router_of(current_app)
+    if router is not None:
+        ready["databases"] = router.status()
+    return ready
 
 
 def _migration_heads() -> set[str]:

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from app.events.status import RelayStatus, relay_status
 from app.extensions import db
 from app.web import metrics
+from app.web.replicas import router_of
 
 log = logging.getLogger(__name__)
 
@@ -22,11 +23,17 @@ _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 @bp.route("/metrics", methods=["GET"])
 @bp.doc(responses={"200": {"description": "Prometheus text exposition format.", "content": _TEXT}})
 def prometheus_metrics() -> Response:
-    """Request latencies, sync runs and rows by outcome, sync durations, event relay lag."""
+    """Request latencies, sync runs and rows by outcome, sync durations, event relay lag,
+    and with replicas each replica's lag and reads per database role."""
     body, content_type = metrics.exposition()
     relay = _relay_status()
     if relay is not None:
         body += metrics.relay_exposition(relay.lag, relay.published_total, relay.publish_rate)
+    router = router_of(current_app)
+    if router is not None:
+        body += metrics.replica_exposition(
+            [(r.index, r.host, r.lag, r.up) for r in router.replicas]
+        )
     return Response(body, content_type=content_type)
 
 

@@ -21,6 +21,12 @@ class ReadinessSchema(ma.Schema):
 
     status = fields.String(required=True, metadata={"example": "ready"})
     revision = fields.List(fields.String(), required=True)
+    databases = fields.Dict(
+        metadata={
+            "description": "With replicas (DATABASE_REPLICA_URLS): which databases answer: "
+            "the primary's state and each replica's (up, lagging or down) and lagSeconds."
+        }
+    )
 
 
 class PatientSchema(ma.Schema):
@@ -130,3 +136,10 @@ class SyncReportSchema(SyncSummarySchema):
     """The report of one sync (documentation only; reports are stored as JSON)."""
 
     errors = fields.List(fields.Nested(SyncRecordErrorSchema))
+    data_position = fields.String(
+        data_key="dataPosition",
+        metadata={
+            "description": "The data position this sync's state is at (or a later one): "
+            "send it as X-Data-Position to read your own writes (SPEC §8)."
+        },
+    )

@@ -10,6 +10,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from app.errors import APIError
 from app.extensions import db
+from app.reads import live
 from app.snapshot import GunzipReader, SnapshotError, SnapshotTooLarge, iter_snapshot
 from app.sync import SyncRefused, SyncReport, SyncSettings, run_sync
 from app.web import metrics
@@ -42,7 +43,10 @@ def sync_from_request(entity: str, *, dry_run: bool, force: bool) -> dict[str, A
         rows = report.counts() if report is not None and not report.dry_run else None
         metrics.observe_sync(entity, outcome, time.perf_counter() - started, rows)
         g.sync_summary = _summary(entity, outcome, report)
-    return report.to_json()
+    # Read on the primary after the commit: this sync's state or a later one (SPEC §8).
+    position = live.data_position(db.session)
+    g.data_position = position
+    return {**report.to_json(), "dataPosition": position}
 
 
 def _summary(entity: str, outcome: str, report: SyncReport | None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from app.db.clock import transaction_clock
 from app.extensions import db
 from app.models import ConsoleSession
 from app.web.auth import Principal, TokenRegistry, bearer_principal, token_digest
+from app.web.replicas import reading_sessions
 
 _DIGEST = "token_sha256"
 _CSRF = "csrf"
@@ -135,11 +136,14 @@ def _session_is_open(session_id: object) -> bool:
     """Whether ``session_id`` (from the cookie) names a session not signed out nor expired."""
     if not isinstance(session_id, str):
         return False
-    found = db.session.execute(
-        sa.select(ConsoleSession.id).where(
-            ConsoleSession.id == _row_id(session_id), ConsoleSession.expires_at > _database_now()
-        )
-    ).first()
+    # On the primary, which has every sign-in and sign-out (a replica may not yet).
+    with reading_sessions():
+        found = db.session.execute(
+            sa.select(ConsoleSession.id).where(
+                ConsoleSession.id == _row_id(session_id),
+                ConsoleSession.expires_at > _database_now(),
+            )
+        ).first()
     return found is not None
 
 

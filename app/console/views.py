@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, redirect, render_template, request, url_for
+from flask import Response, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.routing import PathConverter
 
@@ -15,6 +15,8 @@ from app.console.blueprint import bp
 from app.console.errors import ConsoleError
 from app.db.engine import read_snapshot
 from app.extensions import db
+from app.reads import live
+from app.web.replicas import note_position, router_of
 
 SYNC_ID_MAX = 2**31 - 1
 # The patient page's timeline cursors, in pages.TimelineCursors' order.
@@ -37,6 +39,10 @@ def one_snapshot(view: Callable[..., Any]) -> Callable[..., Any]:
         # The sign-in check may have begun a transaction of its own; it only read.
         session.rollback()
         with read_snapshot(session):
+            if router_of(current_app) is not None:
+                # Which state the page shows, so a reload can ask for it or later
+                # (SPEC §8); one statement, paid only where replicas answer.
+                note_position(live.data_version(session))
             return view(*args, **kwargs)
 
     return wrapper

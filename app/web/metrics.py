@@ -1,4 +1,5 @@
-"""Prometheus metrics: request latency, sync runs, rows by outcome, sync duration, event relay.
+"""Prometheus metrics: request latency, sync runs, rows by outcome, sync duration, event relay,
+replicas.
 
 Labels carry route templates, known methods, statuses, entities and outcomes
 only, never patient data. Every label comes from a closed set: nothing a
@@ -57,6 +58,12 @@ SYNC_DURATION = Histogram(
     "Time from the start of a sync request to its report.",
     ["entity", "outcome"],
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600),
+)
+DATABASE_READS = Counter(
+    "database_reads_total",
+    "Read requests (GET) by the database that answered them (primary or replica); "
+    "only with DATABASE_REPLICA_URLS.",
+    ["role"],
 )
 
 
@@ -136,4 +143,35 @@ def relay_exposition(lag: int, published_total: int, publish_rate: float) -> byt
     """The relay's three series in Prometheus text format, to follow ``exposition()``'s."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_RelayFigures(lag, published_total, publish_rate))
+    return generate_latest(registry)
+
+
+class _ReplicaFigures(Collector):
+    """Each replica's lag and whether it answers, as this process last checked them."""
+
+    def __init__(self, replicas: list[tuple[int, str, float | None, bool]]) -> None:
+        self._replicas = replicas
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        lag = GaugeMetricFamily(
+            "database_replica_lag_seconds",
+            "How far each replica is behind the primary (NaN when it cannot be measured: "
+            "the replica or the primary does not answer).",
+            labels=["replica", "host"],
+        )
+        up = GaugeMetricFamily(
+            "database_replica_up",
+            "Whether each replica answered its last check (1) or not (0).",
+            labels=["replica", "host"],
+        )
+        for index, host, seconds, answers in self._replicas:
+            lag.add_metric([str(index), host], float("nan") if seconds is None else seconds)
+            up.add_metric([str(index), host], 1.0 if answers else 0.0)
+        return [lag, up]
+
+
+def replica_exposition(replicas: list[tuple[int, str, float | None, bool]]) -> bytes:
+    """The replicas' series (index, host: from DATABASE_REPLICA_URLS, a closed set)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ReplicaFigures(replicas))
     return generate_latest(registry)
