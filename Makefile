@@ -6,7 +6,7 @@ FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-fast lint install migrate serve clean bench
+.PHONY: run test test-fast lint install migrate serve clean bench cluster cluster-stop
 
 $(BIN)/activate: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,9 @@ clean:
 bench: install ## Benchmarks against PostgreSQL (BENCH_SCALE=large for 1M/10M); results in bench/results/
 	command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
 	$(BIN)/python -m bench.run
+
+cluster: ## A primary, a streaming standby, Redis, two app nodes behind HAProxy, the relay (docs/scaling.md)
+	ops/cluster.sh start
+
+cluster-stop: ## Stop everything `make cluster` started and remove it
+	ops/cluster.sh stop
