@@ -197,3 +197,20 @@ def test_production_without_a_secret_key_exits_with_one_clear_line(tmp_path: Pat
 def test_sync_work_mem_defaults_to_128mb_and_takes_larger_sizes(tmp_path: Path) -> None:
     assert config_from({}, tmp_path)["SYNC_WORK_MEM"] == "128MB"
     assert config_from({"SYNC_WORK_MEM": "1GB"}, tmp_path)["SYNC_WORK_MEM"] == "1GB"
+
+
+def test_replica_urls_are_comma_separated_postgresql_urls(tmp_path: Path) -> None:
+    config = config_from(
+        {
+            "DATABASE_URL": "postgresql://primary/pp",
+            "DATABASE_REPLICA_URLS": " postgres://one/pp, ,postgresql://two/pp ",
+        },
+        tmp_path,
+    )
+    assert config["DATABASE_REPLICA_URLS"] == ("postgresql://one/pp", "postgresql://two/pp")
+    assert (config["REPLICA_WAIT"], config["REPLICA_MAX_LAG"]) == (2.0, 10.0)
+
+
+def test_replicas_of_the_embedded_database_are_refused_at_startup(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="DATABASE_REPLICA_URLS"):
+        config_from({"DATABASE_REPLICA_URLS": "postgresql://one/pp"}, tmp_path)
