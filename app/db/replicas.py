@@ -20,7 +20,8 @@ that answers serves, as of what it has replayed.
 A read that presents a position is answered from that position or later: a
 replica known to have it serves at once; a position newer than the
 primary's last check (a sync that just committed, or a made-up value) is
-read on the primary; otherwise the replica is polled for it up to
+read on the primary, and so is one a replica lagging more than REPLICA_WAIT
+would not reach in time; otherwise the replica is polled for it up to
 REPLICA_WAIT, then the primary answers.
 """
 
@@ -271,6 +272,9 @@ class Router:
         newest = self.primary.counter
         if newest is not None and required > newest:
             # Newer than anything the last check saw: just committed (or made up).
+            return self.primary
+        if replica.lag is not None and replica.lag > self.wait:
+            # Behind by more than a wait: it would not catch up in time.
             return self.primary
         if self._wait_for(replica, required):
             return replica
