@@ -247,16 +247,25 @@ class AnalyticsSyncSchema(ma.Schema):
     state = fields.String(metadata={"example": "applied"})
     dry_run = fields.Boolean(data_key="dryRun")
     started_at = fields.String(
-        data_key="startedAt", metadata={"example": "2026-11-21T10:00:00.000000+00:00"}
+        data_key="startedAt",
+        allow_none=True,
+        metadata={
+            "description": "Null while the sync is queued or running.",
+            "example": "2026-11-21T10:00:00.000000+00:00",
+        },
     )
     duration_seconds = fields.Float(
         data_key="durationSeconds",
-        metadata={"description": "finishedAt - startedAt.", "example": 0.012},
+        allow_none=True,
+        metadata={
+            "description": "finishedAt - startedAt; null while queued or running.",
+            "example": 0.012,
+        },
     )
-    received = fields.Integer()
-    created = fields.Integer()
-    updated = fields.Integer()
-    restored = fields.Integer()
-    unchanged = fields.Integer()
-    rejected = fields.Integer()
-    deleted = fields.Integer()
+    received = fields.Integer(allow_none=True)  # null unless applied
+    created = fields.Integer(allow_none=True)
+    updated = fields.Integer(allow_none=True)
+    restored = fields.Integer(allow_none=True)
+    unchanged = fields.Integer(allow_none=True)
+    rejected = fields.Integer(allow_none=True)
+    deleted = fields.Integer(allow_none=True)

@@ -250,16 +250,6 @@ def _terminating_places(denominator: int) -> int | None:
     return max(twos, fives) if denominator == 1 else None
 
 
-def sync_state() -> sa.ColumnElement[str]:
-    """The state of a recorded sync, as a column of a sync_runs select.
-
-    Every sync recorded today was applied (a dry run too: SPEC §2); once
-    sync_runs has its own ``state`` (asynchronous syncs, issue 20), this
-    returns that column.
-    """
-    return sa.literal("applied", sa.String())
-
-
 def sync_trend(bind: Any, after: int | None = None) -> sa.Select[Any]:
     """Recorded syncs (those after sync ``after``, if given): what GET /analytics/syncs lists.
 
@@ -269,7 +259,7 @@ def sync_trend(bind: Any, after: int | None = None) -> sa.Select[Any]:
     query = sa.select(
         SyncRun.id,
         SyncRun.entity,
-        sync_state().label("state"),
+        SyncRun.state,
         SyncRun.dry_run,
         SyncRun.started_at,
         SyncRun.finished_at,
