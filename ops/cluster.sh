@@ -4,8 +4,8 @@
 #   ops/cluster.sh start   a PostgreSQL 15 primary, one hot standby streaming from it
 #                          (pg_basebackup -R -X stream), Redis for the rate budgets, two
 #                          gunicorn app nodes reading from the standby, HAProxy in front of
-#                          them, and the event relay (RabbitMQ at EVENTS_BROKER_URL); prints
-#                          the URL
+#                          them, the event relay (RabbitMQ at EVENTS_BROKER_URL) and the
+#                          asynchronous sync worker; prints the URL
 #   ops/cluster.sh stop    stops every process it started and removes its directory
 #
 # Debian packages it needs (installed when missing, as root): postgresql-15, redis-server,
@@ -93,9 +93,11 @@ start() {
     done
   done
 
-  echo "event relay" >&2
+  echo "event relay and sync worker" >&2
   nohup "$VENV_BIN/flask" --app wsgi events relay >"$DIR/relay.log" 2>&1 &
   echo $! >"$DIR/relay.pid"
+  nohup "$VENV_BIN/flask" --app wsgi syncs worker >"$DIR/worker.log" 2>&1 &
+  echo $! >"$DIR/worker.pid"
 
   echo "haproxy on $PORT" >&2
   cat >"$DIR/haproxy.cfg" <<EOF
@@ -143,6 +145,7 @@ stop() {
   [ -d "$DIR" ] || { echo "no cluster at $DIR" >&2; return 0; }
   stop_pid "$DIR/haproxy.pid"
   stop_pid "$DIR/relay.pid"
+  stop_pid "$DIR/worker.pid"
   for port in "${NODE_PORTS[@]}"; do stop_pid "$DIR/node-$port.pid"; done
   stop_pid "$DIR/redis.pid"
   for server in standby primary; do
