@@ -28,6 +28,7 @@ from app.console.versions import (
     newest_first_by_record,
     read_versions,
 )
+from app.entities import ENTITIES
 from app.events.status import relay_status
 from app.extensions import db
 from app.instants import parse_instant
@@ -47,7 +48,6 @@ from app.reads.serializers import change_json
 from app.reads.syncs import sync_report, sync_runs
 from app.sync.report import COUNTED_OUTCOMES
 
-ENTITIES = ("patients", "payments")
 SYNCS_PER_PAGE = 50
 CHANGES_PER_PAGE = 100
 PATIENTS_PER_PAGE = 50

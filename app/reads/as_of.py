@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.db.types import Money
+from app.entities import PATIENTS, PAYMENT_PATIENT, PAYMENTS, Entity
 from app.models import HistoryHorizon, Patient, PatientVersion, Payment, PaymentVersion
 from app.reads.live import in_cents
 
@@ -32,10 +33,15 @@ def pruned_horizon(session: orm.Session, at: datetime) -> datetime | None:
     return pruned_before if pruned_before is not None and at < pruned_before else None
 
 
-_PATIENT_FIELDS = ("external_id", "first_name", "last_name", "middle_name", "date_of_birth")
+def _held(entity: Entity) -> tuple[str, ...]:
+    """The columns each version of ``entity`` holds: externalId, its own synced fields,
+    then those held as another table's row id (a payment's patient)."""
+    own = (field.stored_column for field in entity.own)
+    return ("external_id", *own, *(field.stored_column for field, _ in entity.joined))
 
 
-_PAYMENT_FIELDS = ("external_id", "amount", "patient_id")
+_PATIENT_FIELDS = _held(PATIENTS)
+_PAYMENT_FIELDS = _held(PAYMENTS)
 
 
 def _versions_at(
@@ -172,17 +178,17 @@ def live_payments_at(
         sa.select(
             payments.c.id,
             payments.c.external_id,
-            payments.c.amount,
-            Patient.external_id.label("patient_external_id"),
+            *(payments.c[field.stored_column] for field in PAYMENTS.own),
+            Patient.external_id.label(PAYMENT_PATIENT.column),
             payments.c.created,
             payments.c.updated,
         )
-        .join(Patient, Patient.id == payments.c.patient_id)
+        .join(Patient, Patient.id == payments.c[PAYMENT_PATIENT.stored_column])
         .subquery("payments_at")
     )
     query = sa.select(listed)
     if patient_external_id is not None:
-        query = query.where(listed.c.patient_external_id == patient_external_id)
+        query = query.where(listed.c[PAYMENT_PATIENT.column] == patient_external_id)
     return query, listed
 
 
