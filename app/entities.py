@@ -62,6 +62,8 @@ class Entity:
     extras: tuple[Field, ...] = ()
     # The keys of ``fields`` in the order the console's timelines list them, if not theirs.
     console_order: tuple[str, ...] | None = None
+    # Whether the console shows each record on a page of its own (a patient's page).
+    own_page: bool = False
 
     def field(self, key: str) -> Field:
         """The synced field whose JSON key is ``key``."""
@@ -109,6 +111,7 @@ PATIENTS = Entity(
         Field("paymentsTotal", "payments_total", "Total of live payments", "money"),
         Field("paymentsCount", "payments_count", "Live payments", "integer"),
     ),
+    own_page=True,
 )
 
 PAYMENTS = Entity(

@@ -196,6 +196,8 @@ def sync(sync_id: int, cursor: str | None) -> dict[str, Any]:
         "duration": _duration(report),
         "outcomes": COUNTED_OUTCOMES,
         "changes": [change_json(row) for row in page.rows],
+        # Each change names its record; a record with a page of its own links to it.
+        "linked": ENTITIES[report["entity"]].own_page,
         "next_cursor": page.next_cursor,
         "first": cursor is None,
     }
