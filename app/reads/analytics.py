@@ -45,10 +45,12 @@ class Totals:
 
 def live_totals() -> Totals:
     """The replica now: every patients row carries its live payments' count and total."""
+    # A subquery, not a CTE: each reader of it is planned on the table itself, so
+    # min, max and the ranks are reads of the index on live totals.
     patients = (
         sa.select(Patient.payments_total.label("total"), Patient.payments_count.label("payments"))
         .where(Patient.deleted.is_(None))
-        .cte("live_totals")
+        .subquery("live_totals")
     )
     # Summing the rows' counts and totals (deleted patients' included) replaces
     # a scan of every payment.
@@ -65,6 +67,7 @@ def totals_at(at: datetime) -> Totals:
     """The replica as it stood at ``at``, from the versions live then."""
     per_patient = payment_totals_at(at)
     live = live_patients_with_totals_at(at, per_patient)
+    # A CTE: computed once however many readers (aggregates, ranks, bounds) it has.
     patients = sa.select(
         live.c.payments_total.label("total"), live.c.payments_count.label("payments")
     ).cte("live_totals")
@@ -114,22 +117,21 @@ def summary(session: orm.Session, source: Totals) -> Summary:
             sa.func.min(totals).label("minimum"),
             sa.func.max(totals).label("maximum"),
             sa.type_coerce(sa.func.sum(totals), Money()).label("sum"),
-            *(
-                sa.type_coerce(rank, Money()).label(f"p{percent}")
-                for percent, rank in zip(
-                    PERCENTILES,
-                    dialect_of(session).nearest_ranks(totals, PERCENTILES),
-                    strict=True,
-                )
-            ),
         )
         .select_from(source.patients)
         .subquery("patient_figures")
     )
     payments = source.payments.subquery("payment_figures")
-    # Two aggregates without GROUP BY: one row each, joined.
+    ranks = (
+        sa.type_coerce(
+            dialect_of(session).nearest_rank(totals, patients.c.patients, percent), Money()
+        ).label(f"p{percent}")
+        for percent in PERCENTILES
+    )
+    # Two aggregates without GROUP BY: one row each, joined; the ranks read the
+    # totals in order, skipping to each one.
     row = session.execute(
-        sa.select(patients, payments).select_from(patients.join(payments, sa.true()))
+        sa.select(patients, payments, *ranks).select_from(patients.join(payments, sa.true()))
     ).one()
     count = int(row.patients)
     return Summary(
