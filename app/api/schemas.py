@@ -110,12 +110,52 @@ class SyncRecordErrorSchema(ma.Schema):
     messages = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
-class SyncSummarySchema(ma.Schema):
-    """One sync in the list: its report without the errors (documentation only)."""
+SYNC_STATES = ("queued", "running", "applied", "refused", "failed")
+
+
+class SyncErrorBodySchema(ma.Schema):
+    """Why an asynchronous sync was refused or failed: the error a synchronous one answers."""
+
+    code = fields.String()
+    message = fields.String()
+    details = fields.Dict()
+
+
+class QueuedSyncSchema(ma.Schema):
+    """An asynchronous sync not finished yet (queued or running): no counts so far."""
 
     sync_id = fields.Integer(data_key="syncId")
     entity = fields.String()
     dry_run = fields.Boolean(data_key="dryRun")
+    state = fields.String(
+        metadata={"enum": list(SYNC_STATES), "description": "queued or running while unfinished."}
+    )
+    accepted_at = fields.String(
+        data_key="acceptedAt",
+        metadata={"description": "When the sync was accepted (the database's clock)."},
+    )
+
+
+class SyncSummarySchema(ma.Schema):
+    """One sync in the list: its report without the errors (documentation only).
+
+    A finished sync (``applied``) carries the counts; an unfinished one
+    (``queued``, ``running``) only its id, entity, dryRun, state and
+    acceptedAt; a ``refused`` or ``failed`` one its ``error`` instead of counts.
+    """
+
+    sync_id = fields.Integer(data_key="syncId")
+    entity = fields.String()
+    dry_run = fields.Boolean(data_key="dryRun")
+    state = fields.String(metadata={"enum": list(SYNC_STATES)})
+    accepted_at = fields.String(
+        data_key="acceptedAt",
+        metadata={"description": "Asynchronous syncs until finished, and refused or failed ones."},
+    )
+    error = fields.Nested(
+        SyncErrorBodySchema,
+        metadata={"description": "A refused or failed asynchronous sync: why (code, message)."},
+    )
     received = fields.Integer()
     created = fields.Integer()
     updated = fields.Integer()
