@@ -179,6 +179,11 @@ def _money(description: str, example: str, **kwargs: Any) -> fields.String:
     return fields.String(metadata={"description": description, "example": example}, **kwargs)
 
 
+def _count() -> fields.Integer:
+    """One count of a sync's report; null for a refused or failed sync, which counted none."""
+    return fields.Integer(allow_none=True, metadata={"example": 3})
+
+
 class PatientTotalsSchema(ma.Schema):
     """The spread of live patients' totals (a patient with no payments counts as 0)."""
 
@@ -240,11 +245,11 @@ class AnalyticsHistogramSchema(ma.Schema):
 
 
 class AnalyticsSyncSchema(ma.Schema):
-    """One recorded sync as GET /analytics/syncs lists it: for trends and alerts."""
+    """One finished sync as GET /analytics/syncs lists it, in the order syncs finished in."""
 
     sync_id = fields.Integer(data_key="syncId", metadata={"example": 12})
     entity = fields.String(metadata={"enum": ["patients", "payments"]})
-    state = fields.String(metadata={"example": "applied"})
+    state = fields.String(metadata={"enum": ["applied", "refused", "failed"]})
     dry_run = fields.Boolean(data_key="dryRun")
     started_at = fields.String(
         data_key="startedAt", metadata={"example": "2026-11-21T10:00:00.000000+00:00"}
@@ -253,10 +258,10 @@ class AnalyticsSyncSchema(ma.Schema):
         data_key="durationSeconds",
         metadata={"description": "finishedAt - startedAt.", "example": 0.012},
     )
-    received = fields.Integer()
-    created = fields.Integer()
-    updated = fields.Integer()
-    restored = fields.Integer()
-    unchanged = fields.Integer()
-    rejected = fields.Integer()
-    deleted = fields.Integer()
+    received = _count()
+    created = _count()
+    updated = _count()
+    restored = _count()
+    unchanged = _count()
+    rejected = _count()
+    deleted = _count()

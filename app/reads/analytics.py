@@ -18,10 +18,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app.db.dialect import dialect_of
+from app.db.dialect import Bind, dialect_of
 from app.db.types import CENT, Money
 from app.models import Patient, SyncRun
 from app.reads.as_of import live_patients_with_totals_at, payment_totals_at
+from app.reads.syncs import finished_position
 
 PERCENTILES = (50, 90, 99)
 # Edges whose width is not a terminating decimal are rounded to this many places.
@@ -252,29 +253,23 @@ def _terminating_places(denominator: int) -> int | None:
     return max(twos, fives) if denominator == 1 else None
 
 
-def sync_state() -> sa.ColumnElement[str]:
-    """The state of a recorded sync, as a column of a sync_runs select.
+def sync_trend(bind: Bind, after: int | None = None) -> sa.Select[Any]:
+    """Finished syncs (those finished after sync ``after``, if given): GET /analytics/syncs.
 
-    Every sync recorded today was applied (a dry run too: SPEC §2); once
-    sync_runs has its own ``state`` (asynchronous syncs, issue 20), this
-    returns that column.
-    """
-    return sa.literal("applied", sa.String())
-
-
-def sync_trend(bind: Any, after: int | None = None) -> sa.Select[Any]:
-    """Recorded syncs (those after sync ``after``, if given): what GET /analytics/syncs lists.
-
-    Each with its state, times and its report without the errors (the counts).
+    Each with its state, times and its report without the errors (the
+    counts). In the order syncs finished in, the feed's (app/reads/syncs.py):
+    a queued or running sync has no duration or counts yet, and is listed
+    once it finishes, never passed over by a client that follows ``after``.
     """
     report = dialect_of(bind).json_without(SyncRun.report, "errors")
     query = sa.select(
         SyncRun.id,
+        SyncRun.applied_seq,
         SyncRun.entity,
-        sync_state().label("state"),
+        SyncRun.state,
         SyncRun.dry_run,
         SyncRun.started_at,
         SyncRun.finished_at,
         sa.type_coerce(report, SyncRun.report.type).label("report"),
-    )
-    return query if after is None else query.where(SyncRun.id > after)
+    ).where(SyncRun.applied_seq.is_not(None))
+    return query if after is None else query.where(SyncRun.applied_seq > finished_position(after))

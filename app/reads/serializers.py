@@ -192,13 +192,16 @@ _REPORT_COUNTS = ("received", "created", "updated", "restored", "unchanged", "re
 
 
 def sync_trend_json(row: Any) -> dict[str, Any]:
-    """One sync as GET /analytics/syncs lists it: state, start, duration and counts."""
+    """One finished sync as GET /analytics/syncs lists it: state, start, duration and counts.
+
+    A refused or failed sync changed nothing and counted nothing: its counts are null.
+    """
     return {
         "syncId": row.id,
         "entity": row.entity,
         "state": row.state,
         "dryRun": row.dry_run,
-        "startedAt": row.report["startedAt"],
+        "startedAt": row.started_at.isoformat(timespec="microseconds"),
         "durationSeconds": (row.finished_at - row.started_at).total_seconds(),
-        **{name: row.report[name] for name in _REPORT_COUNTS},
+        **{name: row.report.get(name) for name in _REPORT_COUNTS},
     }

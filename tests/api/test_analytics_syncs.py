@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.support.helpers import (
@@ -18,6 +19,7 @@ from tests.support.helpers import (
     payment_record,
     sync,
 )
+from tests.support.sync_queue import queue_sync, run_worker
 
 COUNTS = ("received", "created", "updated", "restored", "unchanged", "rejected", "deleted")
 
@@ -106,3 +108,24 @@ def test_sync_trend_rejects_a_bad_parameter_naming_it(
     assert response.status_code == 422
     assert error_code(response) == "invalid_parameter"
     assert parameter in str(response.get_json()["error"])
+
+
+@pytest.mark.postgresql_only
+def test_sync_trend_lists_an_asynchronous_sync_once_finished_in_the_order_syncs_finished(
+    queue_app: Flask,
+) -> None:
+    client = queue_app.test_client()
+    first = sync(client, "patients", [patient_record(f"p{n}") for n in range(5)])
+    # Would delete four of five live patients: the worker records it refused.
+    queued = queue_sync(client, "patients", [patient_record("p0")])
+    later = sync(client, "payments", [payment_record("m1", "p1")])
+    listed = [item["syncId"] for item in client.get("/analytics/syncs").get_json()]
+    assert listed == [first["syncId"], later["syncId"]]
+    run_worker(queue_app)
+    items = client.get("/analytics/syncs").get_json()
+    assert [item["syncId"] for item in items] == [r["syncId"] for r in (first, later, queued)]
+    refused = items[-1]
+    assert (refused["state"], refused["durationSeconds"]) == ("refused", 0)
+    assert all(refused[name] is None for name in COUNTS)
+    after_later = client.get(f"/analytics/syncs?after={later['syncId']}").get_json()
+    assert [item["syncId"] for item in after_later] == [queued["syncId"]]
