@@ -15,7 +15,7 @@ from app.api.pagination import paginated
 from app.api.schemas import AnalyticsHistogramSchema, AnalyticsSummarySchema, AnalyticsSyncSchema
 from app.extensions import db
 from app.reads import analytics
-from app.reads.orderings import SYNCS_OLDEST_FIRST
+from app.reads.orderings import SYNCS_BY_ID
 from app.reads.paging import SortKey
 from app.reads.serializers import histogram_json, summary_json, sync_trend_json
 
@@ -47,10 +47,10 @@ def get_histogram(buckets: int, as_of: datetime | None) -> dict[str, Any]:
 @bp.route("/analytics/syncs", methods=["GET"])
 @bp.arguments(AnalyticsSyncArgsSchema, location="query", as_kwargs=True)
 @bp.alt_response(
-    200, schema=AnalyticsSyncSchema(many=True), description="Finished syncs, oldest first."
+    200, schema=AnalyticsSyncSchema(many=True), description="Recorded syncs, oldest first."
 )
 @cached_read
 @paginated(item=sync_trend_json)
 def list_sync_trend(after: int | None) -> tuple[sa.Select[Any], SortKey]:
-    """List finished syncs, oldest first in the order they finished: state, duration, counts."""
-    return analytics.sync_trend(db.session, after=after), SYNCS_OLDEST_FIRST
+    """List recorded syncs oldest first: state, start, duration and counts."""
+    return analytics.sync_trend(db.session, after=after), SYNCS_BY_ID

@@ -180,7 +180,7 @@ def _money(description: str, example: str, **kwargs: Any) -> fields.String:
 
 
 def _count() -> fields.Integer:
-    """One count of a sync's report; null for a refused or failed sync, which counted none."""
+    """One count of a sync's report; null unless the sync was applied (a dry run included)."""
     return fields.Integer(allow_none=True, metadata={"example": 3})
 
 
@@ -249,14 +249,23 @@ class AnalyticsSyncSchema(ma.Schema):
 
     sync_id = fields.Integer(data_key="syncId", metadata={"example": 12})
     entity = fields.String(metadata={"enum": ["patients", "payments"]})
-    state = fields.String(metadata={"enum": ["applied", "refused", "failed"]})
+    state = fields.String(metadata={"enum": ["queued", "running", "applied", "refused", "failed"]})
     dry_run = fields.Boolean(data_key="dryRun")
     started_at = fields.String(
-        data_key="startedAt", metadata={"example": "2026-11-21T10:00:00.000000+00:00"}
+        data_key="startedAt",
+        allow_none=True,
+        metadata={
+            "description": "Null while the sync is queued or running.",
+            "example": "2026-11-21T10:00:00.000000+00:00",
+        },
     )
     duration_seconds = fields.Float(
         data_key="durationSeconds",
-        metadata={"description": "finishedAt - startedAt.", "example": 0.012},
+        allow_none=True,
+        metadata={
+            "description": "finishedAt - startedAt; null while queued or running.",
+            "example": 0.012,
+        },
     )
     received = _count()
     created = _count()

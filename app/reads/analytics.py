@@ -22,7 +22,6 @@ from app.db.dialect import Bind, dialect_of
 from app.db.types import CENT, Money
 from app.models import Patient, SyncRun
 from app.reads.as_of import live_patients_with_totals_at, payment_totals_at
-from app.reads.syncs import finished_position
 
 PERCENTILES = (50, 90, 99)
 # Edges whose width is not a terminating decimal are rounded to this many places.
@@ -254,22 +253,19 @@ def _terminating_places(denominator: int) -> int | None:
 
 
 def sync_trend(bind: Bind, after: int | None = None) -> sa.Select[Any]:
-    """Finished syncs (those finished after sync ``after``, if given): GET /analytics/syncs.
+    """Recorded syncs (those after sync ``after``, if given): what GET /analytics/syncs lists.
 
     Each with its state, times and its report without the errors (the
-    counts). In the order syncs finished in, the feed's (app/reads/syncs.py):
-    a queued or running sync has no duration or counts yet, and is listed
-    once it finishes, never passed over by a client that follows ``after``.
+    counts), in acceptance order (ids), unfinished ones included.
     """
     report = dialect_of(bind).json_without(SyncRun.report, "errors")
     query = sa.select(
         SyncRun.id,
-        SyncRun.applied_seq,
         SyncRun.entity,
         SyncRun.state,
         SyncRun.dry_run,
         SyncRun.started_at,
         SyncRun.finished_at,
         sa.type_coerce(report, SyncRun.report.type).label("report"),
-    ).where(SyncRun.applied_seq.is_not(None))
-    return query if after is None else query.where(SyncRun.applied_seq > finished_position(after))
+    )
+    return query if after is None else query.where(SyncRun.id > after)

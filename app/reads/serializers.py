@@ -192,16 +192,23 @@ _REPORT_COUNTS = ("received", "created", "updated", "restored", "unchanged", "re
 
 
 def sync_trend_json(row: Any) -> dict[str, Any]:
-    """One finished sync as GET /analytics/syncs lists it: state, start, duration and counts.
+    """One sync as GET /analytics/syncs lists it: state, start, duration and counts.
 
-    A refused or failed sync changed nothing and counted nothing: its counts are null.
+    Only an applied sync (a dry run included) has a report with counts; a
+    queued or running one has not started, and a refused or failed one
+    changed nothing: their counts are null, and so are the start and the
+    duration of a sync that has not finished.
     """
+    report = row.report
+    unfinished = row.state in ("queued", "running")
     return {
         "syncId": row.id,
         "entity": row.entity,
         "state": row.state,
         "dryRun": row.dry_run,
-        "startedAt": row.started_at.isoformat(timespec="microseconds"),
-        "durationSeconds": (row.finished_at - row.started_at).total_seconds(),
-        **{name: row.report.get(name) for name in _REPORT_COUNTS},
+        "startedAt": None if unfinished else report.get("startedAt", row.started_at.isoformat()),
+        "durationSeconds": None
+        if unfinished
+        else (row.finished_at - row.started_at).total_seconds(),
+        **{name: report.get(name) for name in _REPORT_COUNTS},
     }
