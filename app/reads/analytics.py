@@ -185,9 +185,9 @@ def histogram(session: orm.Session, source: Totals, buckets: int) -> list[Bucket
     patients. One statement: a GROUP BY of at most ``buckets + 1`` rows.
     """
     rows = session.execute(_bucket_counts(session, source, buckets)).all()
-    if not rows:
-        return [Bucket(ZERO, ZERO, 0)]
     low, high = rows[0].low, rows[0].high
+    if low is None or high is None:
+        return [Bucket(ZERO, ZERO, 0)]
     if low == high:
         return [Bucket(low, high, sum(int(row.patients) for row in rows))]
     counts = [0] * buckets
@@ -198,12 +198,16 @@ def histogram(session: orm.Session, source: Totals, buckets: int) -> list[Bucket
 
 
 def _bucket_counts(session: orm.Session, source: Totals, buckets: int) -> sa.Select[Any]:
-    """(low, high, bucket, patients) per non-empty bucket; no rows without live patients."""
+    """(low, high, bucket, patients) per non-empty bucket; one row of NULLs without patients.
+
+    Grouped by the bucket number alone (the bounds joined afterwards): hashing
+    two NUMERIC keys more per row cost a third of the statement.
+    """
     totals = source.patients.c.total
     bounds = (
         sa.select(sa.func.min(totals).label("low"), sa.func.max(totals).label("high"))
         .select_from(source.patients)
-        .subquery("bounds")
+        .cte("bounds")
     )
     # Arithmetic on the stored values (NUMERIC, or SQLite's cents): the quotient
     # of two differences is the same in either unit. nullif: all equal, one bucket.
@@ -215,10 +219,14 @@ def _bucket_counts(session: orm.Session, source: Totals, buckets: int) -> sa.Sel
         ),
         0,
     ).label("bucket")
-    return (
-        sa.select(bounds.c.low, bounds.c.high, bucket, sa.func.count().label("patients"))
+    counted = (
+        sa.select(bucket, sa.func.count().label("patients"))
         .select_from(source.patients.join(bounds, sa.true()))
-        .group_by(bounds.c.low, bounds.c.high, bucket)
+        .group_by(bucket)
+        .subquery("counted")
+    )
+    return sa.select(bounds.c.low, bounds.c.high, counted.c.bucket, counted.c.patients).select_from(
+        bounds.outerjoin(counted, sa.true())
     )
 
 
