@@ -203,6 +203,11 @@ def _money(description: str, example: str, **kwargs: Any) -> fields.String:
     return fields.String(metadata={"description": description, "example": example}, **kwargs)
 
 
+def _count() -> fields.Integer:
+    """One count of a sync's report; null unless the sync was applied (a dry run included)."""
+    return fields.Integer(allow_none=True, metadata={"example": 3})
+
+
 class PatientTotalsSchema(ma.Schema):
     """The spread of live patients' totals (a patient with no payments counts as 0)."""
 
@@ -264,11 +269,11 @@ class AnalyticsHistogramSchema(ma.Schema):
 
 
 class AnalyticsSyncSchema(ma.Schema):
-    """One recorded sync as GET /analytics/syncs lists it: for trends and alerts."""
+    """One recorded sync as GET /analytics/syncs lists it, in acceptance order: trends, alerts."""
 
     sync_id = fields.Integer(data_key="syncId", metadata={"example": 12})
     entity = fields.String(metadata={"enum": list(ENTITIES)})
-    state = fields.String(metadata={"example": "applied"})
+    state = fields.String(metadata={"enum": ["queued", "running", "applied", "refused", "failed"]})
     dry_run = fields.Boolean(data_key="dryRun")
     started_at = fields.String(
         data_key="startedAt",
@@ -286,10 +291,10 @@ class AnalyticsSyncSchema(ma.Schema):
             "example": 0.012,
         },
     )
-    received = fields.Integer(allow_none=True)  # null unless applied
-    created = fields.Integer(allow_none=True)
-    updated = fields.Integer(allow_none=True)
-    restored = fields.Integer(allow_none=True)
-    unchanged = fields.Integer(allow_none=True)
-    rejected = fields.Integer(allow_none=True)
-    deleted = fields.Integer(allow_none=True)
+    received = _count()
+    created = _count()
+    updated = _count()
+    restored = _count()
+    unchanged = _count()
+    rejected = _count()
+    deleted = _count()
