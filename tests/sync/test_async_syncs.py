@@ -360,3 +360,22 @@ def test_a_sync_claimed_by_another_worker_is_never_applied_by_this_one(
             )
     assert client.get(f"/syncs/{queued['syncId']}").get_json()["state"] == "running"
     assert client.get("/patients").get_json() == []
+
+
+def test_analytics_syncs_list_unfinished_and_refused_syncs_without_counts(
+    queue_app: Flask, client: FlaskClient
+) -> None:
+    sync(client, "patients", PATIENTS)
+    refused = queue_sync(client, "patients", PATIENTS[:1])
+    run_worker(queue_app)
+    queued = queue_sync(client, "patients", PATIENTS)
+    applied, refused_item, queued_item = get_all(client, "/analytics/syncs")
+    assert (applied["state"], applied["received"]) == ("applied", 5)
+    assert refused_item["syncId"] == refused["syncId"]
+    assert refused_item["state"] == "refused"
+    assert refused_item["received"] is None
+    assert refused_item["durationSeconds"] is not None
+    assert queued_item["syncId"] == queued["syncId"]
+    assert queued_item["state"] == "queued"
+    assert (queued_item["startedAt"], queued_item["durationSeconds"]) == (None, None)
+    assert queued_item["created"] is None
