@@ -185,3 +185,29 @@ def _idle_connection(session: orm.Session) -> Any:
 def _default_session(dbapi_connection: Any) -> None:
     """The server's default isolation and access mode for later transactions (client side)."""
     dbapi_connection.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
+
+
+@contextmanager
+def snapshot_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection of its own, reading one snapshot of the data until the block ends.
+
+    For an answer read after its view returns (a streamed CSV export): the
+    request's session is closed by then, so the export holds its own pooled
+    connection. On PostgreSQL its transaction is REPEATABLE READ, READ ONLY
+    (the pool restores the defaults on checkin); on SQLite one read
+    transaction holds one snapshot too. A connection already inside a
+    transaction (a test's) reads in that one.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql" and not connection.in_transaction():
+            connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        transaction = connection.begin()
+        try:
+            yield connection
+        finally:
+            # Read only: nothing to commit. A broken connection's rollback fails
+            # and the pool discards it.
+            with contextlib.suppress(sa.exc.DBAPIError):
+                transaction.rollback()

@@ -16,6 +16,23 @@ import sqlalchemy as sa
 from app.reads.changes import describe
 from app.reads.json_sql import Field, json_object, money, timestamp
 
+# The keys of each listing's JSON objects, in their order: a CSV export's header row
+# (tests hold them equal to the functions' dictionaries).
+PATIENT_KEYS = (
+    "id",
+    "externalId",
+    "firstName",
+    "lastName",
+    "middleName",
+    "dateOfBirth",
+    "paymentsTotal",
+    "paymentsCount",
+    "created",
+    "updated",
+)
+PAYMENT_KEYS = ("id", "externalId", "patientId", "amount", "created", "updated")
+SYNC_CHANGE_KEYS = ("entity", "externalId", "op", "before", "after", "changedFields")
+
 
 def _iso(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
