@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from decimal import Decimal
 from typing import Any
-
 from urllib.parse import quote
 
 import pytest
@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app.reads.serializers import PATIENT_KEYS, PAYMENT_KEYS, SYNC_CHANGE_KEYS
+from app.web.rate_limits import ExportMeter
 from tests.support.helpers import error_code, get_all, patient_record, payment_record, sync
 
 CSV = {"Accept": "text/csv"}
@@ -266,3 +267,33 @@ def test_csv_needs_a_read_token(client: FlaskClient) -> None:
     assert client.get("/patients", headers=CSV).status_code == 401
     allowed = client.get("/patients", headers={**CSV, "Authorization": "Bearer reader-token"})
     assert allowed.status_code == 200 and allowed.mimetype == "text/csv"
+
+
+@pytest.mark.parametrize(
+    "app_config", [{"RATELIMIT_ENABLED": True, "RATELIMIT_READ": "4 per minute"}]
+)
+def test_an_export_spends_one_read_per_thousand_rows(client: FlaskClient) -> None:
+    sync(client, "patients", [patient_record(f"p{n:04}") for n in range(2500)])
+    rows = read_csv(client.get("/patients", headers=CSV))
+    # The request paid for rows 1-1000, rows 1001-2000 and 2001-2500 one read each.
+    assert len(rows) == 2500
+    assert client.get("/patients?limit=1").status_code == 200
+    refused = client.get("/patients?limit=1")
+    assert refused.status_code == 429 and error_code(refused) == "rate_limited"
+
+
+def test_export_meter_charges_each_thousand_rows_begun_after_the_first() -> None:
+    charged: list[int] = []
+    meter = ExportMeter(lambda: charged.append(1) or None)
+    for rows in (999, 1, 1, 1999, 2000):
+        meter.count(rows)
+    # 999, 1000, 1001 (a second thousand begun), 3000, 5000 rows.
+    assert (meter.rows, meter.reads, len(charged)) == (5000, 5, 4)
+
+
+def test_export_meter_waits_for_the_budget_to_refill() -> None:
+    answers = iter([time.time() + 0.5, time.time() + 0.5, None])
+    slept: list[float] = []
+    meter = ExportMeter(lambda: next(answers), sleep=slept.append)
+    meter.count(1500)
+    assert meter.reads == 2 and len(slept) == 2 and all(0 < s <= 0.5 for s in slept)
