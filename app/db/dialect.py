@@ -29,6 +29,7 @@ from app.db.locks import (
     SessionAdvisoryLock,
     TransactionAdvisoryLock,
 )
+from app.db.names import NAME_SEARCH_COLUMN
 from app.db.types import UTCDateTime, utcnow
 
 T = TypeVar("T")
@@ -104,6 +105,10 @@ class Dialect(ABC):
     def cents(self, amount: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
         """A Money column (app/db/types.py) as an integer number of cents."""
 
+    @abstractmethod
+    def patient_name_key(self, patients: sa.Table) -> sa.ColumnElement[str]:
+        """A patient's "first last", folded (app/db/names.py): what a name search matches."""
+
 
 class PostgreSQL(Dialect):
     """The production database: advisory locks, COPY, the server's clock, JSON in SQL."""
@@ -151,6 +156,10 @@ class PostgreSQL(Dialect):
 
     def cents(self, amount: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
         return sa.cast(amount * 100, sa.BigInteger())
+
+    def patient_name_key(self, patients: sa.Table) -> sa.ColumnElement[str]:
+        # The stored generated column, under its trigram index (migration d0f2a4c6e8b1).
+        return sa.literal_column(f"{patients.name}.{NAME_SEARCH_COLUMN}", sa.Text())
 
 
 class SQLite(Dialect):
@@ -208,6 +217,10 @@ class SQLite(Dialect):
     def cents(self, amount: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
         # Money is stored as integer cents already.
         return sa.type_coerce(amount, sa.BigInteger())
+
+    def patient_name_key(self, patients: sa.Table) -> sa.ColumnElement[str]:
+        # No column: the registered Python fold over each row (a scan, fine embedded).
+        return sa.func.pp_fold(patients.c.first_name + " " + patients.c.last_name)
 
 
 _CHOSEN: weakref.WeakKeyDictionary[sa.Engine, Dialect] = weakref.WeakKeyDictionary()

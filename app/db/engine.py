@@ -37,6 +37,8 @@ import sqlalchemy as sa
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ, STATUS_READY
 from sqlalchemy import orm
 
+from app.db.names import register_fold
+
 # A pooled connection unused for longer than this is checked before it is handed out.
 PING_AFTER_IDLE_SECONDS = 1.0
 
@@ -107,6 +109,8 @@ def _use_explicit_sqlite_transactions(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA busy_timeout = 30000")
         cursor.close()
+        # The name search's fold, a SQL function on PostgreSQL (app/db/names.py).
+        register_fold(dbapi_connection)
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:

@@ -45,10 +45,14 @@ def csv_response(
     ``etag`` names the snapshot's data version for this export (None: no
     ETag); a matching If-None-Match gets 304 without reading a row.
     """
+    # The request's session may have read already (the console's sign-in check):
+    # give its connection back, so the export holds one connection, not two.
+    db.session.close()
     stack = ExitStack()
     try:
         connection = stack.enter_context(snapshot_connection(db.engine))
-        session = orm.Session(bind=connection)
+        # Joins the snapshot's transaction and never ends it (nor opens a savepoint).
+        session = orm.Session(bind=connection, join_transaction_mode="rollback_only")
         stack.callback(session.close)
         tag = etag(live.data_version(session))
         if tag is not None and request.if_none_match.contains_weak(tag):
