@@ -15,6 +15,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app, request
 
 from app.api.cache import etag_of
@@ -33,12 +34,16 @@ def wants_csv() -> bool:
 
 
 def csv_export(
-    keys: tuple[str, ...], item: Callable[[Any], dict[str, Any]], filename: str
+    keys: tuple[str, ...],
+    item: Callable[[Any], dict[str, Any]],
+    filename: str,
+    line_sql: Callable[[Any], sa.ColumnElement[str]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Answer ``Accept: text/csv`` with the whole listing of a paginated view.
 
     ``keys`` and ``item`` are the JSON keys and the serializer of the view's
-    rows (app/reads/serializers.py); ``filename`` may use the path's
+    rows (app/reads/serializers.py), with ``line_sql`` where PostgreSQL can
+    write their CSV lines; ``filename`` may use the path's
     arguments (``"sync-{sync_id}-changes.csv"``).
     """
 
@@ -55,7 +60,7 @@ def csv_export(
 
             def read() -> Any:
                 query, key, parameters = whole(*args, **listing)
-                return export_of(keys, item, query, key, parameters)
+                return export_of(keys, item, query, key, parameters, line_sql)
 
             return csv_response(
                 read,

@@ -26,6 +26,7 @@ from app.reads.orderings import newest_version_first
 from app.reads.paging import SortKey
 from app.reads.serializers import (
     PATIENT_KEYS,
+    patient_csv_sql,
     patient_json,
     patient_json_sql,
     patient_version_json,
@@ -43,7 +44,7 @@ bp = Blueprint("patients", __name__, description="Patients and their live paymen
     description="A page of patients; with Accept: text/csv, all of them as CSV.",
 )
 @bp.doc(**csv_doc("patients"))
-@csv_export(PATIENT_KEYS, patient_json, "patients.csv")
+@csv_export(PATIENT_KEYS, patient_json, "patients.csv", line_sql=patient_csv_sql)
 @cached_read
 @paginated(item=patient_json, item_sql=patient_json_sql)
 def list_patients(

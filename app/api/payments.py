@@ -25,6 +25,7 @@ from app.reads.orderings import newest_version_first
 from app.reads.paging import SortKey
 from app.reads.serializers import (
     PAYMENT_KEYS,
+    payment_csv_sql,
     payment_json,
     payment_json_sql,
     payment_version_json,
@@ -42,7 +43,7 @@ bp = Blueprint("payments", __name__, description="Live payments.")
     description="A page of payments; with Accept: text/csv, all of them as CSV.",
 )
 @bp.doc(**csv_doc("payments"))
-@csv_export(PAYMENT_KEYS, payment_json, "payments.csv")
+@csv_export(PAYMENT_KEYS, payment_json, "payments.csv", line_sql=payment_csv_sql)
 @cached_read
 @paginated(item=payment_json, item_sql=payment_json_sql)
 def list_payments(external_id: str | None, as_of: datetime | None) -> Listing:

@@ -15,13 +15,14 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import simplejson
 
 # The keys whose values are amounts: written with exactly two decimals.
 MONEY_KEYS = frozenset({"amount", "paymentsTotal"})
+# The keys whose values are objects or lists: written as compact JSON text.
+NESTED_KEYS = frozenset({"before", "after", "changedFields"})
 
 
 class KeysChanged(RuntimeError):
@@ -35,15 +36,27 @@ def header_line(keys: Sequence[str]) -> str:
 
 def csv_text(keys: Sequence[str], items: Iterable[dict[str, Any]]) -> str:
     """The CSV lines of ``items`` (JSON objects with exactly ``keys``, in that order)."""
-    cell = [_money_cell if key in MONEY_KEYS else _cell for key in keys]
     expected = tuple(keys)
+    # Only amounts and nested values need writing; the csv module writes None as
+    # an empty cell and the rest as they are (str, int). Per row, not per cell:
+    # this runs for every row of every export.
+    money = [index for index, key in enumerate(expected) if key in MONEY_KEYS]
+    nested = [index for index, key in enumerate(expected) if key in NESTED_KEYS]
     lines: list[list[Any]] = []
     for item in items:
         # Every object of one serializer has the same keys: the first one of a
-        # batch is checked in full, the rest by their number (zip is strict).
-        if not lines and tuple(item) != expected:
+        # batch is checked in full, the rest by their number.
+        if (not lines and tuple(item) != expected) or len(item) != len(expected):
             raise KeysChanged(f"expected {expected}, got {tuple(item)}")
-        lines.append([write(value) for write, value in zip(cell, item.values(), strict=True)])
+        line = list(item.values())
+        for index in money:
+            # A Decimal, or the text PostgreSQL wrote with its two decimals.
+            if line[index] is not None and not isinstance(line[index], str):
+                line[index] = f"{line[index]:.2f}"
+        for index in nested:
+            if line[index] is not None:
+                line[index] = _json(line[index])
+        lines.append(line)
     return _write(lines)
 
 
@@ -53,20 +66,11 @@ def _write(lines: list[list[Any]]) -> str:
     return buffer.getvalue()
 
 
-def _cell(value: Any) -> Any:
-    """A value as its cell: null empty, nested values as compact JSON, the rest as they are."""
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return simplejson.dumps(
-            value, use_decimal=True, separators=(",", ":"), ensure_ascii=False, default=_iso
-        )
-    return value
-
-
-def _money_cell(value: Decimal | None) -> str:
-    """An amount with exactly two decimals, exact at any magnitude (never an exponent)."""
-    return "" if value is None else f"{value:.2f}"
+def _json(value: Any) -> str:
+    """A nested value as compact JSON text, amounts exact (as the JSON answer writes them)."""
+    return simplejson.dumps(
+        value, use_decimal=True, separators=(",", ":"), ensure_ascii=False, default=_iso
+    )
 
 
 def _iso(value: Any) -> str:

@@ -15,13 +15,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.db.dialect import dialect_of
+from app.reads.csv_rows import csv_text
 from app.reads.paging import SortKey
 from app.reads.serializers import (
     PATIENT_KEYS,
     PAYMENT_KEYS,
     SYNC_CHANGE_KEYS,
     change_json,
+    patient_csv_sql,
     patient_json,
+    payment_csv_sql,
     payment_json,
 )
 
@@ -31,12 +35,17 @@ BATCH_ROWS = 2000
 
 @dataclass(frozen=True)
 class Export:
-    """A listing to write whole: its ordered query, the JSON keys and the row serializer."""
+    """A listing to write whole: its ordered query, the JSON keys and the row serializer.
+
+    ``line_sql`` (the row's CSV line written by PostgreSQL, app/reads/csv_sql.py)
+    lets the database write each line where it can.
+    """
 
     keys: tuple[str, ...]
     item: Callable[[Any], dict[str, Any]]
     query: sa.Select[Any]
     parameters: dict[str, Any] | None = None
+    line_sql: Callable[[Any], sa.ColumnElement[str]] | None = None
 
 
 def export_of(
@@ -45,19 +54,20 @@ def export_of(
     query: sa.Select[Any],
     key: SortKey,
     parameters: dict[str, Any] | None = None,
+    line_sql: Callable[[Any], sa.ColumnElement[str]] | None = None,
 ) -> Export:
     """The export of ``query`` in ``key``'s order (the order its pages use)."""
-    return Export(keys, item, query.order_by(*key.order_by()), parameters)
+    return Export(keys, item, query.order_by(*key.order_by()), parameters, line_sql)
 
 
 def patients_export(query: sa.Select[Any], key: SortKey) -> Export:
     """A patients listing, as GET /patients writes each patient."""
-    return export_of(PATIENT_KEYS, patient_json, query, key)
+    return export_of(PATIENT_KEYS, patient_json, query, key, line_sql=patient_csv_sql)
 
 
 def payments_export(query: sa.Select[Any], key: SortKey) -> Export:
     """A payments listing, as GET /payments writes each payment."""
-    return export_of(PAYMENT_KEYS, payment_json, query, key)
+    return export_of(PAYMENT_KEYS, payment_json, query, key, line_sql=payment_csv_sql)
 
 
 def changes_export(
@@ -67,17 +77,31 @@ def changes_export(
     return export_of(SYNC_CHANGE_KEYS, change_json, query, key, parameters)
 
 
-def batches(connection: sa.Connection, export: Export) -> Iterator[list[dict[str, Any]]]:
-    """The export's JSON objects, BATCH_ROWS at a time, read through a server-side cursor."""
+def csv_chunks(connection: sa.Connection, export: Export) -> Iterator[tuple[int, str]]:
+    """The export's rows as CSV text, BATCH_ROWS at a time: (rows, text) per batch.
+
+    Read through a server-side cursor. Where the database writes the lines
+    (``line_sql`` on PostgreSQL), Python only joins them; elsewhere each row
+    goes through its JSON serializer and app/reads/csv_rows.py.
+    """
+    by_database = export.line_sql is not None and dialect_of(connection).writes_json
+    query = export.query
+    if by_database:
+        assert export.line_sql is not None
+        query = query.with_only_columns(
+            export.line_sql(query.selected_columns).label("line"), maintain_column_froms=True
+        )
     # Options of this statement only: Connection.execution_options would stay on the connection.
     result = connection.execute(
-        export.query,
+        query,
         export.parameters or {},
         execution_options={"stream_results": True, "yield_per": BATCH_ROWS},
     )
-    item = export.item
     try:
         for rows in result.partitions():
-            yield [item(row) for row in rows]
+            if by_database:
+                yield len(rows), "".join([row.line + "\r\n" for row in rows])
+            else:
+                yield len(rows), csv_text(export.keys, [export.item(row) for row in rows])
     finally:
         result.close()

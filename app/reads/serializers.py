@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.reads import csv_sql
 from app.reads.changes import describe
 from app.reads.json_sql import Field, json_object, money, timestamp
 
@@ -94,6 +95,24 @@ def _patient_fields_sql(columns: Any) -> list[Field]:
     ]
 
 
+def patient_csv_sql(columns: Any) -> sa.ColumnElement[str]:
+    """patient_json's object as a CSV line (PATIENT_KEYS' cells), written by PostgreSQL."""
+    return csv_sql.csv_line(
+        [
+            csv_sql.number(columns.id),
+            csv_sql.quoted(columns.external_id),
+            csv_sql.quoted(columns.first_name),
+            csv_sql.quoted(columns.last_name),
+            csv_sql.quoted(columns.middle_name),
+            csv_sql.day(columns.date_of_birth),
+            csv_sql.money_text(columns.payments_total),
+            csv_sql.number(columns.payments_count),
+            csv_sql.timestamp(columns.created),
+            csv_sql.timestamp(columns.updated),
+        ]
+    )
+
+
 def payment_json(row: Any) -> dict[str, Any]:
     """A payments row (with its patient's externalId) as PaymentSchema dumps it."""
     return {
@@ -114,6 +133,20 @@ def payment_json_sql(columns: Any) -> sa.ColumnElement[str]:
             ("amount", money(columns.amount)),
             ("created", timestamp(columns.created)),
             ("updated", timestamp(columns.updated)),
+        ]
+    )
+
+
+def payment_csv_sql(columns: Any) -> sa.ColumnElement[str]:
+    """payment_json's object as a CSV line (PAYMENT_KEYS' cells), written by PostgreSQL."""
+    return csv_sql.csv_line(
+        [
+            csv_sql.number(columns.id),
+            csv_sql.quoted(columns.external_id),
+            csv_sql.quoted(columns.patient_external_id),
+            csv_sql.money_text(columns.amount),
+            csv_sql.timestamp(columns.created),
+            csv_sql.timestamp(columns.updated),
         ]
     )
 

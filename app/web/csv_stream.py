@@ -23,8 +23,8 @@ from sqlalchemy import orm
 from app.db.engine import snapshot_connection
 from app.extensions import db
 from app.reads import live
-from app.reads.csv_rows import csv_text, header_line
-from app.reads.exports import Export, batches
+from app.reads.csv_rows import header_line
+from app.reads.exports import Export, csv_chunks
 from app.web.rate_limits import ExportMeter, export_meter
 
 CSV_MIMETYPE = "text/csv"
@@ -88,9 +88,9 @@ def _body(
     """The header row, then the rows, a batch per chunk; the snapshot ends with the body."""
     try:
         yield header_line(export.keys).encode()
-        for items in batches(connection, export):
-            meter.count(len(items))
-            yield csv_text(export.keys, items).encode()
+        for rows, text in csv_chunks(connection, export):
+            meter.count(rows)
+            yield text.encode()
     finally:
         stack.close()
 

@@ -244,11 +244,13 @@ def test_csv_has_an_etag_of_its_own_and_304s(client: FlaskClient) -> None:
     again = client.get("/payments", headers={**CSV, "If-None-Match": etag})
     assert again.status_code == 304 and again.get_data() == b""
     sync(client, "payments", [payment_record("m1", "p1", "1.00")])
-    assert client.get("/payments", headers={**CSV, "If-None-Match": etag}).status_code == 200
+    changed = client.get("/payments", headers={**CSV, "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.get_data().count(b"\r\n") == 2
 
 
 def test_csv_is_offered_as_an_attachment(client: FlaskClient) -> None:
     response = client.get("/patients", headers=CSV)
+    response.close()  # the body is not needed: the export ends here
     assert response.headers["Content-Disposition"] == 'attachment; filename="patients.csv"'
     assert "X-Request-ID" in response.headers
 
@@ -267,6 +269,7 @@ def test_csv_needs_a_read_token(client: FlaskClient) -> None:
     assert client.get("/patients", headers=CSV).status_code == 401
     allowed = client.get("/patients", headers={**CSV, "Authorization": "Bearer reader-token"})
     assert allowed.status_code == 200 and allowed.mimetype == "text/csv"
+    assert allowed.get_data().startswith(b"id,externalId,")
 
 
 @pytest.mark.parametrize(

@@ -97,7 +97,9 @@ def test_a_large_export_streams_in_bounded_memory_from_one_snapshot(
     reader.start()
     assert started.wait(60)
     with server.engine.begin() as connection:  # a change committed mid-export
-        connection.execute(sa.text("DELETE FROM payments WHERE id > :half"), {"half": PAYMENTS // 2})
+        connection.execute(
+            sa.text("DELETE FROM payments WHERE id > :half"), {"half": PAYMENTS // 2}
+        )
     reader.join(300)
     growth = peak_rss_mb(worker) - before
     print(f"\nexport of {PAYMENTS:,} payments: worker peak RSS {before:.0f} MB, +{growth:.1f} MB")
