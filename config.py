@@ -113,6 +113,11 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         ),
         "SYNC_WORK_MEM": env.get("SYNC_WORK_MEM", "").strip() or "128MB",
         "SYNC_MAX_ERRORS": as_number("SYNC_MAX_ERRORS", 1000, env, kind=int, minimum=0),
+        # `flask syncs worker` (SPEC §2, asynchronous syncs): how often an idle worker, or
+        # one waiting for the worker lock, looks again.
+        "SYNC_WORKER_POLL_SECONDS": as_number(
+            "SYNC_WORKER_POLL_SECONDS", 1.0, env, minimum=0.01, maximum=3600
+        ),
         # The change-event relay (`flask events relay`, SPEC §6). Of these the API reads only
         # EVENTS_BROKER_URL: when it is set, /metrics shows the lag before the relay first ran.
         "EVENTS_BROKER_URL": env.get("EVENTS_BROKER_URL", "").strip() or None,

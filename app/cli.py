@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+from types import FrameType
 
 import click
 from flask import current_app
@@ -108,3 +110,34 @@ def prune_history(before: str, force: bool) -> None:
         click.echo(f"refused: {error.code}: {error.message}", err=True)
         sys.exit(EXIT_REFUSED)
     click.echo(json.dumps(report.to_json(), indent=2))
+
+
+syncs_cli = AppGroup("syncs", help="Asynchronous syncs (SPEC §2): the worker that applies them.")
+
+
+@syncs_cli.command("worker")
+@click.option(
+    "--exit-when-idle",
+    is_flag=True,
+    help="Exit once no sync is queued, instead of waiting for more.",
+)
+def syncs_worker(exit_when_idle: bool) -> None:
+    """Apply syncs accepted with `Prefer: respond-async`, one at a time, oldest first.
+
+    Runs until SIGTERM or SIGINT, which let the sync in flight finish (killed
+    outright, it is rolled back and the next worker applies it), then exits 0.
+    Any number may run on any hosts: one works, the others wait for its lock.
+    Retries an unreachable database with backoff.
+    """
+    from app.loops import StopFlag
+    from app.sync.worker import Worker, WorkerSettings
+
+    stop = StopFlag()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.request()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    settings = WorkerSettings.from_config(current_app.config, exit_when_idle)
+    Worker(db.engine, settings, stop).run()

@@ -116,10 +116,11 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    """Add `flask sync ...`, `flask history ...` and `flask events relay`."""
-    from app.cli import history_cli, sync_cli
+    """Add `flask sync ...`, `flask history ...`, `flask syncs worker` and `flask events relay`."""
+    from app.cli import history_cli, sync_cli, syncs_cli
     from app.events.cli import events_cli
 
     app.cli.add_command(sync_cli)
     app.cli.add_command(history_cli)
+    app.cli.add_command(syncs_cli)
     app.cli.add_command(events_cli)

@@ -164,7 +164,7 @@ class PaymentVersion(VersionMixin, Base):
 
 
 class SyncRun(Base):
-    """One applied or dry-run sync and the report it produced."""
+    """One sync: applied (or a dry run) with its report, or accepted and not finished yet."""
 
     __tablename__ = "sync_runs"
 
@@ -185,6 +185,51 @@ class SyncRun(Base):
     # from it, so no other database, nor a restore, gives them to other
     # changes (SPEC §6). Null for syncs recorded before migration a7b9c1d3e5f7.
     uid: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    # Where the sync stands (SPEC §2, asynchronous syncs): ``queued`` and
+    # ``running`` (accepted, not applied yet), then ``applied``, ``refused`` or
+    # ``failed``. A synchronous sync is recorded once applied.
+    state: orm.Mapped[str] = orm.mapped_column(sa.String(16), server_default="applied")
+    # When an asynchronous sync was accepted (the database's clock); null for
+    # synchronous syncs recorded before migration c9e1f3a5b7d9.
+    accepted_at: orm.Mapped[datetime | None] = orm.mapped_column(UTCDateTime())
+    # The order syncs finished in: given under the sync lock when a sync is
+    # recorded finished, so a later finish always has a larger one. Ids follow
+    # acceptance, which an asynchronous sync may finish long after; the feed
+    # (GET /syncs?after=, the relay) follows this. Null while unfinished.
+    applied_seq: orm.Mapped[int | None] = orm.mapped_column(sa.BigInteger())
+    # ?force=true of an asynchronous sync, kept for the worker; null for synchronous ones.
+    force: orm.Mapped[bool | None]
+    # The worker that claimed a running sync (host, pid and a random token).
+    claimed_by: orm.Mapped[str | None] = orm.mapped_column(sa.String(128))
+
+    __table_args__ = (
+        sa.Index("ix_sync_runs_applied_seq", "applied_seq", unique=True),
+        # The queue: unfinished syncs in acceptance order, a few rows of a large table.
+        sa.Index(
+            "ix_sync_runs_unfinished",
+            "id",
+            postgresql_where=sa.text("state IN ('queued', 'running')"),
+            sqlite_where=sa.text("state IN ('queued', 'running')"),
+        ),
+    )
+
+
+class SyncUpload(Base):
+    """The stored body of an accepted asynchronous sync, gzip, in parts of about 1 MiB.
+
+    Written with the queued sync_runs row in one transaction (accepted means
+    durable), read back part by part by the worker, and deleted in the
+    transaction that records the sync finished. No data-version trigger: an
+    upload is not replica data.
+    """
+
+    __tablename__ = "sync_uploads"
+
+    sync_id: orm.Mapped[int] = orm.mapped_column(
+        sa.ForeignKey("sync_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    part: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=False)
+    chunk: orm.Mapped[bytes] = orm.mapped_column(sa.LargeBinary())
 
 
 class DataVersion(Base):
@@ -228,6 +273,9 @@ class EventRelayPosition(Base):
 
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
     sync_id: orm.Mapped[int] = orm.mapped_column(default=0)
+    # That sync's place in the order syncs were applied (sync_runs.applied_seq):
+    # the feed follows it, not the id (migration c9e1f3a5b7d9).
+    sync_seq: orm.Mapped[int] = orm.mapped_column(sa.BigInteger(), default=0, server_default="0")
     record_id: orm.Mapped[int] = orm.mapped_column(sa.BigInteger(), default=0)
     sync_complete: orm.Mapped[bool] = orm.mapped_column(default=True)
     sync_events: orm.Mapped[int] = orm.mapped_column(default=0)

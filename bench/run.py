@@ -5,7 +5,7 @@ CLI); reads are measured with wrk at 8 connections. Each sync scenario runs
 BENCH_REPEAT times on a fresh database and the median is reported. Prints a
 table and writes JSON under bench/results/.
 
-    python -m bench.run [--scale default|large] [--repeat N] [--no-events]
+    python -m bench.run [--scale default|large] [--repeat N] [--no-events] [--reads-only]
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from bench.generate import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALES = {"default": (100_000, 1_000_000), "large": (1_000_000, 10_000_000)}
-DB_NAME = "pp_bench"
+# BENCH_DB: a database of its own, so that two trees can measure at once.
+DB_NAME = os.environ.get("BENCH_DB", "pp_bench")
 PORT = int(os.environ.get("BENCH_PORT", "8077"))
 FLASK = [str(ROOT / ".venv" / "bin" / "flask"), "--app", "wsgi"]
 TOKEN = "bench-write-token"
@@ -352,6 +353,7 @@ def reads(data: Path, seconds: int) -> tuple[Figures, Figures]:
             figures[f"range_first_page, If-None-Match ({cache})"] = wrk(
                 range_url, seconds, headers={"If-None-Match": etag(range_url)}
             )
+            figures |= analytics_reads(base, seconds, cache)
             figures[f"varied_urls ({cache})"] = read_floor.wrk_varied(base, seconds, AUTH)
             if cache == "cached":
                 # Checked equal to this server's pages before it is measured.
@@ -363,6 +365,28 @@ def reads(data: Path, seconds: int) -> tuple[Figures, Figures]:
             server.stop()
     history, console = history_reads(data, seconds, initial["payments"])
     return figures | history, console
+
+
+def analytics_urls(base: str, as_of: str | None = None) -> dict[str, str]:
+    """The three analytics reads (SPEC §3), optionally as of an instant."""
+    at = "" if as_of is None else f"as_of={quote(as_of)}"
+    return {
+        "analytics summary": f"{base}/analytics/summary?{at}",
+        "analytics histogram": f"{base}/analytics/histogram?buckets=20&{at}",
+        "analytics syncs": f"{base}/analytics/syncs?{at}",
+    }
+
+
+def analytics_reads(base: str, seconds: int, cache: str) -> Figures:
+    """The analytics reads: one client uncached (the budget is a p50 for one dashboard,
+    issue 22: under 100 ms), 8 connections cached (dashboards re-polling one version)."""
+    connections = 8 if cache == "cached" else 1
+    return {
+        f"{name} ({cache}, {connections} connection{'s' * (connections > 1)})": wrk(
+            url, seconds, connections=connections
+        )
+        for name, url in analytics_urls(base).items()
+    }
 
 
 def history_reads(data: Path, seconds: int, initial_sync: int) -> tuple[Figures, Figures]:
@@ -405,6 +429,11 @@ def history_reads(data: Path, seconds: int, initial_sync: int) -> tuple[Figures,
         figures["one patient as_of before the re-sync (uncached, 1 connection)"] = wrk(
             f"{base}/patients/{quote(top_payer(base), safe='')}?{as_of[1:]}", seconds, connections=1
         )
+        for name, url in analytics_urls(base, before_resync).items():
+            if "syncs" not in name:
+                figures[f"{name} as_of before the re-sync (uncached, 1 connection)"] = wrk(
+                    url, seconds, connections=1
+                )
         return figures, console_pages(base, TOKEN)
     finally:
         server.stop()
@@ -449,10 +478,19 @@ def main() -> None:
         default=os.environ.get("BENCH_EVENTS", "1") == "0",
         help="skip the event relay figures (BENCH_EVENTS=0)",
     )
+    parser.add_argument(
+        "--reads-only",
+        action="store_true",
+        help="skip the sync rounds and the event relay: the read figures alone",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk (make bench does it)")
     data = dataset(args.scale)
+    if args.reads_only:
+        read_figures, console_figures = reads(data, args.wrk_seconds)
+        print(read_table(read_figures, console_figures))
+        return
     log("parsing the payments snapshots for the sync floor")
     snapshots = {day: sync_floor.parsed(data / day / "payments.json") for day in ("day1", "day2")}
     rounds = []
@@ -489,6 +527,19 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
     print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+def read_table(reads: Figures, console: Figures) -> str:
+    """The read figures alone, as Markdown (``--reads-only``)."""
+    lines = ["| read | p50 ms | p99 ms | req/s |", "|---|---|---|---|"]
+    for name, figures in reads.items():
+        lines.append(
+            f"| {name} | {figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | {figures['rps']:.0f} |"
+        )
+    lines += ["", "| console page | p50 ms | p95 ms |", "|---|---|---|"]
+    for name, figures in console.items():
+        lines.append(f"| {name} | {figures['p50_ms']:.1f} | {figures['p95_ms']:.1f} |")
+    return "\n".join(lines)
 
 
 def table(result: dict[str, Any]) -> str:

@@ -33,7 +33,11 @@ from tests.support.databases import (
 )
 
 BACKENDS = ("postgresql", "sqlite")
-pytest_plugins = ["tests.support.live_server", "tests.support.events_support"]
+pytest_plugins = [
+    "tests.support.live_server",
+    "tests.support.events_support",
+    "tests.support.sync_queue",
+]
 
 
 # Markers by folder and file (tests/README.md): `make test-fast` leaves these out.

@@ -107,3 +107,45 @@ def test_upgrade_finds_what_syncs_recorded_before_it_created(empty_database_url:
         db.engine.dispose()
     assert [len(recorded[n]) for n in syncs] == [2, 5, 8, 8]
     assert migrated == recorded
+
+
+def test_upgrade_orders_earlier_syncs_by_id_and_keeps_the_relay_where_it_stood(
+    empty_database_url: str,
+) -> None:
+    # Before migration c9e1f3a5b7d9 syncs were applied in id order and the
+    # relay's position named a sync id; after it, the feed follows applied_seq.
+    app = create_app(base_config(empty_database_url))
+    with app.app_context():
+        flask_migrate.upgrade(revision="b8c0d2e4f6a8")
+        client = app.test_client()
+        # Written by hand: this code's engine needs the columns the upgrade adds.
+        with db.engine.begin() as connection:
+            for sync_id in (1, 2):
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO sync_runs (id, entity, dry_run, started_at, finished_at,"
+                        " report) VALUES (:id, 'patients', false, CURRENT_TIMESTAMP,"
+                        " CURRENT_TIMESTAMP, :report)"
+                    ),
+                    {"id": sync_id, "report": f'{{"syncId": {sync_id}, "entity": "patients"}}'},
+                )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO event_relay_position (id, sync_id, record_id, sync_complete,"
+                    " sync_events, published_total, publish_rate, updated_at)"
+                    " VALUES (1, 1, 0, true, 2, 2, 0, CURRENT_TIMESTAMP)"
+                )
+            )
+        db.session.remove()
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            runs = connection.execute(
+                sa.text("SELECT id, applied_seq, state FROM sync_runs ORDER BY id")
+            ).all()
+            seq = connection.execute(sa.text("SELECT sync_seq FROM event_relay_position")).scalar()
+        listed = client.get("/syncs?after=1").get_json()
+        db.session.remove()
+        db.engine.dispose()
+    assert [tuple(run) for run in runs] == [(1, 1, "applied"), (2, 2, "applied")]
+    assert seq == 1
+    assert [(s["syncId"], s["state"]) for s in listed] == [(2, "applied")]

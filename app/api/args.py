@@ -160,3 +160,23 @@ class SyncListArgsSchema(PageArgsSchema):
             "description": "A syncId: list the syncs after it, oldest first (to follow the feed)."
         },
     )
+
+
+class HistogramArgsSchema(AsOfArgsSchema):
+    """GET /analytics/histogram: how many equal-width buckets, and ``as_of``."""
+
+    buckets = fields.Integer(
+        load_default=20,
+        validate=validate.Range(min=1, max=100),
+        metadata={"description": "How many equal-width buckets span [min, max] (1-100)."},
+    )
+
+
+class AnalyticsSyncArgsSchema(PageArgsSchema):
+    """GET /analytics/syncs: oldest first, ``after`` a syncId."""
+
+    after = fields.Integer(
+        load_default=None,
+        validate=validate.Range(min=0, max=2**63 - 1),
+        metadata={"description": "A syncId: list the syncs after it (oldest first)."},
+    )

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from app.events.status import RelayStatus, relay_status
 from app.extensions import db
+from app.sync.queue import QueueStatus, queue_status
 from app.web import metrics
 
 log = logging.getLogger(__name__)
@@ -22,11 +23,14 @@ _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 @bp.route("/metrics", methods=["GET"])
 @bp.doc(responses={"200": {"description": "Prometheus text exposition format.", "content": _TEXT}})
 def prometheus_metrics() -> Response:
-    """Request latencies, sync runs and rows by outcome, sync durations, event relay lag."""
+    """Request latencies, sync runs and rows by outcome, sync durations, relay lag, sync queue."""
     body, content_type = metrics.exposition()
     relay = _relay_status()
     if relay is not None:
         body += metrics.relay_exposition(relay.lag, relay.published_total, relay.publish_rate)
+    waiting = _queue_status()
+    if waiting is not None:
+        body += metrics.queue_exposition(waiting.depth, waiting.oldest_age)
     return Response(body, content_type=content_type)
 
 
@@ -41,4 +45,14 @@ def _relay_status() -> RelayStatus | None:
     except sa.exc.SQLAlchemyError as error:
         db.session.rollback()
         log.warning("event relay metrics unavailable: %s", type(error).__name__)
+        return None
+
+
+def _queue_status() -> QueueStatus | None:
+    """The asynchronous sync queue's depth and oldest age; None (left out) without a database."""
+    try:
+        return queue_status(db.session)
+    except sa.exc.SQLAlchemyError as error:
+        db.session.rollback()
+        log.warning("sync queue metrics unavailable: %s", type(error).__name__)
         return None

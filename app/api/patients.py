@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from flask import Response
 from flask_smorest import Blueprint
 
 from app.api.args import AsOfArgsSchema, PageArgsSchema, PatientListArgsSchema, SyncArgsSchema
@@ -15,8 +16,8 @@ from app.api.csv_export import csv_export
 from app.api.horizon import require_history_at
 from app.api.openapi import csv_doc, snapshot_body
 from app.api.pagination import paginated
-from app.api.schemas import PatientSchema, PatientVersionSchema, SyncReportSchema
-from app.api.snapshots import sync_from_request
+from app.api.schemas import PatientSchema, PatientVersionSchema, QueuedSyncSchema, SyncReportSchema
+from app.api.snapshots import sync_or_accept
 from app.errors import APIError
 from app.extensions import db
 from app.reads import live
@@ -94,6 +95,11 @@ def get_patient_history(external_id: str) -> tuple[sa.Select[Any], SortKey]:
 @bp.arguments(SyncArgsSchema, location="query", as_kwargs=True)
 @bp.doc(requestBody=snapshot_body("PatientRecord"))
 @bp.alt_response(200, schema=SyncReportSchema, description="The sync report.")
-def sync_patients(dry_run: bool, force: bool) -> dict[str, Any]:
+@bp.alt_response(
+    202,
+    schema=QueuedSyncSchema,
+    description="With `Prefer: respond-async`: accepted and queued; `Location` names the sync.",
+)
+def sync_patients(dry_run: bool, force: bool) -> dict[str, Any] | Response:
     """Replace the replica's patients with the complete snapshot in the body."""
-    return sync_from_request("patients", dry_run=dry_run, force=force)
+    return sync_or_accept("patients", dry_run=dry_run, force=force)

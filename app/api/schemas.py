@@ -6,6 +6,8 @@ held equal to these by a test). JSON keys are camelCase through ``data_key``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import fields
 
@@ -108,12 +110,52 @@ class SyncRecordErrorSchema(ma.Schema):
     messages = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
-class SyncSummarySchema(ma.Schema):
-    """One sync in the list: its report without the errors (documentation only)."""
+SYNC_STATES = ("queued", "running", "applied", "refused", "failed")
+
+
+class SyncErrorBodySchema(ma.Schema):
+    """Why an asynchronous sync was refused or failed: the error a synchronous one answers."""
+
+    code = fields.String()
+    message = fields.String()
+    details = fields.Dict()
+
+
+class QueuedSyncSchema(ma.Schema):
+    """An asynchronous sync not finished yet (queued or running): no counts so far."""
 
     sync_id = fields.Integer(data_key="syncId")
     entity = fields.String()
     dry_run = fields.Boolean(data_key="dryRun")
+    state = fields.String(
+        metadata={"enum": list(SYNC_STATES), "description": "queued or running while unfinished."}
+    )
+    accepted_at = fields.String(
+        data_key="acceptedAt",
+        metadata={"description": "When the sync was accepted (the database's clock)."},
+    )
+
+
+class SyncSummarySchema(ma.Schema):
+    """One sync in the list: its report without the errors (documentation only).
+
+    A finished sync (``applied``) carries the counts; an unfinished one
+    (``queued``, ``running``) only its id, entity, dryRun, state and
+    acceptedAt; a ``refused`` or ``failed`` one its ``error`` instead of counts.
+    """
+
+    sync_id = fields.Integer(data_key="syncId")
+    entity = fields.String()
+    dry_run = fields.Boolean(data_key="dryRun")
+    state = fields.String(metadata={"enum": list(SYNC_STATES)})
+    accepted_at = fields.String(
+        data_key="acceptedAt",
+        metadata={"description": "Asynchronous syncs until finished, and refused or failed ones."},
+    )
+    error = fields.Nested(
+        SyncErrorBodySchema,
+        metadata={"description": "A refused or failed asynchronous sync: why (code, message)."},
+    )
     received = fields.Integer()
     created = fields.Integer()
     updated = fields.Integer()
@@ -130,3 +172,100 @@ class SyncReportSchema(SyncSummarySchema):
     """The report of one sync (documentation only; reports are stored as JSON)."""
 
     errors = fields.List(fields.Nested(SyncRecordErrorSchema))
+
+
+def _money(description: str, example: str, **kwargs: Any) -> fields.String:
+    """An amount written as an exact decimal string with two places."""
+    return fields.String(metadata={"description": description, "example": example}, **kwargs)
+
+
+class PatientTotalsSchema(ma.Schema):
+    """The spread of live patients' totals (a patient with no payments counts as 0)."""
+
+    min = _money("The smallest total.", "-3.00")
+    max = _money("The largest total.", "1234.50")
+    mean = _money("The mean, rounded half to even to the cent.", "101.37")
+    p50 = _money("The median, nearest-rank: the total at rank ceil(0.5 n).", "87.00")
+    p90 = _money("Nearest-rank 90th percentile: the total at rank ceil(0.9 n).", "240.10")
+    p99 = _money("Nearest-rank 99th percentile: the total at rank ceil(0.99 n).", "712.45")
+
+
+class AnalyticsSummarySchema(ma.Schema):
+    """GET /analytics/summary: counts, the amount, and the spread of totals (SPEC §3)."""
+
+    patients = fields.Integer(metadata={"description": "Live patients.", "example": 1200})
+    payments = fields.Integer(
+        metadata={
+            "description": "Live payments (those of deleted patients included).",
+            "example": 9800,
+        }
+    )
+    total_amount = _money("What the live payments add up to.", "121644.00", data_key="totalAmount")
+    patients_without_payments = fields.Integer(
+        data_key="patientsWithoutPayments",
+        metadata={"description": "Live patients with no live payment.", "example": 37},
+    )
+    patient_totals = fields.Nested(PatientTotalsSchema, data_key="patientTotals")
+
+
+class HistogramBucketSchema(ma.Schema):
+    """One bucket: totals from ``from`` up to ``to`` (the last one includes ``to``)."""
+
+    low = fields.String(
+        data_key="from",
+        metadata={
+            "description": "Lower edge: exact, or rounded to 6 places when the width "
+            "is not a terminating decimal.",
+            "example": "0.00",
+        },
+    )
+    high = fields.String(data_key="to", metadata={"description": "Upper edge.", "example": "0.25"})
+    patients = fields.Integer(metadata={"description": "Live patients in it.", "example": 12})
+
+
+class AnalyticsHistogramSchema(ma.Schema):
+    """GET /analytics/histogram: live patients per bucket of totals (SPEC §3)."""
+
+    buckets = fields.List(
+        fields.Nested(HistogramBucketSchema),
+        metadata={
+            "example": [
+                {"from": "0.00", "to": "0.25", "patients": 3},
+                {"from": "0.25", "to": "0.50", "patients": 0},
+                {"from": "0.50", "to": "0.75", "patients": 1},
+                {"from": "0.75", "to": "1.00", "patients": 2},
+            ]
+        },
+    )
+
+
+class AnalyticsSyncSchema(ma.Schema):
+    """One recorded sync as GET /analytics/syncs lists it: for trends and alerts."""
+
+    sync_id = fields.Integer(data_key="syncId", metadata={"example": 12})
+    entity = fields.String(metadata={"enum": ["patients", "payments"]})
+    state = fields.String(metadata={"example": "applied"})
+    dry_run = fields.Boolean(data_key="dryRun")
+    started_at = fields.String(
+        data_key="startedAt",
+        allow_none=True,
+        metadata={
+            "description": "Null while the sync is queued or running.",
+            "example": "2026-11-21T10:00:00.000000+00:00",
+        },
+    )
+    duration_seconds = fields.Float(
+        data_key="durationSeconds",
+        allow_none=True,
+        metadata={
+            "description": "finishedAt - startedAt; null while queued or running.",
+            "example": 0.012,
+        },
+    )
+    received = fields.Integer(allow_none=True)  # null unless applied
+    created = fields.Integer(allow_none=True)
+    updated = fields.Integer(allow_none=True)
+    restored = fields.Integer(allow_none=True)
+    unchanged = fields.Integer(allow_none=True)
+    rejected = fields.Integer(allow_none=True)
+    deleted = fields.Integer(allow_none=True)

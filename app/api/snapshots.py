@@ -1,18 +1,95 @@
-"""The POST side shared by /patients and /payments: body in, sync report out."""
+"""The POST side shared by /patients and /payments: body in, sync report out.
+
+With ``Prefer: respond-async`` (RFC 7240) the body is stored and the sync
+queued for `flask syncs worker` instead: 202 Accepted once it is durable,
+``Location`` naming the sync (SPEC §2, asynchronous syncs).
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any, BinaryIO
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, jsonify, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from app.errors import APIError
 from app.extensions import db
 from app.snapshot import GunzipReader, SnapshotError, SnapshotTooLarge, iter_snapshot
-from app.sync import SyncRefused, SyncReport, SyncSettings, run_sync
+from app.sync import SyncRefused, SyncReport, SyncSettings, queue, run_sync
 from app.web import metrics
+
+RESPOND_ASYNC = "respond-async"
+
+
+def sync_or_accept(entity: str, *, dry_run: bool, force: bool) -> dict[str, Any] | Response:
+    """The sync report (200), or, if the client prefers respond-async, the 202 of a queued sync."""
+    if RESPOND_ASYNC in preferences(request.headers.getlist("Prefer")):
+        return accept_from_request(entity, dry_run=dry_run, force=force)
+    return sync_from_request(entity, dry_run=dry_run, force=force)
+
+
+def preferences(headers: list[str]) -> set[str]:
+    """The preference names of ``Prefer`` header values (RFC 7240 §2), lowercased.
+
+    Each value is a comma-separated list of ``token [= word] *(; parameter)``;
+    a quoted word may hold commas and semicolons, so the split respects quotes.
+    """
+    names: set[str] = set()
+    for header in headers:
+        for preference in _split_outside_quotes(header, ","):
+            name = _split_outside_quotes(preference, ";")[0].split("=", 1)[0].strip().lower()
+            if name:
+                names.add(name)
+    return names
+
+
+def _split_outside_quotes(text: str, separator: str) -> list[str]:
+    parts, current, quoted, escaped = [], [], False, False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def accept_from_request(entity: str, *, dry_run: bool, force: bool) -> Response:
+    """Store the request's body durably as a queued sync; answer 202 with its Location."""
+    started = time.perf_counter()
+    outcome = "failed"
+    try:
+        body, gzip = _checked_raw_stream()
+        pending = queue.accept(
+            db.session,
+            entity,
+            body,
+            gzip=gzip,
+            limit=current_app.config["MAX_CONTENT_LENGTH"],
+            dry_run=dry_run,
+            force=force,
+        )
+        outcome = "accepted"
+    except (APIError, SnapshotError, HTTPException):
+        outcome = "invalid"
+        raise
+    finally:
+        metrics.observe_sync(entity, outcome, time.perf_counter() - started)
+        g.sync_summary = {"entity": entity, "outcome": outcome}
+    g.sync_summary["sync_id"] = pending["syncId"]
+    response = jsonify(pending)
+    response.status_code = 202
+    response.headers["Location"] = f"/syncs/{pending['syncId']}"
+    response.headers["Preference-Applied"] = RESPOND_ASYNC
+    return response
 
 
 def sync_from_request(entity: str, *, dry_run: bool, force: bool) -> dict[str, Any]:
@@ -61,6 +138,17 @@ def _summary(entity: str, outcome: str, report: SyncReport | None) -> dict[str, 
 
 def _request_stream() -> BinaryIO:
     """The body as a stream, bounded by MAX_CONTENT_LENGTH raw and, if gzip, decompressed."""
+    raw, gzip = _checked_raw_stream()
+    if gzip:
+        return GunzipReader(raw, current_app.config["MAX_CONTENT_LENGTH"])  # type: ignore[return-value]
+    return raw
+
+
+def _checked_raw_stream() -> tuple[BinaryIO, bool]:
+    """The body as sent, bounded by MAX_CONTENT_LENGTH, and whether it is gzip.
+
+    Refuses a Content-Type or Content-Encoding a sync does not take (415).
+    """
     if request.mimetype != "application/json":
         raise APIError.unsupported_media_type(
             f"Expected Content-Type application/json, got {request.mimetype or 'none'}."
@@ -70,10 +158,7 @@ def _request_stream() -> BinaryIO:
         raise APIError.unsupported_media_type(
             f"Unsupported Content-Encoding {encoding!r}; send identity or gzip."
         )
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if encoding == "gzip":
-        return GunzipReader(_raw_stream(limit), limit)  # type: ignore[return-value]
-    return _raw_stream(limit)
+    return _raw_stream(current_app.config["MAX_CONTENT_LENGTH"]), encoding == "gzip"
 
 
 def _raw_stream(limit: int) -> BinaryIO:

@@ -19,7 +19,7 @@ from app.reads.changes import sync_changes, sync_entity
 from app.reads.orderings import SYNCS_NEWEST_FIRST, SYNCS_OLDEST_FIRST, by_record
 from app.reads.paging import SortKey, Window
 from app.reads.serializers import SYNC_CHANGE_KEYS, change_json
-from app.reads.syncs import sync_report, sync_runs
+from app.reads.syncs import summary_json, sync_report, sync_runs
 
 bp = Blueprint("syncs", __name__, description="Recorded syncs, newest first.")
 # sync_runs.id is a 32-bit integer: a larger id names no sync (404), not a query error.
@@ -34,12 +34,13 @@ SYNC_ID = "<int(max=2147483647):sync_id>"
     description="Sync reports without their errors (see GET /syncs/<syncId>).",
 )
 @cached_read
-@paginated(item=lambda row: row.report)
+@paginated(item=summary_json)
 def list_syncs(after: int | None) -> tuple[sa.Select[Any], SortKey]:
-    """List recorded syncs with their counts: newest first, or oldest first after a sync."""
+    """List syncs with their state and counts: newest first, or in finishing order after a sync."""
     syncs = sync_runs(db.session, after=after)
-    # After a sync, oldest first: a consumer that remembers the last sync it
-    # processed misses none (SPEC §5).
+    # After a sync, in the order syncs finished: a consumer that remembers the
+    # last sync it processed misses none (SPEC §5), queued ones included once
+    # they finish.
     return syncs, SYNCS_NEWEST_FIRST if after is None else SYNCS_OLDEST_FIRST
 
 
@@ -75,7 +76,7 @@ def list_sync_changes(
 @bp.alt_response(404, response="NOT_FOUND", description="No sync has this id.")
 @cached_read
 def get_sync(sync_id: int) -> dict[str, Any]:
-    """Get the stored report of one sync."""
+    """Get one sync: its state and, once finished, its stored report."""
     report = sync_report(db.session, sync_id)
     if report is None:
         raise APIError.not_found(f"Sync {sync_id}")

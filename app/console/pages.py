@@ -28,6 +28,7 @@ from app.console.versions import (
     newest_first_by_record,
     read_versions,
 )
+from app.db.clock import database_now
 from app.events.status import relay_status
 from app.extensions import db
 from app.instants import parse_instant
@@ -45,7 +46,8 @@ from app.reads.orderings import (
 from app.reads.paging import Page, read_page
 from app.reads.search import SearchTooLong, patients_named, query_words
 from app.reads.serializers import change_json
-from app.reads.syncs import sync_report, sync_runs
+from app.reads.syncs import summary_json, sync_report, sync_runs
+from app.sync.queue import UNFINISHED
 from app.sync.report import COUNTED_OUTCOMES
 
 ENTITIES = ("patients", "payments")
@@ -98,9 +100,18 @@ def overview() -> dict[str, Any]:
 
 
 def _duration(report: dict[str, Any]) -> float:
-    """Seconds from a report's start to its finish."""
-    started, finished = _parse_time(report["startedAt"]), _parse_time(report["finishedAt"])
+    """Seconds from a report's start to its finish (0 for a sync not finished yet)."""
+    started = _parse_time(report.get("startedAt"))
+    finished = _parse_time(report.get("finishedAt"))
     return (finished - started).total_seconds() if started and finished else 0.0
+
+
+def _waiting(report: dict[str, Any], now: datetime) -> str | None:
+    """How long an unfinished asynchronous sync has waited since it was accepted, or None."""
+    if report["state"] not in UNFINISHED:
+        return None
+    accepted = _parse_time(report.get("acceptedAt"))
+    return None if accepted is None else formatting.age(now - accepted)
 
 
 def syncs(cursor: str | None) -> dict[str, Any]:
@@ -111,14 +122,22 @@ def syncs(cursor: str | None) -> dict[str, Any]:
         position(SYNCS_NEWEST_FIRST, cursor),
         SYNCS_PER_PAGE,
     )
-    reports = [row.report for row in page.rows]
+    reports = [summary_json(row) for row in page.rows]
+    # The database's clock: a queued sync's age is the same on every node. Read
+    # only when the page shows one (one statement more).
+    if any(report["state"] in UNFINISHED for report in reports):
+        now = database_now(db.session.connection())
+        for report in reports:
+            report["waiting"] = _waiting(report, now)
     for report in reports:
         report["duration"] = _duration(report)
+    # Only finished syncs have counts to chart (refused and failed ones have none).
+    counted = [report for report in reports if "received" in report]
     return {
         "reports": reports,
         "next_cursor": page.next_cursor,
         "first": cursor is None,
-        "charts": _sync_charts(list(reversed(reports))),
+        "charts": _sync_charts(list(reversed(counted))),
     }
 
 
@@ -159,6 +178,10 @@ def sync(sync_id: int, cursor: str | None) -> dict[str, Any]:
     report = sync_report(db.session, sync_id)
     if report is None:
         raise ConsoleError.not_found(f"There is no sync {sync_id} (it may have been pruned).")
+    if "received" not in report:
+        # Queued, running, refused or failed: no counts, no changes.
+        now = database_now(db.session.connection())
+        return {"report": report, "waiting": _waiting(report, now), "unfinished": True}
     after = position(by_record(), cursor)
     changes, parameters = sync_changes(
         report["entity"],

@@ -57,14 +57,18 @@ def figures(session: orm.Session) -> Figures:
 
 
 def last_syncs(session: orm.Session) -> list[dict[str, Any]]:
-    """The report (without its errors) of the newest applied sync of each entity."""
+    """The report (without its errors) of the newest applied sync of each entity.
+
+    Newest by the order syncs were applied in: an asynchronous sync may be
+    applied after one accepted later (a larger id).
+    """
     newest = (
-        sa.select(sa.func.max(SyncRun.id))
-        .where(SyncRun.dry_run.is_(False))
+        sa.select(sa.func.max(SyncRun.applied_seq))
+        .where(SyncRun.dry_run.is_(False), SyncRun.state == "applied")
         .group_by(SyncRun.entity)
     )
-    rows = session.execute(syncs.sync_runs(session).where(SyncRun.id.in_(newest))).all()
-    return [row.report for row in rows]
+    rows = session.execute(syncs.sync_runs(session).where(SyncRun.applied_seq.in_(newest))).all()
+    return [syncs.summary_json(row) for row in rows]
 
 
 class TotalsSpread(NamedTuple):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -109,6 +109,27 @@ class Dialect(ABC):
     def patient_name_key(self, patients: sa.Table) -> sa.ColumnElement[str]:
         """A patient's "first last", folded (app/db/names.py): what a name search matches."""
 
+    @abstractmethod
+    def nearest_ranks(
+        self, values: sa.ColumnElement[Any], percents: Sequence[int]
+    ) -> list[sa.ColumnElement[Any]]:
+        """For each of ``percents``, the nearest-rank percentile of ``values``.
+
+        The value at rank ceil(p/100 * n), 1-based, of the n non-null
+        ``values`` in ascending order (NULL when there are none). The
+        expressions are columns of a select that aggregates every row of
+        ``values``'s own FROM (a table, subquery or CTE), with no WHERE or
+        GROUP BY of its own.
+        """
+
+    @abstractmethod
+    def whole_quotient(
+        self, dividend: sa.ColumnElement[Any], divisor: sa.ColumnElement[Any]
+    ) -> sa.ColumnElement[int]:
+        """floor(dividend / divisor), exactly, for a non-negative dividend and a positive
+        divisor that are whole multiples of the same unit (Money, integers). NULL when
+        the divisor is NULL."""
+
 
 class PostgreSQL(Dialect):
     """The production database: advisory locks, COPY, the server's clock, JSON in SQL."""
@@ -160,6 +181,23 @@ class PostgreSQL(Dialect):
     def patient_name_key(self, patients: sa.Table) -> sa.ColumnElement[str]:
         # The stored generated column, under its trigram index (migration d0f2a4c6e8b1).
         return sa.literal_column(f"{patients.name}.{NAME_SEARCH_COLUMN}", sa.Text())
+
+    def nearest_ranks(
+        self, values: sa.ColumnElement[Any], percents: Sequence[int]
+    ) -> list[sa.ColumnElement[Any]]:
+        # percentile_disc is nearest-rank: its row is ceil(fraction * n) (orderedsetaggs.c),
+        # exact for these fractions (tests/reads/test_analytics.py checks the double
+        # arithmetic against whole numbers). Aggregates with one input share one sort.
+        return [
+            sa.func.percentile_disc(sa.literal(p / 100, sa.Float())).within_group(values)
+            for p in percents
+        ]
+
+    def whole_quotient(
+        self, dividend: sa.ColumnElement[Any], divisor: sa.ColumnElement[Any]
+    ) -> sa.ColumnElement[int]:
+        # div() truncates an exact quotient; NUMERIC's "/" rounds it first.
+        return sa.type_coerce(sa.func.div(dividend, divisor), sa.BigInteger())
 
 
 class SQLite(Dialect):
@@ -221,6 +259,28 @@ class SQLite(Dialect):
     def patient_name_key(self, patients: sa.Table) -> sa.ColumnElement[str]:
         # No column: the registered Python fold over each row (a scan, fine embedded).
         return sa.func.pp_fold(patients.c.first_name + " " + patients.c.last_name)
+
+    def nearest_ranks(
+        self, values: sa.ColumnElement[Any], percents: Sequence[int]
+    ) -> list[sa.ColumnElement[Any]]:
+        # No ordered-set aggregates: one ordered read of the values per rank, skipping
+        # to it (an index range on live totals), independent of the enclosing select.
+        present = sa.select(values).where(values.is_not(None))
+        count = sa.select(sa.func.count(values)).scalar_subquery().correlate(None)
+        return [
+            present.order_by(values)
+            .limit(1)
+            .offset((count * p + 99) // 100 - 1)
+            .correlate(None)
+            .scalar_subquery()
+            for p in percents
+        ]
+
+    def whole_quotient(
+        self, dividend: sa.ColumnElement[Any], divisor: sa.ColumnElement[Any]
+    ) -> sa.ColumnElement[int]:
+        # Both are integers here (Money is stored as cents): SQLite's "/" truncates.
+        return sa.type_coerce(dividend, sa.BigInteger()) // sa.type_coerce(divisor, sa.BigInteger())
 
 
 _CHOSEN: weakref.WeakKeyDictionary[sa.Engine, Dialect] = weakref.WeakKeyDictionary()

@@ -1,9 +1,12 @@
 """What the relay publishes next: the committed changes after a position, in order (SPEC §6).
 
-The order is applied syncs by id, within a sync its changes by record id,
-then the sync's ``sync.applied``. Sync ids are taken and committed under the
-sync lock, so a sync that commits later always has a larger id: reading by
-id never skips a sync that commits afterwards. A dry run changed nothing
+The order is applied syncs in the order they were applied
+(``sync_runs.applied_seq``), within a sync its changes by record id, then the
+sync's ``sync.applied``. Not by id: ids are allotted when a sync is accepted,
+and an asynchronous sync may be applied after one accepted later. The place
+is taken and committed under the sync lock, so a sync that commits later
+always has a later one: reading in that order never skips a sync that
+commits afterwards. A dry run changed nothing
 and has no events. A sync's changes are read from the history (SPEC §5),
 which a later sync does not alter, so a window read twice is the same.
 """
@@ -51,7 +54,7 @@ def read_window(connection: sa.Connection, after: Position, limit: int) -> Windo
         if sync is None:
             break
         if sync.id != position.sync_id:
-            position = Position(sync.id, 0, sync_complete=False, sync_events=0)
+            position = Position(sync.id, 0, sync_complete=False, sync_events=0, sync_seq=sync.seq)
         wanted = limit - len(events)
         rows = changes_after(connection, sync, position.record_id, wanted)
         events += [
@@ -76,9 +79,16 @@ def next_sync(connection: sa.Connection, position: Position) -> AppliedSync | No
     """
     counts = (SyncRun.report[name].as_integer().label(name) for name in SYNC_COUNTS)
     row = connection.execute(
-        sa.select(SyncRun.id, SyncRun.entity, SyncRun.started_at, SyncRun.uid, *counts)
-        .where(SyncRun.dry_run.is_(False), unpublished(position))
-        .order_by(SyncRun.id)
+        sa.select(
+            SyncRun.id,
+            SyncRun.entity,
+            SyncRun.started_at,
+            SyncRun.uid,
+            SyncRun.applied_seq,
+            *counts,
+        )
+        .where(unpublished(position))
+        .order_by(SyncRun.applied_seq)
         .limit(1)
     ).first()
     if row is None:
@@ -89,6 +99,7 @@ def next_sync(connection: sa.Connection, position: Position) -> AppliedSync | No
         row.started_at,
         {name: getattr(row, name) or 0 for name in SYNC_COUNTS},
         row.uid,
+        row.applied_seq,
     )
 
 

@@ -43,6 +43,8 @@ class AppliedSync:
     occurred_at: str
     counts: dict[str, int]
     uid: str | None = None
+    # Its place in the order syncs were applied (sync_runs.applied_seq), which the feed follows.
+    seq: int | None = None
 
     @classmethod
     def of(
@@ -52,9 +54,10 @@ class AppliedSync:
         started_at: datetime,
         counts: dict[str, int],
         uid: str | None = None,
+        seq: int | None = None,
     ) -> AppliedSync:
         """The sync that started at ``started_at``, with its report ``counts``."""
-        return cls(sync_id, entity, started_at.isoformat(timespec="microseconds"), counts, uid)
+        return cls(sync_id, entity, started_at.isoformat(timespec="microseconds"), counts, uid, seq)
 
     @property
     def change_count(self) -> int:

@@ -1,6 +1,8 @@
 """The relay's stored position: the last event the broker confirmed (SPEC §6).
 
-Events are ordered by sync, then by record id within a sync, and each
+Events are ordered by sync, in the order syncs were applied
+(``sync_runs.applied_seq``: ids follow acceptance, and an asynchronous sync
+may be applied after a later one), then by record id within a sync, and each
 sync's ``sync.applied`` comes last; a Position names one point in that order.
 It is stored only after the broker confirmed every event up to it, so a
 relay that dies at any moment resumes there: nothing confirmed is lost, and
@@ -9,8 +11,9 @@ what was published but not confirmed is published again (at least once).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -36,14 +39,19 @@ class Position:
     record_id: int = 0
     sync_complete: bool = True
     sync_events: int = 0
+    # ``sync_id``'s place in the order syncs were applied (its applied_seq), which
+    # the feed follows; None: looked up by ``sync_id`` (a position built by hand).
+    # Not compared: the sync id names the place.
+    sync_seq: int | None = field(default=None, compare=False)
 
 
-START = Position()
+START = Position(sync_seq=0)
 _COLUMNS = (
     EventRelayPosition.sync_id,
     EventRelayPosition.record_id,
     EventRelayPosition.sync_complete,
     EventRelayPosition.sync_events,
+    EventRelayPosition.sync_seq,
 )
 
 
@@ -72,10 +80,22 @@ def load(connection: sa.Connection) -> Position:
 
 
 def unpublished(position: Position) -> sa.ColumnElement[bool]:
-    """The sync_runs with events after ``position``: later syncs, and its own if unfinished."""
+    """The applied syncs with events after ``position``: later ones, and its own if unfinished."""
+    applied = sa.and_(SyncRun.dry_run.is_(False), SyncRun.state == "applied")
     if position.sync_complete:
-        return SyncRun.id > position.sync_id
-    return SyncRun.id >= position.sync_id
+        return sa.and_(applied, SyncRun.applied_seq > seq_of(position))
+    return sa.and_(applied, SyncRun.applied_seq >= seq_of(position))
+
+
+def seq_of(position: Position) -> int | sa.ColumnElement[int]:
+    """``position``'s place in the order syncs were applied: stored, or looked up by its id.
+
+    Syncs recorded before migration c9e1f3a5b7d9 have their id as their place.
+    """
+    if position.sync_seq is not None:
+        return position.sync_seq
+    own = sa.select(SyncRun.applied_seq).where(SyncRun.id == position.sync_id)
+    return sa.func.coalesce(own.scalar_subquery(), position.sync_id)
 
 
 def store(
@@ -93,11 +113,15 @@ def store(
     # Not worth a WAL flush per window: a position lost in a database crash
     # only makes the relay publish that window again, which at least once allows.
     dialect_of(connection).relaxed_commit(connection)
+    expected_values = _values(expected)
+    if expected.sync_seq is None:
+        # A position built by hand names its sync by id alone.
+        del expected_values["sync_seq"]
     result = connection.execute(
         sa.update(table)
         .where(
             table.id == ROW_ID,
-            *(getattr(table, name) == value for name, value in _values(expected).items()),
+            *(getattr(table, name) == value for name, value in expected_values.items()),
         )
         .values(
             **_values(new),
@@ -109,12 +133,13 @@ def store(
     return result.rowcount == 1
 
 
-def _values(position: Position) -> dict[str, int | bool]:
+def _values(position: Position) -> dict[str, Any]:
     return {
         "sync_id": position.sync_id,
         "record_id": position.record_id,
         "sync_complete": position.sync_complete,
         "sync_events": position.sync_events,
+        "sync_seq": seq_of(position),
     }
 
 
@@ -128,9 +153,7 @@ def unpublished_before(session: orm.Session, before: datetime) -> int:
         return 0
     return (
         session.scalar(
-            sa.select(sa.func.count()).where(
-                SyncRun.dry_run.is_(False), SyncRun.started_at < before, unpublished(relay)
-            )
+            sa.select(sa.func.count()).where(SyncRun.started_at < before, unpublished(relay))
         )
         or 0
     )

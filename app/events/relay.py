@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,10 +24,10 @@ from app.events import feed, position
 from app.events.feed import Window
 from app.events.lock import relay_lock
 from app.events.publisher import BrokerError, Publisher
+from app.loops import Backoff, StopFlag, first_line
 
 log = logging.getLogger(__name__)
 
-_TICK_SECONDS = 0.1
 PROGRESS_EVERY_SECONDS = 10.0
 
 
@@ -54,45 +54,6 @@ class RelaySettings:
             confirm_timeout=config["EVENTS_CONFIRM_TIMEOUT"],
             exit_when_idle=exit_when_idle,
         )
-
-
-class StopFlag:
-    """Set from a signal handler; waits end early once it is set."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def request(self) -> None:
-        """Ask the relay to stop after the window in flight."""
-        self.requested = True
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep up to ``seconds``, less if a stop is requested; True if one was."""
-        deadline = time.monotonic() + seconds
-        while not self.requested and (remaining := deadline - time.monotonic()) > 0:
-            time.sleep(min(_TICK_SECONDS, remaining))
-        return self.requested
-
-
-@dataclass
-class Backoff:
-    """Exponential delays between retries: ``initial``, doubling, capped at ``maximum``."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    _next: float = field(init=False, default=0.0)
-
-    def __post_init__(self) -> None:
-        self.reset()
-
-    def next(self) -> float:
-        """The delay before the next retry."""
-        delay, self._next = self._next, min(self._next * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        """Start again from ``initial`` (after something worked)."""
-        self._next = self.initial
 
 
 PublisherFactory = Callable[[RelaySettings], Publisher]
@@ -132,7 +93,7 @@ class Relay:
                 log.warning(
                     "database error; retrying in %.1f s",
                     delay,
-                    extra={"fields": {"error": _first_line(error)}},
+                    extra={"fields": {"error": first_line(error)}},
                 )
                 self._stop.wait(delay)
         log.info("relay stopped", extra={"fields": self._progress.fields()})
@@ -285,8 +246,3 @@ class _Progress:
 
     def fields(self) -> dict[str, Any]:
         return {"published": self.published}
-
-
-def _first_line(error: BaseException) -> str:
-    """An error's first line: SQL errors continue with the statement (never its parameters)."""
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

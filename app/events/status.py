@@ -46,7 +46,7 @@ def relay_status(session: orm.Session, configured: bool) -> RelayStatus | None:
     position = EventRelayPosition
     # One row whether or not the position row exists yet.
     anchor = sa.select(sa.literal(ROW_ID).label("id")).subquery("anchor")
-    sync_id = sa.func.coalesce(position.sync_id, START.sync_id)
+    sync_seq = sa.func.coalesce(position.sync_seq, START.sync_seq)
     complete = sa.func.coalesce(position.sync_complete, START.sync_complete)
     count = {name: SyncRun.report[name].as_integer() for name in CHANGE_OUTCOMES}
     events = count["created"] + count["updated"] + count["deleted"] + count["restored"] + 1
@@ -54,7 +54,12 @@ def relay_status(session: orm.Session, configured: bool) -> RelayStatus | None:
         sa.select(sa.func.coalesce(sa.func.sum(events), 0))
         .where(
             SyncRun.dry_run.is_(False),
-            sa.or_(SyncRun.id > sync_id, sa.and_(SyncRun.id == sync_id, sa.not_(complete))),
+            SyncRun.state == "applied",
+            # The order syncs were applied in, as the feed reads them (feed.py).
+            sa.or_(
+                SyncRun.applied_seq > sync_seq,
+                sa.and_(SyncRun.applied_seq == sync_seq, sa.not_(complete)),
+            ),
         )
         .scalar_subquery()
     )

@@ -113,15 +113,20 @@ def live_patients_at(
 
 def _with_totals(patients: sa.Subquery, payments: sa.Subquery) -> sa.Subquery:
     """The live ones of ``patients`` with the count and total of their ``payments``."""
-    totals = (
-        sa.select(
-            payments.c.patient_id,
-            sa.func.sum(payments.c.amount).label("total"),
-            sa.func.count().label("n"),
-        )
-        .group_by(payments.c.patient_id)
-        .subquery("totals")
-    )
+    return _with_payment_totals(patients, _payment_totals(payments).subquery("totals"))
+
+
+def _payment_totals(payments: sa.Subquery) -> sa.Select[Any]:
+    """Each patient's count (``n``) and total (``total``) of ``payments``."""
+    return sa.select(
+        payments.c.patient_id,
+        sa.func.sum(payments.c.amount).label("total"),
+        sa.func.count().label("n"),
+    ).group_by(payments.c.patient_id)
+
+
+def _with_payment_totals(patients: sa.Subquery, totals: sa.FromClause) -> sa.Subquery:
+    """The live ones of ``patients`` with their count and total from ``totals``."""
     return (
         sa.select(
             patients.c.id,
@@ -137,6 +142,22 @@ def _with_totals(patients: sa.Subquery, payments: sa.Subquery) -> sa.Subquery:
         .where(patients.c.deleted.is_(None))
         .subquery("patients_at")
     )
+
+
+def payment_totals_at(at: datetime) -> sa.CTE:
+    """Each patient's count (``n``) and total (``total``) of the payments live at ``at``.
+
+    Patients deleted then included: a payment follows the payments snapshot
+    alone (SPEC §2 rule 7), so it counts among the live payments whatever
+    its patient's state.
+    """
+    return _payment_totals(_live_payments_at(at)).cte("payment_totals_at")
+
+
+def live_patients_with_totals_at(at: datetime, totals: sa.FromClause) -> sa.Subquery:
+    """Patients live at ``at``, each with ``payments_total`` and ``payments_count`` from
+    ``totals`` (payment_totals_at of the same instant)."""
+    return _with_payment_totals(_versions_at(Patient, PatientVersion, _PATIENT_FIELDS, at), totals)
 
 
 def live_patient_at(session: orm.Session, external_id: str, at: datetime) -> sa.Row[Any] | None:

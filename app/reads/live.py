@@ -115,7 +115,11 @@ def pin_instant(session: orm.Session) -> datetime | None:
 
 _PIN_INSTANT = sa.select(
     sa.select(sa.func.max(SyncRun.__table__.c.started_at))
-    .where(SyncRun.__table__.c.dry_run.is_(False))
+    .where(
+        SyncRun.__table__.c.dry_run.is_(False),
+        # A queued sync's started_at is its acceptance: it has changed nothing yet.
+        SyncRun.__table__.c.state == "applied",
+    )
     .scalar_subquery(),
     sa.select(HistoryHorizon.__table__.c.pruned_before).scalar_subquery(),
 )

@@ -33,7 +33,10 @@ def payments_by_id(columns: Any) -> SortKey:
 PATIENT_SORTS = patient_sorts(Patient.__table__.c)
 PAYMENTS_BY_ID = payments_by_id(Payment.__table__.c)
 SYNCS_NEWEST_FIRST = SortKey("-id", (KeyColumn("id", SyncRun.id, descending=True),))
-SYNCS_OLDEST_FIRST = SortKey("id", (KeyColumn("id", SyncRun.id),))
+# The feed (GET /syncs?after=): the order syncs finished in, not acceptance (app/reads/syncs.py).
+SYNCS_OLDEST_FIRST = SortKey("applied", (KeyColumn("applied_seq", SyncRun.applied_seq),))
+# GET /analytics/syncs: every recorded sync, unfinished ones included, in acceptance order.
+SYNCS_BY_ID = SortKey("id", (KeyColumn("id", SyncRun.id),))
 
 
 def by_record(changes: sa.Subquery | None = None) -> SortKey:

@@ -9,11 +9,13 @@ itself on a 100-row page (tests hold them equal to the schemas' dump).
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from app.reads import csv_sql
+from app.reads.analytics import PERCENTILES, Bucket, Summary
 from app.reads.changes import describe
 from app.reads.json_sql import Field, json_object, money, timestamp
 
@@ -194,4 +196,69 @@ def _shown(external_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {
         "externalId": external_id,
         **{key: _iso(value) if isinstance(value, date) else value for key, value in fields.items()},
+    }
+
+
+def money_text(amount: Decimal) -> str:
+    """An amount as analytics write it (SPEC §3): a decimal string, exactly two places."""
+    return format(amount.quantize(_CENT), "f")
+
+
+_CENT = Decimal("0.01")
+
+
+def summary_json(summary: Summary) -> dict[str, Any]:
+    """GET /analytics/summary's object: counts, and amounts as exact decimal strings."""
+    return {
+        "patients": summary.patients,
+        "payments": summary.payments,
+        "totalAmount": money_text(summary.total_amount),
+        "patientsWithoutPayments": summary.patients_without_payments,
+        "patientTotals": {
+            "min": money_text(summary.minimum),
+            "max": money_text(summary.maximum),
+            "mean": money_text(summary.mean),
+            **{f"p{p}": money_text(summary.percentiles[p]) for p in PERCENTILES},
+        },
+    }
+
+
+def histogram_json(buckets: list[Bucket]) -> dict[str, Any]:
+    """GET /analytics/histogram's object: edges as decimal strings, as precise as they are."""
+    return {
+        "buckets": [
+            {
+                "from": format(bucket.low, "f"),
+                "to": format(bucket.high, "f"),
+                "patients": bucket.patients,
+            }
+            for bucket in buckets
+        ]
+    }
+
+
+# The counts of a report, in its order (SPEC §2).
+_REPORT_COUNTS = ("received", "created", "updated", "restored", "unchanged", "rejected", "deleted")
+
+
+def sync_trend_json(row: Any) -> dict[str, Any]:
+    """One sync as GET /analytics/syncs lists it: state, start, duration and counts.
+
+    Only an applied sync (a dry run included) has a report with counts; a
+    queued or running one has not started, and a refused or failed one
+    changed nothing: their counts are null, and so are the start and the
+    duration of a sync that has not finished.
+    """
+    report = row.report
+    unfinished = row.state in ("queued", "running")
+    return {
+        "syncId": row.id,
+        "entity": row.entity,
+        "state": row.state,
+        "dryRun": row.dry_run,
+        "startedAt": None if unfinished else report.get("startedAt", row.started_at.isoformat()),
+        "durationSeconds": None
+        if unfinished
+        else (row.finished_at - row.started_at).total_seconds(),
+        **{name: report.get(name) for name in _REPORT_COUNTS},
     }

@@ -18,16 +18,23 @@ from app.db.clock import database_now
 from app.models import SyncRun
 
 _TICK = timedelta(microseconds=1)
+_RUNS = SyncRun.__table__.c
+# The sync recorded finished last: ids follow acceptance, and an accepted
+# sync may finish after a later one (SPEC §2, asynchronous syncs).
 _LAST_SYNC_START = (
-    sa.select(SyncRun.__table__.c.started_at).order_by(SyncRun.__table__.c.id.desc()).limit(1)
+    sa.select(_RUNS.started_at)
+    .where(_RUNS.applied_seq.is_not(None))
+    .order_by(_RUNS.applied_seq.desc())
+    .limit(1)
 )
 
 
 def sync_time(connection: sa.Connection) -> datetime:
     """The time of a sync about to be recorded: now, and later than every sync before it.
 
-    Call it under the sync lock: syncs are recorded in id order there, so
-    the newest recorded sync's start is the one to stay after.
+    Call it under the sync lock: syncs are recorded finished in
+    ``applied_seq`` order there, so the last one's start is the one to stay
+    after.
     """
     now = database_now(connection)
     last = connection.execute(_LAST_SYNC_START).scalar()

@@ -25,12 +25,13 @@ from sqlalchemy import orm
 
 from app.db.clock import database_now
 from app.models import SyncRun
-from app.sync import merge
+from app.sync import merge, queue
 from app.sync.clock import sync_time
 from app.sync.entities import ENTITIES
 from app.sync.entity import Entity
 from app.sync.errors import MassDeleteRefused
 from app.sync.lock import sync_lock
+from app.sync.queue import Claimed
 from app.sync.records import ValidationSummary, validate_snapshot
 from app.sync.report import MergeCounts, RecordError, SyncReport, SyncSettings
 from app.sync.staging import stage_sink, temporary_tables
@@ -49,6 +50,7 @@ def run_sync(
     force: bool = False,
     settings: SyncSettings,
     progress: Progress | None = None,
+    claimed: Claimed | None = None,
 ) -> SyncReport:
     """Make the replica of ``entity`` equal to the snapshot ``records``; return the report.
 
@@ -56,6 +58,11 @@ def run_sync(
     once, before the lock is taken. Raises SyncInProgress when the lock is not
     free within the timeout and MassDeleteRefused when the guard trips; in both
     cases, and on any error, nothing changed.
+
+    ``claimed``: an asynchronous sync a worker claimed (app/sync/queue.py). Its
+    row, allotted at acceptance, is filled in instead of a new one, and the
+    same commit records it applied and deletes its stored upload; LostClaim if
+    it is no longer the worker's.
     """
     if entity not in ENTITIES:
         raise ValueError(f"unknown entity {entity!r}")
@@ -72,9 +79,16 @@ def run_sync(
                 now = sync_time(connection)
                 merge.tune_transaction(connection, settings.work_mem)
                 # Opened first, so that every row the merge writes names its sync; a
-                # dry run keeps its record (under the lock, so sync_runs ids are
-                # committed in order) and undoes only its merge.
-                run = _open_run(session, entity, dry_run, now)
+                # dry run keeps its record and undoes only its merge. Its place in
+                # the order syncs finished in is taken here, under the lock, so a
+                # sync that commits later always has a later one (the feed's order).
+                run = (
+                    _open_run(session, entity, dry_run, now)
+                    if claimed is None
+                    else queue.take_claimed_run(session, claimed.sync_id, claimed.claimant)
+                )
+                run.started_at = now
+                run.applied_seq = queue.next_applied_seq(connection)
                 stamp = merge.SyncStamp(run.id, now)
                 changes = session.begin_nested() if dry_run else None
                 connection = session.connection()  # emits the SAVEPOINT, which is lazy
@@ -90,6 +104,8 @@ def run_sync(
                 finished = _Finished(run.id, now, max(database_now(connection), now))
                 report = _report(entity, dry_run, summary, outcome, settings, finished)
                 _record(run, report)
+                if claimed is not None:
+                    queue.finish_applied(session, run, report.to_json())
                 session.commit()
         except BaseException:
             session.rollback()

@@ -103,7 +103,10 @@ def prune(
             )
             syncs = session.execute(
                 sa.delete(SyncRun).where(
-                    SyncRun.started_at < before, SyncRun.id.not_in(_newest_applied_syncs())
+                    SyncRun.started_at < before,
+                    # An accepted sync not finished yet is pending work, not history.
+                    SyncRun.applied_seq.is_not(None),
+                    SyncRun.applied_seq.not_in(_newest_applied_syncs()),
                 )
             ).rowcount  # type: ignore[attr-defined]
             session.merge(HistoryHorizon(id=1, pruned_before=before))
@@ -115,9 +118,13 @@ def prune(
 
 
 def _newest_applied_syncs() -> sa.Select[tuple[int]]:
-    """The newest applied sync of each entity: kept by every prune (SPEC §5)."""
+    """The newest applied sync of each entity (its applied_seq): kept by every prune (SPEC §5).
+
+    Newest in the order syncs were applied, which an asynchronous sync's id
+    does not follow.
+    """
     return (
-        sa.select(sa.func.max(SyncRun.id))
-        .where(SyncRun.dry_run.is_(False))
+        sa.select(sa.func.max(SyncRun.applied_seq))
+        .where(SyncRun.dry_run.is_(False), SyncRun.state == "applied")
         .group_by(SyncRun.entity)
     )

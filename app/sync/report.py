@@ -88,6 +88,9 @@ class SyncReport:
             "syncId": self.sync_id,
             "entity": self.entity,
             "dryRun": self.dry_run,
+            # A report is made only by a sync that was applied (or a dry run,
+            # "applied" with dryRun true); /syncs shows every sync's state.
+            "state": "applied",
             "received": self.received,
             "created": self.created,
             "updated": self.updated,

@@ -137,3 +137,32 @@ def relay_exposition(lag: int, published_total: int, publish_rate: float) -> byt
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_RelayFigures(lag, published_total, publish_rate))
     return generate_latest(registry)
+
+
+class _QueueFigures(Collector):
+    """The asynchronous sync queue, as read at this scrape (SPEC §2)."""
+
+    def __init__(self, depth: int, oldest_age: float) -> None:
+        self._depth = depth
+        self._oldest_age = oldest_age
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        return [
+            GaugeMetricFamily(
+                "sync_queue_depth",
+                "Asynchronous syncs accepted and not finished yet (queued or running).",
+                value=self._depth,
+            ),
+            GaugeMetricFamily(
+                "sync_queue_oldest_age_seconds",
+                "Seconds since the oldest unfinished asynchronous sync was accepted (0 if none).",
+                value=self._oldest_age,
+            ),
+        ]
+
+
+def queue_exposition(depth: int, oldest_age: float) -> bytes:
+    """The sync queue's two series in Prometheus text format, to follow ``exposition()``'s."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_QueueFigures(depth, oldest_age))
+    return generate_latest(registry)

@@ -17,14 +17,14 @@ SQLite has no column: the app registers a Python ``pp_fold`` on each
 connection (app/db/names.py) and a search scans.
 
 Revision ID: d0f2a4c6e8b1
-Revises: b8c0d2e4f6a8
+Revises: c9e1f3a5b7d9
 Create Date: 2026-12-07 03:20:00
 """
 
 from alembic import op
 
 revision = "d0f2a4c6e8b1"
-down_revision = "b8c0d2e4f6a8"
+down_revision = "c9e1f3a5b7d9"
 branch_labels = None
 depends_on = None
 

@@ -21,6 +21,7 @@ REPORT_KEYS = {
     "syncId",
     "entity",
     "dryRun",
+    "state",
     "received",
     "created",
     "updated",

@@ -220,16 +220,18 @@ def stored(app: Flask) -> tuple[Position, int]:
 
 @dataclass
 class RelayProcess:
-    """`flask events relay` in a subprocess, its JSON log lines in a file."""
+    """`flask events relay` (or another long-running ``command``) in a subprocess,
+    its JSON log lines in a file."""
 
     log_path: Path
     env: Mapping[str, str]
+    command: tuple[str, ...] = ("events", "relay")
     process: subprocess.Popen[bytes] = field(init=False)
 
     def __post_init__(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(BIN / "flask"), "--app", "wsgi", "events", "relay"],
+                [str(BIN / "flask"), "--app", "wsgi", *self.command],
                 cwd=ROOT,
                 env={**os.environ, **self.env},
                 stdin=subprocess.DEVNULL,
