@@ -50,9 +50,8 @@ def csv_text(keys: Sequence[str], items: Iterable[dict[str, Any]]) -> str:
             raise KeysChanged(f"expected {expected}, got {tuple(item)}")
         line = list(item.values())
         for index in money:
-            # A Decimal, or the text PostgreSQL wrote with its two decimals.
-            if line[index] is not None and not isinstance(line[index], str):
-                line[index] = f"{line[index]:.2f}"
+            if line[index] is not None:
+                line[index] = f"{line[index]:.2f}"  # Decimal: exact, never an exponent
         for index in nested:
             if line[index] is not None:
                 line[index] = _json(line[index])
