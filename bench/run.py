@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from bench import read_floor, sync_floor
+from bench.async_syncs import async_payments
 from bench.console import console_pages
 from bench.database import ADMIN_URL, recreate_database
 from bench.events import events_bench
@@ -519,6 +520,22 @@ def main() -> None:
         log(json.dumps(figures))
         rounds.append(figures)
     syncs = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    log("asynchronous sync (one round)")
+    async_figures = async_payments(
+        data,
+        fresh_database=fresh_database,
+        server=Server,
+        post=post,
+        port=PORT,
+        headers=AUTH,
+        worker_command=FLASK,
+        env=env(),
+        root=ROOT,
+    )
+    async_figures["sync_payments_s"] = syncs["initial_payments_s"]
+    async_figures["end_to_end_over_sync"] = (
+        async_figures["async_end_to_end_payments_s"] / syncs["initial_payments_s"]
+    )
     log("reads")
     read_figures, console_figures = reads(data, args.wrk_seconds)
     log("CSV exports and name search")
@@ -540,6 +557,7 @@ def main() -> None:
         "exports": export_and_search["exports"],
         "name_search": export_and_search["search"],
         "events": relay_figures,
+        "async": async_figures,
     }
     out = ROOT / "bench" / "results" / f"{result['at'].replace(':', '')}-{args.scale}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -580,6 +598,18 @@ def table(result: dict[str, Any]) -> str:
     }
     for key, label in names.items():
         lines.append(f"| {label} | {result['syncs_median'][key]:.1f} |")
+    asynchronous = result.get("async")
+    if asynchronous:
+        lines += [
+            "",
+            "| asynchronous sync, day-1 payments gzip (issue 20, one round) | |",
+            "|---|---|",
+            f"| last byte to 202 | {asynchronous['async_accept_after_last_byte_s']:.2f} s |",
+            f"| POST to applied | {asynchronous['async_end_to_end_payments_s']:.1f} s |",
+            f"| synchronous sync of the same body | {asynchronous['sync_payments_s']:.1f} s |",
+            f"| end to end / synchronous | {asynchronous['end_to_end_over_sync']:.2f} |",
+            f"| worker peak RSS | {asynchronous['async_worker_peak_rss_mb']:.0f} MB |",
+        ]
     lines += [
         "",
         "| payments rows (issue 11) | ours, HTTP gzip (s) | floor, raw SQL (s) | ours/floor |",

@@ -98,7 +98,9 @@ def get_patient_history(external_id: str) -> tuple[sa.Select[Any], SortKey]:
 @bp.alt_response(
     202,
     schema=QueuedSyncSchema,
-    description="With `Prefer: respond-async`: accepted and queued; `Location` names the sync.",
+    description="With the header `Prefer: respond-async` (RFC 7240): the body is stored and "
+    "the sync queued for `flask syncs worker`; `Location: /syncs/<syncId>` names it. Poll it "
+    "until its `state` is `applied`, `refused` or `failed`.",
 )
 def sync_patients(dry_run: bool, force: bool) -> dict[str, Any] | Response:
     """Replace the replica's patients with the complete snapshot in the body."""

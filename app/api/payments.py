@@ -95,7 +95,9 @@ def get_payment_history(external_id: str) -> tuple[sa.Select[Any], SortKey]:
 @bp.alt_response(
     202,
     schema=QueuedSyncSchema,
-    description="With `Prefer: respond-async`: accepted and queued; `Location` names the sync.",
+    description="With the header `Prefer: respond-async` (RFC 7240): the body is stored and "
+    "the sync queued for `flask syncs worker`; `Location: /syncs/<syncId>` names it. Poll it "
+    "until its `state` is `applied`, `refused` or `failed`.",
 )
 def sync_payments(dry_run: bool, force: bool) -> dict[str, Any] | Response:
     """Replace the replica's payments with the complete snapshot in the body."""

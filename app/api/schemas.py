@@ -2,6 +2,8 @@
 
 The hot paths build the same shapes without marshmallow (app/reads/serializers.py,
 held equal to these by a test). JSON keys are camelCase through ``data_key``.
+The schemas of records and versions are made from each entity's description
+(app/entities.py): its fields, their keys and kinds, in the answers' order.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from typing import Any
 
 import marshmallow as ma
 from marshmallow import fields
+
+from app.entities import ENTITIES, OPS, PATIENTS, PAYMENTS, Entity, Field
 
 
 class HealthSchema(ma.Schema):
@@ -25,30 +29,54 @@ class ReadinessSchema(ma.Schema):
     revision = fields.List(fields.String(), required=True)
 
 
-class PatientSchema(ma.Schema):
-    """A live patient with the totals of its live payments."""
-
-    id = fields.Integer()
-    external_id = fields.String(data_key="externalId")
-    first_name = fields.String(data_key="firstName")
-    last_name = fields.String(data_key="lastName")
-    middle_name = fields.String(allow_none=True, data_key="middleName")
-    date_of_birth = fields.Date(allow_none=True, data_key="dateOfBirth")
-    payments_total = fields.Decimal(places=2, data_key="paymentsTotal")
-    payments_count = fields.Integer(data_key="paymentsCount")
-    created = fields.AwareDateTime()
-    updated = fields.AwareDateTime()
+def _field(field: Field) -> fields.Field:
+    """The marshmallow field that dumps ``field`` under its JSON key."""
+    data_key = None if field.key == field.column else field.key
+    if field.kind == "date":
+        return fields.Date(allow_none=field.nullable, data_key=data_key)
+    if field.kind == "money":
+        return fields.Decimal(places=2, data_key=data_key)
+    if field.kind == "integer":
+        return fields.Integer(data_key=data_key)
+    return fields.String(allow_none=field.nullable, data_key=data_key)
 
 
-class PaymentSchema(ma.Schema):
-    """A live payment; patientId is the patient's externalId."""
+def _schema(
+    name: str, doc: str, declared: dict[str, fields.Field], base: type[ma.Schema] = ma.Schema
+) -> type[ma.Schema]:
+    """A schema class named ``name`` whose fields are ``base``'s, then ``declared`` in order."""
+    return type(base)(name, (base,), {"__doc__": doc, "__module__": __name__, **declared})
 
-    id = fields.Integer()
-    external_id = fields.String(data_key="externalId")
-    patient_external_id = fields.String(data_key="patientId")
-    amount = fields.Decimal(places=2)
-    created = fields.AwareDateTime()
-    updated = fields.AwareDateTime()
+
+def _synced(entity: Entity, *, extras: bool = False) -> dict[str, fields.Field]:
+    """externalId and the entity's synced fields (and its read-only extras), in order."""
+    shown = (*entity.fields, *entity.extras) if extras else entity.fields
+    return {
+        "external_id": fields.String(data_key="externalId"),
+        **{field.column: _field(field) for field in shown},
+    }
+
+
+def _record_schema(name: str, doc: str, entity: Entity) -> type[ma.Schema]:
+    """A record's answer (SPEC §3): id, externalId, synced fields, extras, created, updated."""
+    return _schema(
+        name,
+        doc,
+        {
+            "id": fields.Integer(),
+            **_synced(entity, extras=True),
+            "created": fields.AwareDateTime(),
+            "updated": fields.AwareDateTime(),
+        },
+    )
+
+
+PatientSchema = _record_schema(
+    "PatientSchema", "A live patient with the totals of its live payments.", PATIENTS
+)
+PaymentSchema = _record_schema(
+    "PaymentSchema", "A live payment; patientId is the patient's externalId.", PAYMENTS
+)
 
 
 class VersionSchema(ma.Schema):
@@ -64,30 +92,26 @@ class VersionSchema(ma.Schema):
     sync_id = fields.Integer(allow_none=True, data_key="syncId")
 
 
-class PatientVersionSchema(VersionSchema):
-    """One version of a patient: its synced fields as they stood."""
-
-    external_id = fields.String(data_key="externalId")
-    first_name = fields.String(data_key="firstName")
-    last_name = fields.String(data_key="lastName")
-    middle_name = fields.String(allow_none=True, data_key="middleName")
-    date_of_birth = fields.Date(allow_none=True, data_key="dateOfBirth")
-
-
-class PaymentVersionSchema(VersionSchema):
-    """One version of a payment; patientId is its patient's externalId in that version."""
-
-    external_id = fields.String(data_key="externalId")
-    patient_external_id = fields.String(data_key="patientId")
-    amount = fields.Decimal(places=2)
+PatientVersionSchema = _schema(
+    "PatientVersionSchema",
+    "One version of a patient: its synced fields as they stood.",
+    _synced(PATIENTS),
+    VersionSchema,
+)
+PaymentVersionSchema = _schema(
+    "PaymentVersionSchema",
+    "One version of a payment; patientId is its patient's externalId in that version.",
+    _synced(PAYMENTS),
+    VersionSchema,
+)
 
 
 class SyncChangeSchema(ma.Schema):
     """One record a sync changed (SPEC §5); before/after hold its synced fields."""
 
-    entity = fields.String(metadata={"enum": ["patients", "payments"]})
+    entity = fields.String(metadata={"enum": list(ENTITIES)})
     external_id = fields.String(data_key="externalId")
-    op = fields.String(metadata={"enum": ["created", "updated", "deleted", "restored"]})
+    op = fields.String(metadata={"enum": list(OPS)})
     before = fields.Dict(
         allow_none=True,
         metadata={
@@ -179,6 +203,11 @@ def _money(description: str, example: str, **kwargs: Any) -> fields.String:
     return fields.String(metadata={"description": description, "example": example}, **kwargs)
 
 
+def _count() -> fields.Integer:
+    """One count of a sync's report; null unless the sync was applied (a dry run included)."""
+    return fields.Integer(allow_none=True, metadata={"example": 3})
+
+
 class PatientTotalsSchema(ma.Schema):
     """The spread of live patients' totals (a patient with no payments counts as 0)."""
 
@@ -240,11 +269,11 @@ class AnalyticsHistogramSchema(ma.Schema):
 
 
 class AnalyticsSyncSchema(ma.Schema):
-    """One recorded sync as GET /analytics/syncs lists it: for trends and alerts."""
+    """One recorded sync as GET /analytics/syncs lists it, in acceptance order: trends, alerts."""
 
     sync_id = fields.Integer(data_key="syncId", metadata={"example": 12})
-    entity = fields.String(metadata={"enum": ["patients", "payments"]})
-    state = fields.String(metadata={"example": "applied"})
+    entity = fields.String(metadata={"enum": list(ENTITIES)})
+    state = fields.String(metadata={"enum": ["queued", "running", "applied", "refused", "failed"]})
     dry_run = fields.Boolean(data_key="dryRun")
     started_at = fields.String(
         data_key="startedAt",
@@ -262,10 +291,10 @@ class AnalyticsSyncSchema(ma.Schema):
             "example": 0.012,
         },
     )
-    received = fields.Integer(allow_none=True)  # null unless applied
-    created = fields.Integer(allow_none=True)
-    updated = fields.Integer(allow_none=True)
-    restored = fields.Integer(allow_none=True)
-    unchanged = fields.Integer(allow_none=True)
-    rejected = fields.Integer(allow_none=True)
-    deleted = fields.Integer(allow_none=True)
+    received = _count()
+    created = _count()
+    updated = _count()
+    restored = _count()
+    unchanged = _count()
+    rejected = _count()
+    deleted = _count()

@@ -29,6 +29,7 @@ from app.console.versions import (
     read_versions,
 )
 from app.db.clock import database_now
+from app.entities import ENTITIES
 from app.events.status import relay_status
 from app.extensions import db
 from app.instants import parse_instant
@@ -50,7 +51,6 @@ from app.reads.syncs import summary_json, sync_report, sync_runs
 from app.sync.queue import UNFINISHED
 from app.sync.report import COUNTED_OUTCOMES
 
-ENTITIES = ("patients", "payments")
 SYNCS_PER_PAGE = 50
 CHANGES_PER_PAGE = 100
 PATIENTS_PER_PAGE = 50
@@ -197,6 +197,8 @@ def sync(sync_id: int, cursor: str | None) -> dict[str, Any]:
         "duration": _duration(report),
         "outcomes": COUNTED_OUTCOMES,
         "changes": [change_json(row) for row in page.rows],
+        # Each change names its record; a record with a page of its own links to it.
+        "linked": ENTITIES[report["entity"]].own_page,
         "next_cursor": page.next_cursor,
         "first": cursor is None,
     }

@@ -18,6 +18,7 @@ from sqlalchemy import orm
 from app.db.clock import database_clock
 from app.db.dialect import dialect_of
 from app.db.types import Money, UTCDateTime
+from app.entities import PATIENTS, PAYMENT_PATIENT, PAYMENTS
 from app.models import Patient, PatientVersion, Payment, PaymentVersion, SyncRun
 from app.reads import syncs
 
@@ -153,7 +154,11 @@ def with_patient_before(window: sa.Subquery) -> sa.Select[Any]:
     )
 
 
-_PATIENT_FIELDS = ("first_name", "last_name", "middle_name", "date_of_birth", "deleted")
+# What a patient's timeline compares: its synced fields and deleted.
+_PATIENT_FIELDS = (*PATIENTS.stored_columns, "deleted")
+# What a payment's timeline on its patient's page reads of each version: its own fields
+# (its patient is the page's), and the patient's externalId that timelines show.
+_PAYMENT_OWN = tuple(field.stored_column for field in PAYMENTS.own)
 
 
 def payment_versions(patient_id: int) -> list[sa.Select[Any]]:
@@ -170,7 +175,7 @@ def payment_versions(patient_id: int) -> list[sa.Select[Any]]:
         sa.select(
             kept.c.record_id,
             kept.c.external_id,
-            kept.c.amount,
+            *(kept.c[name] for name in _PAYMENT_OWN),
             kept.c.deleted,
             kept.c.valid_from,
             kept.c.valid_to,
@@ -180,7 +185,7 @@ def payment_versions(patient_id: int) -> list[sa.Select[Any]]:
         sa.select(
             row.c.id.label("record_id"),
             row.c.external_id,
-            row.c.amount,
+            *(row.c[name] for name in _PAYMENT_OWN),
             row.c.deleted,
             row.c.updated.label("valid_from"),
             sa.cast(sa.null(), UTCDateTime()).label("valid_to"),
@@ -232,12 +237,12 @@ def with_payment_neighbours(window: sa.Subquery) -> sa.Select[Any]:
     return sa.select(
         window,
         before.c.record_id.is_not(None).label("existed"),
-        before.c.amount.label("before_amount"),
+        *(before.c[name].label(f"before_{name}") for name in _PAYMENT_OWN),
         before.c.deleted.label("before_deleted"),
         before.c.patient_id.label("before_patient_id"),
-        before_owner.c.external_id.label("before_patient_external_id"),
+        before_owner.c.external_id.label(f"before_{PAYMENT_PATIENT.column}"),
         after_patient.label("after_patient_id"),
-        after_owner.c.external_id.label("after_patient_external_id"),
+        after_owner.c.external_id.label(f"after_{PAYMENT_PATIENT.column}"),
         sa.func.coalesce(after.c.deleted, after_row.c.deleted).label("after_deleted"),
         after_row.c.id.is_not(None).label("after_is_row"),
     ).select_from(joined)

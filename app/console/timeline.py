@@ -12,16 +12,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from app.entities import PATIENTS, PAYMENT_PATIENT, PAYMENTS
 from app.reads.changes import op_of
 
 # (label, column) of the synced fields each timeline compares.
-PATIENT_FIELDS = (
-    ("First name", "first_name"),
-    ("Last name", "last_name"),
-    ("Middle name", "middle_name"),
-    ("Date of birth", "date_of_birth"),
-)
-PAYMENT_FIELDS = (("Amount", "amount"), ("Patient", "patient_external_id"))
+PATIENT_FIELDS = PATIENTS.labelled
+PAYMENT_FIELDS = PAYMENTS.labelled
 
 
 @dataclass(frozen=True)
@@ -68,37 +64,27 @@ class Version:
 Timeline = list[Version]
 
 
-def _version(
-    row: Any, before: dict[str, Any] | None, fields: Sequence[tuple[str, str]], now: dict[str, Any]
-) -> Version:
-    """One version from its values ``now`` and those of the version it replaced (None: none)."""
+def _version(row: Any, fields: Sequence[tuple[str, str]], now: dict[str, Any]) -> Version:
+    """One version from its values ``now`` and, if it replaced one (``existed``), the
+    replaced version's values (the row's ``before_*`` columns)."""
     values = tuple((label, now[column]) for label, column in fields)
-    if before is None:
+    if not row.existed:
         op, changes = ("deleted" if row.deleted else "created"), ()
     else:
+        before = {column: getattr(row, f"before_{column}") for _, column in fields}
         changes = tuple(
             Change(label, before[column], now[column])
             for label, column in fields
             if before[column] != now[column]
         )
-        op = op_of(True, before["deleted"] is not None, row.deleted is not None)
+        op = op_of(True, row.before_deleted is not None, row.deleted is not None)
     return Version(row.valid_from, row.valid_to, row.sync_id, op, changes, values)
 
 
 def patient_timeline(rows: Iterable[Any]) -> Timeline:
     """A patient's versions (rows of console.queries.with_patient_before), in the rows' order."""
-    columns = [column for _, column in PATIENT_FIELDS]
     return [
-        _version(
-            row,
-            (
-                {name: getattr(row, f"before_{name}") for name in [*columns, "deleted"]}
-                if row.existed
-                else None
-            ),
-            PATIENT_FIELDS,
-            {name: getattr(row, name) for name in columns},
-        )
+        _version(row, PATIENT_FIELDS, {name: getattr(row, name) for _, name in PATIENT_FIELDS})
         for row in rows
     ]
 
@@ -112,17 +98,11 @@ def payments_timeline(rows: Iterable[Any], patient_id: int, patient: str) -> Tim
     """
     timeline = []
     for row in rows:
-        now = {"amount": row.amount, "patient_external_id": patient}
-        before = (
-            {
-                "amount": row.before_amount,
-                "deleted": row.before_deleted,
-                "patient_external_id": row.before_patient_external_id,
-            }
-            if row.existed
-            else None
-        )
-        version = _version(row, before, PAYMENT_FIELDS, now)
+        now = {
+            column: patient if column == PAYMENT_PATIENT.column else getattr(row, column)
+            for _, column in PAYMENT_FIELDS
+        }
+        version = _version(row, PAYMENT_FIELDS, now)
         timeline.append(
             replace(version, record=row.external_id, departure=_departure(row, patient_id))
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -110,16 +110,15 @@ class Dialect(ABC):
         """A patient's "first last", folded (app/db/names.py): what a name search matches."""
 
     @abstractmethod
-    def nearest_ranks(
-        self, values: sa.ColumnElement[Any], percents: Sequence[int]
-    ) -> list[sa.ColumnElement[Any]]:
-        """For each of ``percents``, the nearest-rank percentile of ``values``.
+    def nearest_rank(
+        self, values: sa.ColumnElement[Any], count: sa.ColumnElement[int], percent: int
+    ) -> sa.ColumnElement[Any]:
+        """The value at rank ceil(percent/100 * n), 1-based, of ``values`` in ascending order.
 
-        The value at rank ceil(p/100 * n), 1-based, of the n non-null
-        ``values`` in ascending order (NULL when there are none). The
-        expressions are columns of a select that aggregates every row of
-        ``values``'s own FROM (a table, subquery or CTE), with no WHERE or
-        GROUP BY of its own.
+        ``values`` is a column of a FROM (a subquery or CTE) of n rows, none of
+        them null; ``count`` is n as a column of the enclosing select, which
+        reads that FROM's aggregates. NULL when n is 0. Read in order from
+        offset ceil(p*n/100) - 1, which an index on the values serves.
         """
 
     @abstractmethod
@@ -182,16 +181,13 @@ class PostgreSQL(Dialect):
         # The stored generated column, under its trigram index (migration d0f2a4c6e8b1).
         return sa.literal_column(f"{patients.name}.{NAME_SEARCH_COLUMN}", sa.Text())
 
-    def nearest_ranks(
-        self, values: sa.ColumnElement[Any], percents: Sequence[int]
-    ) -> list[sa.ColumnElement[Any]]:
-        # percentile_disc is nearest-rank: its row is ceil(fraction * n) (orderedsetaggs.c),
-        # exact for these fractions (tests/reads/test_analytics.py checks the double
-        # arithmetic against whole numbers). Aggregates with one input share one sort.
-        return [
-            sa.func.percentile_disc(sa.literal(p / 100, sa.Float())).within_group(values)
-            for p in percents
-        ]
+    def nearest_rank(
+        self, values: sa.ColumnElement[Any], count: sa.ColumnElement[int], percent: int
+    ) -> sa.ColumnElement[Any]:
+        # The offset reads the enclosing select's count: no second count. Not
+        # percentile_disc: it sorts its input (spilling past work_mem at 100k rows),
+        # where an ordered read of the live totals' index skips to the rank.
+        return _at_offset(values, _rank_offset(count, percent))
 
     def whole_quotient(
         self, dividend: sa.ColumnElement[Any], divisor: sa.ColumnElement[Any]
@@ -260,27 +256,34 @@ class SQLite(Dialect):
         # No column: the registered Python fold over each row (a scan, fine embedded).
         return sa.func.pp_fold(patients.c.first_name + " " + patients.c.last_name)
 
-    def nearest_ranks(
-        self, values: sa.ColumnElement[Any], percents: Sequence[int]
-    ) -> list[sa.ColumnElement[Any]]:
-        # No ordered-set aggregates: one ordered read of the values per rank, skipping
-        # to it (an index range on live totals), independent of the enclosing select.
-        present = sa.select(values).where(values.is_not(None))
-        count = sa.select(sa.func.count(values)).scalar_subquery().correlate(None)
-        return [
-            present.order_by(values)
-            .limit(1)
-            .offset((count * p + 99) // 100 - 1)
-            .correlate(None)
-            .scalar_subquery()
-            for p in percents
-        ]
+    def nearest_rank(
+        self, values: sa.ColumnElement[Any], count: sa.ColumnElement[int], percent: int
+    ) -> sa.ColumnElement[Any]:
+        # SQLite refuses an outer reference in OFFSET: the offset counts the values itself.
+        counted = sa.select(sa.func.count(values)).correlate(None).scalar_subquery()
+        return _at_offset(values, _rank_offset(counted, percent))
 
     def whole_quotient(
         self, dividend: sa.ColumnElement[Any], divisor: sa.ColumnElement[Any]
     ) -> sa.ColumnElement[int]:
         # Both are integers here (Money is stored as cents): SQLite's "/" truncates.
         return sa.type_coerce(dividend, sa.BigInteger()) // sa.type_coerce(divisor, sa.BigInteger())
+
+
+def _rank_offset(count: sa.ColumnElement[int], percent: int) -> sa.ColumnElement[int]:
+    """ceil(percent * count / 100) - 1 in integers: (percent * count - 1) / 100, truncated.
+
+    Both databases truncate integer division toward zero, so no values
+    (count 0) give offset 0, not -1 (which PostgreSQL would refuse).
+    """
+    return (count * percent - 1) // 100
+
+
+def _at_offset(
+    values: sa.ColumnElement[Any], offset: sa.ColumnElement[int]
+) -> sa.ColumnElement[Any]:
+    """The value ``offset`` places into ``values`` in ascending order, as a scalar subquery."""
+    return sa.select(values).order_by(values).limit(1).offset(offset).scalar_subquery()
 
 
 _CHOSEN: weakref.WeakKeyDictionary[sa.Engine, Dialect] = weakref.WeakKeyDictionary()

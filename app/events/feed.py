@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app.entities import ENTITIES
 from app.events.messages import (
     SYNC_COUNTS,
     AppliedSync,
@@ -125,14 +126,18 @@ def _page(entity: str) -> sa.Select[Any]:
     PostgreSQL drop the two patient joins per change (5x faster per window).
     """
     changes = sync_changes(entity, 0).changes
-    columns: list[sa.ColumnElement[Any]] = []
-    for column in changes.c:
-        if column.name.endswith("_patient_external_id"):
-            continue
-        if column.name.endswith("_patient_id"):
-            columns.append(column.label(column.name.replace("_patient_id", "_patient_external_id")))
-        else:
-            columns.append(column)
+    # Each side's row id of a field shown through another table, under the field's name.
+    by_row_id = {
+        f"{side}_{field.stored_column}": f"{side}_{field.column}"
+        for field, _ in ENTITIES[entity].joined
+        for side in ("after", "before")
+    }
+    shown = set(by_row_id.values())
+    columns = [
+        column.label(by_row_id[column.name]) if column.name in by_row_id else column
+        for column in changes.c
+        if column.name not in shown
+    ]
     return (
         sa.select(*columns)
         .order_by(changes.c.record_id)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from app.entities import OPS
 from app.reads.changes import Change
 from app.sync.report import COUNTED_OUTCOMES
 
@@ -24,8 +25,8 @@ SYNC_APPLIED = "sync.applied"
 # The report counts a sync.applied message carries (SPEC §2's report, without its errors).
 SYNC_COUNTS = ("received", *COUNTED_OUTCOMES)
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
-# The report counts that each make one change event per record (SPEC §5).
-CHANGE_OUTCOMES = ("created", "updated", "deleted", "restored")
+# The report counts that each make one change event per record (SPEC §5): one per op.
+CHANGE_OUTCOMES = OPS
 
 
 @dataclass(frozen=True, slots=True)

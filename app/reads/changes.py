@@ -14,19 +14,8 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app.models import (
-    Patient,
-    PatientVersion,
-    Payment,
-    PaymentVersion,
-    SyncRun,
-)
-
-# The synced fields of each entity as a change shows them (SPEC §5), by column.
-PATIENT_CHANGE_FIELDS = ("first_name", "last_name", "middle_name", "date_of_birth")
-
-
-PAYMENT_CHANGE_FIELDS = ("patient_id", "amount")
+from app.entities import ENTITIES
+from app.models import SyncRun
 
 
 def sync_entity(session: orm.Session, sync_id: int) -> str | None:
@@ -82,15 +71,9 @@ def _changes_statement(entity: str) -> sa.Subquery:
     Built once: constructing it costs more than running a page of it.
     """
     sync_id = sa.bindparam("changes_sync_id", type_=sa.Integer())
-    target, versions = (
-        (Patient.__table__, PatientVersion.__table__)
-        if entity == "patients"
-        else (Payment.__table__, PaymentVersion.__table__)
-    )
-    fields = (
-        *(PATIENT_CHANGE_FIELDS if entity == "patients" else PAYMENT_CHANGE_FIELDS),
-        "deleted",
-    )
+    described = ENTITIES[entity]
+    target, versions = described.table, described.versions
+    fields = (*described.stored_columns, "deleted")
     changed = sa.union_all(
         *(
             _window(branch)
@@ -117,13 +100,14 @@ def _changes_statement(entity: str) -> sa.Subquery:
         query = query.add_columns(
             after.label(f"after_{name}"), changed.c[name].label(f"before_{name}")
         )
-    if entity == "payments":
-        # Changes show a payment's patient by its externalId, as reads do.
+    for field, through in described.joined:
+        # A field held as another table's row id shows as that row's externalId, as
+        # reads show it (a payment's patient).
         for side in ("after", "before"):
-            owner = Patient.__table__.alias(f"{side}_owner")
+            owner = through.alias(f"{side}_owner")
             query = query.outerjoin(
-                owner, owner.c.id == query.selected_columns[f"{side}_patient_id"]
-            ).add_columns(owner.c.external_id.label(f"{side}_patient_external_id"))
+                owner, owner.c.id == query.selected_columns[f"{side}_{field.stored_column}"]
+            ).add_columns(owner.c.external_id.label(f"{side}_{field.column}"))
     return query.subquery("changes")
 
 
@@ -170,16 +154,7 @@ def _created(
 
 
 # How a change names each entity's synced fields: (JSON key, column of the change row).
-CHANGE_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
-    "patients": tuple(
-        zip(
-            ("firstName", "lastName", "middleName", "dateOfBirth"),
-            PATIENT_CHANGE_FIELDS,
-            strict=True,
-        )
-    ),
-    "payments": (("patientId", "patient_external_id"), ("amount", "amount")),
-}
+CHANGE_KEYS = {name: entity.changes for name, entity in ENTITIES.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.db.types import CENT, TOTAL_LIMIT
+from app.entities import PAYMENT_PATIENT
 from app.models import (
     DataVersion,
     HistoryHorizon,
@@ -22,7 +23,9 @@ PATIENT_COLUMNS = [column for column in Patient.__table__.c if column.name != "d
 
 
 PAYMENT_COLUMNS = [
-    column for column in Payment.__table__.c if column.name not in ("deleted", "patient_id")
+    column
+    for column in Payment.__table__.c
+    if column.name not in ("deleted", PAYMENT_PATIENT.stored_column)
 ]
 
 
@@ -59,7 +62,7 @@ def live_patient(session: orm.Session, external_id: str) -> sa.Row[Any] | None:
 def live_payments(patient_external_id: str | None = None) -> sa.Select[Any]:
     """Live payments with their patient's externalId, optionally for one patient."""
     query = (
-        sa.select(*PAYMENT_COLUMNS, Patient.external_id.label("patient_external_id"))
+        sa.select(*PAYMENT_COLUMNS, Patient.external_id.label(PAYMENT_PATIENT.column))
         .join(Patient, Payment.patient_id == Patient.id)
         .where(Payment.deleted.is_(None))
     )

@@ -1,175 +1,162 @@
-"""Hot-path JSON for list and detail responses.
+"""Hot-path JSON for list and detail responses, shaped by each entity's description.
 
 The marshmallow schemas in app.api.schemas describe these shapes for the OpenAPI
 document; these functions produce the same dictionaries from result rows
 without marshmallow's per-field machinery, which costs more than the query
-itself on a 100-row page (tests hold them equal to the schemas' dump).
+itself on a 100-row page (tests hold them equal to the schemas' dump). Both
+take their fields, in order, from app/entities.py.
 """
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
+from app.entities import PATIENTS, PAYMENTS, Entity, Field
 from app.reads import csv_sql
 from app.reads.analytics import PERCENTILES, Bucket, Summary
 from app.reads.changes import describe
-from app.reads.json_sql import Field, json_object, money, timestamp
+from app.reads.json_sql import JsonText, json_object, money, timestamp
 
-# The keys of each listing's JSON objects, in their order: a CSV export's header row
-# (tests hold them equal to the functions' dictionaries).
-PATIENT_KEYS = (
-    "id",
-    "externalId",
-    "firstName",
-    "lastName",
-    "middleName",
-    "dateOfBirth",
-    "paymentsTotal",
-    "paymentsCount",
-    "created",
-    "updated",
-)
-PAYMENT_KEYS = ("id", "externalId", "patientId", "amount", "created", "updated")
-SYNC_CHANGE_KEYS = ("entity", "externalId", "op", "before", "after", "changedFields")
+Writer = Callable[[Any], dict[str, Any]]
+# (JSON key, row attribute, whether the value is written by its isoformat()) of each key.
+Shape = Sequence[tuple[str, str, bool]]
 
 
 def _iso(value: date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _patient_fields(row: Any) -> dict[str, Any]:
-    """A patient's synced fields, in every shape that shows them."""
-    return {
-        "externalId": row.external_id,
-        "firstName": row.first_name,
-        "lastName": row.last_name,
-        "middleName": row.middle_name,
-        "dateOfBirth": _iso(row.date_of_birth),
-    }
+def _writer(shape: Shape) -> Writer:
+    """A function writing a row as the object of ``shape``, keys in order.
+
+    One attrgetter call fetches every value: a row's attributes cost more
+    than the dictionary, so they are read once each, in C.
+    """
+    keys = tuple(key for key, _, _ in shape)
+    values_of = operator.attrgetter(*(column for _, column, _ in shape))
+    instants = tuple(key for key, _, is_instant in shape if is_instant)
+
+    def write(row: Any) -> dict[str, Any]:
+        written = dict(zip(keys, values_of(row), strict=True))
+        for key in instants:
+            value = written[key]
+            if value is not None:
+                written[key] = value.isoformat()
+        return written
+
+    return write
 
 
-def _payment_fields(row: Any) -> dict[str, Any]:
-    """A payment's synced fields (its patient by externalId), in every shape that shows them."""
-    return {
-        "externalId": row.external_id,
-        "patientId": row.patient_external_id,
-        "amount": row.amount,
-    }
+def _shown(field: Field) -> tuple[str, str, bool]:
+    return field.key, field.column, field.kind == "date"
 
 
-def patient_json(row: Any) -> dict[str, Any]:
-    """A patients row as PatientSchema dumps it."""
-    return {
-        "id": row.id,
-        **_patient_fields(row),
-        "paymentsTotal": row.payments_total,
-        "paymentsCount": row.payments_count,
-        "created": row.created.isoformat(),
-        "updated": row.updated.isoformat(),
-    }
-
-
-def patient_json_sql(columns: Any) -> sa.ColumnElement[str]:
-    """patient_json's object, written by PostgreSQL from a patients select's ``columns``."""
-    return json_object(
-        [
-            ("id", columns.id),
-            *_patient_fields_sql(columns),
-            ("paymentsTotal", money(columns.payments_total)),
-            ("paymentsCount", columns.payments_count),
-            ("created", timestamp(columns.created)),
-            ("updated", timestamp(columns.updated)),
-        ]
+def record_shape(entity: Entity) -> Shape:
+    """A record's answer (SPEC §3): id, externalId, synced fields, extras, created, updated."""
+    return (
+        ("id", "id", False),
+        ("externalId", "external_id", False),
+        *(_shown(field) for field in (*entity.fields, *entity.extras)),
+        ("created", "created", True),
+        ("updated", "updated", True),
     )
 
 
-def _patient_fields_sql(columns: Any) -> list[Field]:
-    return [
-        ("externalId", columns.external_id),
-        ("firstName", columns.first_name),
-        ("lastName", columns.last_name),
-        ("middleName", columns.middle_name),
-        ("dateOfBirth", columns.date_of_birth),
-    ]
-
-
-def patient_csv_sql(columns: Any) -> sa.ColumnElement[str]:
-    """patient_json's object as a CSV line (PATIENT_KEYS' cells), written by PostgreSQL."""
-    return csv_sql.csv_line(
-        [
-            csv_sql.number(columns.id),
-            csv_sql.quoted(columns.external_id),
-            csv_sql.quoted(columns.first_name),
-            csv_sql.quoted(columns.last_name),
-            csv_sql.quoted(columns.middle_name),
-            csv_sql.day(columns.date_of_birth),
-            csv_sql.money_text(columns.payments_total),
-            csv_sql.number(columns.payments_count),
-            csv_sql.timestamp(columns.created),
-            csv_sql.timestamp(columns.updated),
-        ]
+def version_shape(entity: Entity) -> Shape:
+    """One version's answer (SPEC §5): externalId, synced fields, when it held, which sync."""
+    return (
+        ("externalId", "external_id", False),
+        *(_shown(field) for field in entity.fields),
+        ("deleted", "deleted", True),
+        ("validFrom", "valid_from", True),
+        ("validTo", "valid_to", True),
+        ("syncId", "sync_id", False),
     )
 
 
-def payment_json(row: Any) -> dict[str, Any]:
-    """A payments row (with its patient's externalId) as PaymentSchema dumps it."""
-    return {
-        "id": row.id,
-        **_payment_fields(row),
-        "created": row.created.isoformat(),
-        "updated": row.updated.isoformat(),
+def record_json_sql(entity: Entity) -> Callable[[Any], sa.ColumnElement[str]]:
+    """The record's object as ``record_shape`` writes it, written by PostgreSQL from a
+    select's ``columns``."""
+
+    def value(field: Field, columns: Any) -> sa.ColumnElement[Any] | JsonText:
+        column = getattr(columns, field.column)
+        return money(column) if field.kind == "money" else column
+
+    def write(columns: Any) -> sa.ColumnElement[str]:
+        return json_object(
+            [
+                ("id", columns.id),
+                ("externalId", columns.external_id),
+                *((field.key, value(field, columns)) for field in (*entity.fields, *entity.extras)),
+                ("created", timestamp(columns.created)),
+                ("updated", timestamp(columns.updated)),
+            ]
+        )
+
+    return write
+
+
+def record_csv_sql(entity: Entity) -> Callable[[Any], sa.ColumnElement[str]]:
+    """The record's object as a CSV line (its keys' cells, in ``record_shape``'s order),
+    written by PostgreSQL from a select's ``columns`` (app/reads/csv_sql.py)."""
+    cell = {
+        "text": csv_sql.quoted,
+        "date": csv_sql.day,
+        "money": csv_sql.money_text,
+        "integer": csv_sql.number,
     }
 
+    def write(columns: Any) -> sa.ColumnElement[str]:
+        return csv_sql.csv_line(
+            [
+                csv_sql.number(columns.id),
+                csv_sql.quoted(columns.external_id),
+                *(
+                    cell[field.kind](getattr(columns, field.column))
+                    for field in (*entity.fields, *entity.extras)
+                ),
+                csv_sql.timestamp(columns.created),
+                csv_sql.timestamp(columns.updated),
+            ]
+        )
 
-def payment_json_sql(columns: Any) -> sa.ColumnElement[str]:
-    """payment_json's object, written by PostgreSQL from a payments select's ``columns``."""
-    return json_object(
-        [
-            ("id", columns.id),
-            ("externalId", columns.external_id),
-            ("patientId", columns.patient_external_id),
-            ("amount", money(columns.amount)),
-            ("created", timestamp(columns.created)),
-            ("updated", timestamp(columns.updated)),
-        ]
-    )
-
-
-def payment_csv_sql(columns: Any) -> sa.ColumnElement[str]:
-    """payment_json's object as a CSV line (PAYMENT_KEYS' cells), written by PostgreSQL."""
-    return csv_sql.csv_line(
-        [
-            csv_sql.number(columns.id),
-            csv_sql.quoted(columns.external_id),
-            csv_sql.quoted(columns.patient_external_id),
-            csv_sql.money_text(columns.amount),
-            csv_sql.timestamp(columns.created),
-            csv_sql.timestamp(columns.updated),
-        ]
-    )
+    return write
 
 
-def _version(row: Any) -> dict[str, Any]:
-    return {
-        "deleted": _iso(row.deleted),
-        "validFrom": row.valid_from.isoformat(),
-        "validTo": _iso(row.valid_to),
-        "syncId": row.sync_id,
-    }
+# The keys of each listing's JSON objects, in their order: a CSV export's header row.
+PATIENT_KEYS = tuple(key for key, _, _ in record_shape(PATIENTS))
+PAYMENT_KEYS = tuple(key for key, _, _ in record_shape(PAYMENTS))
+SYNC_CHANGE_KEYS = ("entity", "externalId", "op", "before", "after", "changedFields")
 
+patient_csv_sql = record_csv_sql(PATIENTS)
+"""patient_json's object as a CSV line, written by PostgreSQL."""
 
-def patient_version_json(row: Any) -> dict[str, Any]:
-    """One version of a patient as PatientVersionSchema dumps it."""
-    return {**_patient_fields(row), **_version(row)}
+payment_csv_sql = record_csv_sql(PAYMENTS)
+"""payment_json's object as a CSV line, written by PostgreSQL."""
 
+patient_json = _writer(record_shape(PATIENTS))
+"""A patients row as PatientSchema dumps it."""
 
-def payment_version_json(row: Any) -> dict[str, Any]:
-    """One version of a payment as PaymentVersionSchema dumps it."""
-    return {**_payment_fields(row), **_version(row)}
+patient_json_sql = record_json_sql(PATIENTS)
+"""patient_json's object, written by PostgreSQL from a patients select's ``columns``."""
+
+payment_json = _writer(record_shape(PAYMENTS))
+"""A payments row (with its patient's externalId) as PaymentSchema dumps it."""
+
+payment_json_sql = record_json_sql(PAYMENTS)
+"""payment_json's object, written by PostgreSQL from a payments select's ``columns``."""
+
+patient_version_json = _writer(version_shape(PATIENTS))
+"""One version of a patient as PatientVersionSchema dumps it."""
+
+payment_version_json = _writer(version_shape(PAYMENTS))
+"""One version of a payment as PaymentVersionSchema dumps it."""
 
 
 def change_json(row: Any) -> dict[str, Any]:
@@ -184,14 +171,14 @@ def change_json(row: Any) -> dict[str, Any]:
         "externalId": row.external_id,
         "op": change.op,
         "before": (
-            None if change.op in ("created", "restored") else _shown(row.external_id, change.before)
+            None if change.op in ("created", "restored") else _side(row.external_id, change.before)
         ),
-        "after": None if change.op == "deleted" else _shown(row.external_id, change.after),
+        "after": None if change.op == "deleted" else _side(row.external_id, change.after),
         "changedFields": change.changed_fields,
     }
 
 
-def _shown(external_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+def _side(external_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Synced fields as the read API writes them."""
     return {
         "externalId": external_id,

@@ -7,13 +7,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.models import Patient, PatientVersion
+from app.entities import PATIENTS
 from app.sync.entity import Entity, Fields, PlanSource
 from app.sync.record_schemas import DATE_PATTERN, PatientRecordSchema
 from app.sync.records import fast_external_id, plain_text
 from app.sync.staging import NULL, copy_text
 
-FIELDS = ("first_name", "last_name", "middle_name", "date_of_birth")
+# The columns a valid record writes: the synced fields as app/entities.py describes them.
+FIELDS = PATIENTS.stored_columns
 
 
 def fast_patient(record: Any) -> Fields | None:
@@ -64,9 +65,9 @@ _STAGED = (
 )
 
 PATIENTS_ENTITY = Entity(
-    name="patients",
-    target=Patient.__table__,  # type: ignore[arg-type]
-    versions=PatientVersion.__table__,  # type: ignore[arg-type]
+    name=PATIENTS.name,
+    target=PATIENTS.table,
+    versions=PATIENTS.versions,
     schema=PatientRecordSchema(),
     fast_path=fast_patient,
     staged=_STAGED,

@@ -13,8 +13,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from app import entities
 from app.db.types import CENT, Money
-from app.models import Patient, Payment, PaymentVersion
+from app.models import Patient, Payment
 from app.sync import merge
 from app.sync.entity import Entity, Fields, PlanSource, Rejections
 from app.sync.record_schemas import MAX_ABS_AMOUNT, PaymentRecordSchema
@@ -158,9 +159,9 @@ def update_totals(connection: sa.Connection, plan: sa.Table, now: datetime) -> N
 
 
 PAYMENTS_ENTITY = Entity(
-    name="payments",
-    target=PAYMENTS,  # type: ignore[arg-type]
-    versions=PaymentVersion.__table__,  # type: ignore[arg-type]
+    name=entities.PAYMENTS.name,
+    target=entities.PAYMENTS.table,
+    versions=entities.PAYMENTS.versions,
     schema=PaymentRecordSchema(),
     fast_path=fast_payment,
     staged=(("patient_external_id", sa.Text), ("amount", Money(12, 2))),

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.support.helpers import (
@@ -18,6 +19,7 @@ from tests.support.helpers import (
     payment_record,
     sync,
 )
+from tests.support.sync_queue import queue_sync, run_worker
 
 COUNTS = ("received", "created", "updated", "restored", "unchanged", "rejected", "deleted")
 
@@ -106,3 +108,20 @@ def test_sync_trend_rejects_a_bad_parameter_naming_it(
     assert response.status_code == 422
     assert error_code(response) == "invalid_parameter"
     assert parameter in str(response.get_json()["error"])
+
+
+@pytest.mark.postgresql_only
+def test_sync_trend_lists_syncs_in_acceptance_order_whenever_they_finish(
+    queue_app: Flask,
+) -> None:
+    client = queue_app.test_client()
+    first = sync(client, "patients", [patient_record(f"p{n}") for n in range(5)])
+    queued = queue_sync(client, "patients", [patient_record(f"p{n}") for n in range(5)])
+    later = sync(client, "payments", [payment_record("m1", "p1")])
+    run_worker(queue_app)
+    items = client.get("/analytics/syncs").get_json()
+    assert [item["syncId"] for item in items] == [r["syncId"] for r in (first, queued, later)]
+    assert items[1]["state"] == "applied"
+    assert items[1]["unchanged"] == 5
+    after_first = client.get(f"/analytics/syncs?after={first['syncId']}").get_json()
+    assert [item["syncId"] for item in after_first] == [queued["syncId"], later["syncId"]]

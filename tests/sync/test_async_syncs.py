@@ -9,18 +9,23 @@ tests/live/test_sync_worker.py.
 from __future__ import annotations
 
 import gzip
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import orm
 
 from app.api.snapshots import preferences
 from app.events import feed
 from app.events.messages import SYNC_APPLIED
 from app.events.position import START
 from app.extensions import db
+from app.snapshot import iter_snapshot
+from app.sync import SyncSettings, queue, run_sync
+from app.sync.uploads import open_upload
 from tests.support.helpers import get_all, patient_record, post_snapshot, sync, to_json
 from tests.support.sync_queue import (
     RESPOND_ASYNC,
@@ -317,6 +322,44 @@ def test_console_lists_a_queued_sync_with_its_state_and_age(
     assert "queued" in page and "accepted less than a minute ago" in page
     one = client.get(f"/console/syncs/{queued['syncId']}").get_data(as_text=True)
     assert "Queued: accepted" in one
+
+
+def test_a_queued_sync_has_no_changes_yet(client: FlaskClient) -> None:
+    queued = queue_sync(client, "patients", PATIENTS)
+    response = client.get(f"/syncs/{queued['syncId']}/changes")
+    assert (response.status_code, response.get_json()) == (200, [])
+
+
+def test_the_feed_pages_in_the_order_syncs_finished(queue_app: Flask, client: FlaskClient) -> None:
+    queued = queue_sync(client, "patients", PATIENTS)
+    later = [sync(client, "patients", PATIENTS[:4]), sync(client, "patients", PATIENTS[:4])]
+    run_worker(queue_app)
+    listed = get_all(client, f"/syncs?after={queued['syncId'] - 1}&limit=1")
+    assert [s["syncId"] for s in listed] == [
+        later[0]["syncId"],
+        later[1]["syncId"],
+        queued["syncId"],
+    ]
+
+
+def test_a_sync_claimed_by_another_worker_is_never_applied_by_this_one(
+    queue_app: Flask, client: FlaskClient
+) -> None:
+    queued = queue_sync(client, "patients", PATIENTS)
+    with queue_app.app_context(), db.engine.connect() as connection:
+        mine = queue.claim_next(connection, "worker-a")
+        assert mine is not None and mine.sync_id == queued["syncId"]
+        stolen = replace(mine, claimant="worker-b")
+        with orm.Session(bind=connection) as session, pytest.raises(queue.LostClaim):
+            run_sync(
+                session,
+                "patients",
+                iter_snapshot(open_upload(session, mine.sync_id, 1 << 20), max_record_bytes=1024),
+                settings=SyncSettings.from_config(queue_app.config),
+                claimed=stolen,
+            )
+    assert client.get(f"/syncs/{queued['syncId']}").get_json()["state"] == "running"
+    assert client.get("/patients").get_json() == []
 
 
 def test_analytics_syncs_list_unfinished_and_refused_syncs_without_counts(
