@@ -34,6 +34,7 @@ from bench.async_syncs import async_payments
 from bench.console import console_pages
 from bench.database import ADMIN_URL, recreate_database
 from bench.events import events_bench
+from bench.exports import export_figures, search_figures
 from bench.generate import generate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -440,6 +441,20 @@ def history_reads(data: Path, seconds: int, initial_sync: int) -> tuple[Figures,
         server.stop()
 
 
+def exports_and_search() -> dict[str, Any]:
+    """CSV exports (rows/s, worker peak RSS) and the console's name search, on the data loaded."""
+    base = f"http://127.0.0.1:{PORT}"
+    server = Server(READ_CACHE_SIZE="0")
+    try:
+        server.reset_peak_rss()
+        return {
+            "exports": export_figures(base, TOKEN, server.peak_rss_mb),
+            "search": search_figures(base, TOKEN),
+        }
+    finally:
+        server.stop()
+
+
 def top_payer(base: str) -> str:
     """The externalId of the live patient with the highest total."""
     with urllib.request.urlopen(
@@ -523,6 +538,8 @@ def main() -> None:
     )
     log("reads")
     read_figures, console_figures = reads(data, args.wrk_seconds)
+    log("CSV exports and name search")
+    export_and_search = exports_and_search()
     relay_figures: dict[str, float] = {}
     if not args.no_events:
         log("event relay")
@@ -537,6 +554,8 @@ def main() -> None:
         "sync_rounds": rounds,
         "reads": read_figures,
         "console": console_figures,
+        "exports": export_and_search["exports"],
+        "name_search": export_and_search["search"],
         "events": relay_figures,
         "async": async_figures,
     }

@@ -6,6 +6,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from app.db.names import include_object
+
 config = context.config
 # disable_existing_loggers=False: migrations run inside tests and the app,
 # whose loggers must keep working afterwards.
@@ -43,6 +45,8 @@ def run_migrations_online() -> None:
     conf_args = dict(migrate_ext.configure_args)
     conf_args.setdefault("process_revision_directives", skip_empty_autogenerate)
     with engine.connect() as connection:
+        # The name search's column and index exist on PostgreSQL only, outside the models.
+        conf_args.setdefault("include_object", include_object)
         context.configure(connection=connection, target_metadata=target_metadata, **conf_args)
         with context.begin_transaction():
             context.run_migrations()

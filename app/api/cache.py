@@ -172,6 +172,13 @@ def _key(version: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[A
     return (version, request.endpoint, request.root_url, *args, tuple(sorted(kwargs.items())))
 
 
+def etag_of(
+    version: str | None, args: tuple[Any, ...], kwargs: dict[str, Any], variant: str
+) -> str | None:
+    """The ETag of another representation (``variant``) of a read: None without a version."""
+    return None if version is None else _etag((*_key(version, args, kwargs), variant))
+
+
 def _etag(key: tuple[Any, ...]) -> str:
     """The tag of a read: its data position, then a digest of the key (data version
     included). Both are replicated data, so one state gives one tag on every node and

@@ -163,3 +163,42 @@ def snapshot_body(record: str) -> dict[str, Any]:
             }
         },
     }
+
+
+# The first lines of each export, for the OpenAPI examples.
+_CSV_EXAMPLES = {
+    "patients": "id,externalId,firstName,lastName,middleName,dateOfBirth,paymentsTotal,"
+    "paymentsCount,created,updated\r\n"
+    '1,p-1,Zoë,"O\'Brien, Jr.",,1980-02-29,1234.50,3,'
+    "2026-11-21T10:00:00+00:00,2026-11-22T10:00:00+00:00\r\n",
+    "payments": "id,externalId,patientId,amount,created,updated\r\n"
+    "1,m-1,p-1,-12.50,2026-11-21T10:00:00+00:00,2026-11-21T10:00:00+00:00\r\n",
+    "changes": "entity,externalId,op,before,after,changedFields\r\n"
+    'payments,m-1,updated,"{""externalId"":""m-1"",""patientId"":""p-1"",""amount"":10.00}",'
+    '"{""externalId"":""m-1"",""patientId"":""p-1"",""amount"":12.50}","[""amount""]"\r\n',
+}
+
+
+def csv_doc(listing: str) -> dict[str, Any]:
+    """The text/csv answer of a listing (``Accept: text/csv``), for ``@bp.doc``."""
+    return {
+        "responses": {
+            # flask-smorest keys its own responses by int: this merges into its 200.
+            200: {
+                "content": {
+                    "text/csv": {
+                        "schema": {
+                            "type": "string",
+                            "description": "With Accept: text/csv, the whole listing (same "
+                            "filters, sort and as_of; limit and cursor ignored), streamed: a "
+                            "header row of the JSON keys in order, RFC 4180 quoting, CRLF line "
+                            "ends, UTF-8 without a byte-order mark, null as an empty cell, "
+                            "amounts with two decimals, timestamps as in JSON, nested values as "
+                            "JSON text. Each 1,000 rows spend one request of the read budget.",
+                        },
+                        "example": _CSV_EXAMPLES[listing],
+                    }
+                }
+            }
+        }
+    }

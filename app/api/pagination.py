@@ -22,6 +22,9 @@ from app.db.dialect import dialect_of
 from app.extensions import db
 from app.reads.paging import Pin, SortKey, Window, first_page_pin, pinning, plain_value, read_page
 
+# The rows a whole listing may have: more than any table holds (a BIGINT LIMIT).
+WHOLE_LISTING = 2**62
+
 
 def paginated(
     item: Callable[[Any], Any], item_sql: Callable[[Any], sa.ColumnElement[str]] | None = None
@@ -39,6 +42,9 @@ def paginated(
     whose data changed since the first is read as of the pinned instant. A
     view that takes ``window`` is given the page's Window, to push the keyset
     and the limit into a query the planner cannot push them into itself.
+
+    ``wrapper.whole_listing`` runs the view for its whole listing instead
+    (app/api/csv_export.py).
     """
 
     def decorator(view: Callable[..., tuple[sa.Select[Any], SortKey]]) -> Callable[..., Any]:
@@ -77,6 +83,17 @@ def paginated(
                 return Response(body, mimetype="application/json"), 200, headers
             return [item(row) for row in page.rows], 200, headers
 
+        def whole_listing(
+            *args: Any, **kwargs: Any
+        ) -> tuple[sa.Select[Any], SortKey, dict[str, Any] | None]:
+            """The view's listing unpaged: its query, sort key and parameters (a CSV export)."""
+            if wants_window:
+                kwargs = {**kwargs, "window": Window(None, WHOLE_LISTING)}
+            query, key, *parameters = view(*args, **kwargs)
+            return query, key, parameters[0] if parameters else None
+
+        # functools.wraps copies it onto the decorators above (cached_read).
+        wrapper.whole_listing = whole_listing  # type: ignore[attr-defined]
         return wrapper
 
     return decorator

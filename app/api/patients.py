@@ -12,18 +12,26 @@ from flask_smorest import Blueprint
 
 from app.api.args import AsOfArgsSchema, PageArgsSchema, PatientListArgsSchema, SyncArgsSchema
 from app.api.cache import cached_read
+from app.api.csv_export import csv_export
 from app.api.horizon import require_history_at
-from app.api.openapi import snapshot_body
+from app.api.openapi import csv_doc, snapshot_body
 from app.api.pagination import paginated
 from app.api.schemas import PatientSchema, PatientVersionSchema, QueuedSyncSchema, SyncReportSchema
 from app.api.snapshots import sync_or_accept
 from app.errors import APIError
 from app.extensions import db
 from app.reads import live
-from app.reads.as_of import live_patient_at, live_patients_at
-from app.reads.orderings import PATIENT_SORTS, newest_version_first, patient_sorts
+from app.reads.as_of import live_patient_at
+from app.reads.listings import Listing, patients_listing
+from app.reads.orderings import newest_version_first
 from app.reads.paging import SortKey
-from app.reads.serializers import patient_json, patient_json_sql, patient_version_json
+from app.reads.serializers import (
+    PATIENT_KEYS,
+    patient_csv_sql,
+    patient_json,
+    patient_json_sql,
+    patient_version_json,
+)
 from app.reads.versions import patient_history
 
 bp = Blueprint("patients", __name__, description="Patients and their live payment totals.")
@@ -31,18 +39,21 @@ bp = Blueprint("patients", __name__, description="Patients and their live paymen
 
 @bp.route("/patients", methods=["GET"])
 @bp.arguments(PatientListArgsSchema, location="query", as_kwargs=True)
-@bp.alt_response(200, schema=PatientSchema(many=True), description="A page of patients.")
+@bp.alt_response(
+    200,
+    schema=PatientSchema(many=True),
+    description="A page of patients; with Accept: text/csv, all of them as CSV.",
+)
+@bp.doc(**csv_doc("patients"))
+@csv_export(PATIENT_KEYS, patient_json, "patients.csv", line_sql=patient_csv_sql)
 @cached_read
 @paginated(item=patient_json, item_sql=patient_json_sql)
 def list_patients(
     payment_min: Decimal | None, payment_max: Decimal | None, sort: str, as_of: datetime | None
-) -> tuple[sa.Select[Any], SortKey]:
+) -> Listing:
     """List live patients, filtered by the total of their live payments."""
-    if as_of is None:
-        return live.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
     require_history_at(as_of)
-    query, listed = live_patients_at(as_of, payment_min, payment_max)
-    return query, patient_sorts(listed.c)[sort]
+    return patients_listing(payment_min, payment_max, sort, as_of)
 
 
 @bp.route("/patients/<external_id:external_id>", methods=["GET"])

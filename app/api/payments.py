@@ -11,18 +11,26 @@ from flask_smorest import Blueprint
 
 from app.api.args import AsOfArgsSchema, PageArgsSchema, PaymentListArgsSchema, SyncArgsSchema
 from app.api.cache import cached_read
+from app.api.csv_export import csv_export
 from app.api.horizon import require_history_at
-from app.api.openapi import snapshot_body
+from app.api.openapi import csv_doc, snapshot_body
 from app.api.pagination import paginated
 from app.api.schemas import PaymentSchema, PaymentVersionSchema, QueuedSyncSchema, SyncReportSchema
 from app.api.snapshots import sync_or_accept
 from app.errors import APIError
 from app.extensions import db
 from app.reads import live
-from app.reads.as_of import live_payment_at, live_payments_at
-from app.reads.orderings import PAYMENTS_BY_ID, newest_version_first, payments_by_id
+from app.reads.as_of import live_payment_at
+from app.reads.listings import Listing, payments_listing
+from app.reads.orderings import newest_version_first
 from app.reads.paging import SortKey
-from app.reads.serializers import payment_json, payment_json_sql, payment_version_json
+from app.reads.serializers import (
+    PAYMENT_KEYS,
+    payment_csv_sql,
+    payment_json,
+    payment_json_sql,
+    payment_version_json,
+)
 from app.reads.versions import payment_history
 
 bp = Blueprint("payments", __name__, description="Live payments.")
@@ -30,18 +38,19 @@ bp = Blueprint("payments", __name__, description="Live payments.")
 
 @bp.route("/payments", methods=["GET"])
 @bp.arguments(PaymentListArgsSchema, location="query", as_kwargs=True)
-@bp.alt_response(200, schema=PaymentSchema(many=True), description="A page of payments.")
+@bp.alt_response(
+    200,
+    schema=PaymentSchema(many=True),
+    description="A page of payments; with Accept: text/csv, all of them as CSV.",
+)
+@bp.doc(**csv_doc("payments"))
+@csv_export(PAYMENT_KEYS, payment_json, "payments.csv", line_sql=payment_csv_sql)
 @cached_read
 @paginated(item=payment_json, item_sql=payment_json_sql)
-def list_payments(
-    external_id: str | None, as_of: datetime | None
-) -> tuple[sa.Select[Any], SortKey]:
+def list_payments(external_id: str | None, as_of: datetime | None) -> Listing:
     """List live payments in id order, optionally of one patient (by its externalId)."""
-    if as_of is None:
-        return live.live_payments(external_id), PAYMENTS_BY_ID
     require_history_at(as_of)
-    query, listed = live_payments_at(as_of, external_id)
-    return query, payments_by_id(listed.c)
+    return payments_listing(external_id, as_of)
 
 
 @bp.route("/payments/<external_id:external_id>", methods=["GET"])

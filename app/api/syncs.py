@@ -9,6 +9,8 @@ from flask_smorest import Blueprint
 
 from app.api.args import PageArgsSchema, SyncListArgsSchema
 from app.api.cache import cached_read
+from app.api.csv_export import csv_export
+from app.api.openapi import csv_doc
 from app.api.pagination import paginated
 from app.api.schemas import SyncChangeSchema, SyncReportSchema, SyncSummarySchema
 from app.errors import APIError
@@ -16,7 +18,7 @@ from app.extensions import db
 from app.reads.changes import sync_changes, sync_entity
 from app.reads.orderings import SYNCS_NEWEST_FIRST, SYNCS_OLDEST_FIRST, by_record
 from app.reads.paging import SortKey, Window
-from app.reads.serializers import change_json
+from app.reads.serializers import SYNC_CHANGE_KEYS, change_json
 from app.reads.syncs import summary_json, sync_report, sync_runs
 
 bp = Blueprint("syncs", __name__, description="Recorded syncs, newest first.")
@@ -47,9 +49,12 @@ def list_syncs(after: int | None) -> tuple[sa.Select[Any], SortKey]:
 @bp.alt_response(
     200,
     schema=SyncChangeSchema(many=True),
-    description="The records the sync changed, in a stable order.",
+    description="The records the sync changed, in a stable order; "
+    "with Accept: text/csv, all of them as CSV.",
 )
 @bp.alt_response(404, response="NOT_FOUND", description="No sync has this id.")
+@bp.doc(**csv_doc("changes"))
+@csv_export(SYNC_CHANGE_KEYS, change_json, "sync-{sync_id}-changes.csv")
 @cached_read
 @paginated(item=change_json)
 def list_sync_changes(

@@ -45,6 +45,7 @@ from app.reads.orderings import (
     payments_by_id,
 )
 from app.reads.paging import Page, read_page
+from app.reads.search import SearchTooLong, patients_named, query_words
 from app.reads.serializers import change_json
 from app.reads.syncs import summary_json, sync_report, sync_runs
 from app.sync.queue import UNFINISHED
@@ -238,12 +239,8 @@ def patient(
     VERSIONS_PER_PAGE at a time, newest first, whatever the history's length.
     """
     session = db.session
+    require_history(as_of)
     if as_of is not None:
-        horizon = pruned_horizon(session, as_of)
-        if horizon is not None:
-            raise ConsoleError.bad_input(
-                f"History before {horizon:%Y-%m-%d %H:%M} UTC was pruned; pick a later time."
-            )
         row = live_patient_at(session, external_id, as_of)
     else:
         row = live.live_patient(session, external_id)
@@ -287,6 +284,17 @@ def patient(
     )
 
 
+def require_history(as_of: datetime | None) -> None:
+    """A 400 page when ``as_of`` lies before the history horizon (its versions are pruned)."""
+    if as_of is None:
+        return
+    horizon = pruned_horizon(db.session, as_of)
+    if horizon is not None:
+        raise ConsoleError.bad_input(
+            f"History before {horizon:%Y-%m-%d %H:%M} UTC was pruned; pick a later time."
+        )
+
+
 def analytics(
     payment_min: Decimal | None, payment_max: Decimal | None, sort: str, cursor: str | None
 ) -> dict[str, Any]:
@@ -320,6 +328,26 @@ def _range_page(
         query, listed = live_patients_at(read.as_of, payment_min, payment_max)
         key = patient_sorts(listed.c)[sort]
     return read_page(query, key, position(key, cursor), PATIENTS_PER_PAGE, pin=lambda: read.pin)
+
+
+@dataclass(frozen=True)
+class PatientSearch:
+    """A name search: its words (none: nothing asked yet) and a page of the patients found."""
+
+    words: list[str]
+    page: Page | None
+
+
+def patient_search(text: str, cursor: str | None) -> PatientSearch:
+    """Live patients whose first or last name contains each word of ``text``, by id."""
+    try:
+        words = query_words(text)
+    except SearchTooLong as error:
+        raise ConsoleError.bad_input(f"That search is too long: {error}.") from None
+    if not words:
+        return PatientSearch([], None)
+    query, key = patients_named(words)
+    return PatientSearch(words, read_page(query, key, position(key, cursor), PATIENTS_PER_PAGE))
 
 
 @dataclass(frozen=True)

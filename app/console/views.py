@@ -16,6 +16,9 @@ from app.console.errors import ConsoleError
 from app.db.engine import read_snapshot
 from app.extensions import db
 from app.reads import live
+from app.reads.exports import Export, patients_export, payments_export
+from app.reads.listings import patients_listing, payments_listing
+from app.web.csv_stream import csv_response
 from app.web.replicas import note_position, router_of
 
 SYNC_ID_MAX = 2**31 - 1
@@ -110,6 +113,20 @@ def show_patient() -> str:
     )
 
 
+@bp.get("/patients")
+@one_snapshot
+def find_patients() -> str:
+    """Find live patients by name (``q``: words of the first or last name, any case or accent).
+
+    The query string is never logged (app/web/request_log.py logs the path only).
+    """
+    query = request.args.get("q", "")
+    search = pages.patient_search(query, args.cursor())
+    return render_template(
+        "console/patients.html", q=query, search=search, first=args.cursor() is None
+    )
+
+
 @bp.get("/analytics")
 @one_snapshot
 def show_analytics() -> str:
@@ -123,6 +140,31 @@ def show_analytics() -> str:
         sort=sort,
         **pages.analytics(payment_min, payment_max, sort, args.cursor()),
     )
+
+
+@bp.get("/analytics.csv")
+def download_range() -> Response:
+    """The range query's whole listing as CSV: GET /patients?payment_min&payment_max&sort."""
+    payment_min, payment_max = args.bounds()
+    sort = args.sort()
+    return csv_response(
+        lambda: patients_export(*patients_listing(payment_min, payment_max, sort, None)),
+        "patients.csv",
+    )
+
+
+@bp.get("/patient/payments.csv")
+def download_payments() -> Response:
+    """A patient's live payments (now or as of) as CSV: GET /payments?external_id&as_of."""
+    external_id, as_of = args.external_id(), args.instant()
+    if external_id is None:
+        raise ConsoleError.bad_input("Say whose payments: the patient's externalId is missing.")
+
+    def read() -> Export:
+        pages.require_history(as_of)
+        return payments_export(*payments_listing(external_id, as_of))
+
+    return csv_response(read, "payments.csv")
 
 
 @bp.route("/<console_rest:anything>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

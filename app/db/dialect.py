@@ -29,6 +29,7 @@ from app.db.locks import (
     SessionAdvisoryLock,
     TransactionAdvisoryLock,
 )
+from app.db.names import NAME_SEARCH_COLUMN
 from app.db.types import UTCDateTime, utcnow
 
 T = TypeVar("T")
@@ -105,6 +106,10 @@ class Dialect(ABC):
         """A Money column (app/db/types.py) as an integer number of cents."""
 
     @abstractmethod
+    def patient_name_key(self, patients: sa.Table) -> sa.ColumnElement[str]:
+        """A patient's "first last", folded (app/db/names.py): what a name search matches."""
+
+    @abstractmethod
     def nearest_rank(
         self, values: sa.ColumnElement[Any], count: sa.ColumnElement[int], percent: int
     ) -> sa.ColumnElement[Any]:
@@ -171,6 +176,10 @@ class PostgreSQL(Dialect):
 
     def cents(self, amount: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
         return sa.cast(amount * 100, sa.BigInteger())
+
+    def patient_name_key(self, patients: sa.Table) -> sa.ColumnElement[str]:
+        # The stored generated column, under its trigram index (migration d0f2a4c6e8b1).
+        return sa.literal_column(f"{patients.name}.{NAME_SEARCH_COLUMN}", sa.Text())
 
     def nearest_rank(
         self, values: sa.ColumnElement[Any], count: sa.ColumnElement[int], percent: int
@@ -242,6 +251,10 @@ class SQLite(Dialect):
     def cents(self, amount: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
         # Money is stored as integer cents already.
         return sa.type_coerce(amount, sa.BigInteger())
+
+    def patient_name_key(self, patients: sa.Table) -> sa.ColumnElement[str]:
+        # No column: the registered Python fold over each row (a scan, fine embedded).
+        return sa.func.pp_fold(patients.c.first_name + " " + patients.c.last_name)
 
     def nearest_rank(
         self, values: sa.ColumnElement[Any], count: sa.ColumnElement[int], percent: int

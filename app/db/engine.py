@@ -37,6 +37,8 @@ import sqlalchemy as sa
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ, STATUS_READY
 from sqlalchemy import orm
 
+from app.db.names import register_fold
+
 # A pooled connection unused for longer than this is checked before it is handed out.
 PING_AFTER_IDLE_SECONDS = 1.0
 
@@ -107,6 +109,8 @@ def _use_explicit_sqlite_transactions(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA busy_timeout = 30000")
         cursor.close()
+        # The name search's fold, a SQL function on PostgreSQL (app/db/names.py).
+        register_fold(dbapi_connection)
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
@@ -185,3 +189,29 @@ def _idle_connection(session: orm.Session) -> Any:
 def _default_session(dbapi_connection: Any) -> None:
     """The server's default isolation and access mode for later transactions (client side)."""
     dbapi_connection.set_session(isolation_level="DEFAULT", readonly="DEFAULT")
+
+
+@contextmanager
+def snapshot_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection of its own, reading one snapshot of the data until the block ends.
+
+    For an answer read after its view returns (a streamed CSV export): the
+    request's session is closed by then, so the export holds its own pooled
+    connection. On PostgreSQL its transaction is REPEATABLE READ, READ ONLY
+    (the pool restores the defaults on checkin); on SQLite one read
+    transaction holds one snapshot too. A connection already inside a
+    transaction (a test's) reads in that one.
+    """
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql" and not connection.in_transaction():
+            connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
+        transaction = connection.begin()
+        try:
+            yield connection
+        finally:
+            # Read only: nothing to commit. A broken connection's rollback fails
+            # and the pool discards it.
+            with contextlib.suppress(sa.exc.DBAPIError):
+                transaction.rollback()

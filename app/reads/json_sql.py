@@ -58,20 +58,20 @@ def money(amount: sa.ColumnElement[Any]) -> JsonText:
 
 
 def timestamp(moment: sa.ColumnElement[Any]) -> JsonText:
-    """A timestamptz as datetime.isoformat() writes it, in the session's time zone.
+    """A timestamptz as datetime.isoformat() writes it, in the session's time zone, quoted."""
+    return JsonText(
+        sa.case((moment.is_(None), None), else_=sa.func.concat('"', timestamp_text(moment), '"'))
+    )
+
+
+def timestamp_text(moment: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    """A timestamptz as datetime.isoformat() writes it (NULL stays NULL).
 
     to_json would drop the fraction's trailing zeros (.47024 for .470240).
     """
     whole_second = sa.cast(sa.extract("microseconds", moment), sa.Integer) % 1_000_000 == 0
-    return JsonText(
-        sa.case(
-            (moment.is_(None), None),
-            else_=sa.func.concat(
-                '"',
-                sa.func.to_char(moment, 'YYYY-MM-DD"T"HH24:MI:SS'),
-                sa.case((whole_second, ""), else_=sa.func.to_char(moment, ".US")),
-                sa.func.to_char(moment, "TZH:TZM"),
-                '"',
-            ),
-        )
+    return sa.func.concat(
+        sa.func.to_char(moment, 'YYYY-MM-DD"T"HH24:MI:SS'),
+        sa.case((whole_second, ""), else_=sa.func.to_char(moment, ".US")),
+        sa.func.to_char(moment, "TZH:TZM"),
     )

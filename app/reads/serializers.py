@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.entities import PATIENTS, PAYMENTS, Entity, Field
+from app.reads import csv_sql
 from app.reads.analytics import PERCENTILES, Bucket, Summary
 from app.reads.changes import describe
 from app.reads.json_sql import JsonText, json_object, money, timestamp
@@ -100,6 +101,44 @@ def record_json_sql(entity: Entity) -> Callable[[Any], sa.ColumnElement[str]]:
 
     return write
 
+
+def record_csv_sql(entity: Entity) -> Callable[[Any], sa.ColumnElement[str]]:
+    """The record's object as a CSV line (its keys' cells, in ``record_shape``'s order),
+    written by PostgreSQL from a select's ``columns`` (app/reads/csv_sql.py)."""
+    cell = {
+        "text": csv_sql.quoted,
+        "date": csv_sql.day,
+        "money": csv_sql.money_text,
+        "integer": csv_sql.number,
+    }
+
+    def write(columns: Any) -> sa.ColumnElement[str]:
+        return csv_sql.csv_line(
+            [
+                csv_sql.number(columns.id),
+                csv_sql.quoted(columns.external_id),
+                *(
+                    cell[field.kind](getattr(columns, field.column))
+                    for field in (*entity.fields, *entity.extras)
+                ),
+                csv_sql.timestamp(columns.created),
+                csv_sql.timestamp(columns.updated),
+            ]
+        )
+
+    return write
+
+
+# The keys of each listing's JSON objects, in their order: a CSV export's header row.
+PATIENT_KEYS = tuple(key for key, _, _ in record_shape(PATIENTS))
+PAYMENT_KEYS = tuple(key for key, _, _ in record_shape(PAYMENTS))
+SYNC_CHANGE_KEYS = ("entity", "externalId", "op", "before", "after", "changedFields")
+
+patient_csv_sql = record_csv_sql(PATIENTS)
+"""patient_json's object as a CSV line, written by PostgreSQL."""
+
+payment_csv_sql = record_csv_sql(PAYMENTS)
+"""payment_json's object as a CSV line, written by PostgreSQL."""
 
 patient_json = _writer(record_shape(PATIENTS))
 """A patients row as PatientSchema dumps it."""

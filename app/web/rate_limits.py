@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
@@ -32,6 +33,10 @@ from app.web.auth import Scope, add_failure_hook, required_scope
 log = logging.getLogger(__name__)
 
 AUTH_FAILURE_SCOPE = "auth-failures"
+READ_BUDGET = "read_budget"
+# A streamed export spends one read for each this many rows it sends (the request
+# itself paid for the first ones).
+EXPORT_ROWS_PER_READ = 1000
 # How long counters stay in memory after the storage failed, before it is tried again.
 STORAGE_RETRY_SECONDS = 10.0
 
@@ -46,6 +51,8 @@ def init_rate_limits(app: Flask) -> None:
         Scope.WRITE: Budget("sync", "syncs", config["RATELIMIT_SYNC"]),
         Scope.READ: Budget("read", "reads", config["RATELIMIT_READ"]),
     }
+
+    app.extensions[READ_BUDGET] = (budgets[Scope.READ], counters)
 
     @app.before_request
     def spend_budget() -> None:
@@ -118,15 +125,67 @@ class Budget:
 
     def spend(self, counters: Counters, key: str) -> None:
         """Charge one request to ``key``; 429 rate_limited with Retry-After once it is spent."""
+        refill = self.try_spend(counters, key)
+        if refill is not None:
+            raise APIError(
+                429,
+                "rate_limited",
+                self._message,
+                headers={"Retry-After": str(_seconds_until(refill))},
+            )
+
+    def try_spend(self, counters: Counters, key: str) -> float | None:
+        """Charge one request to ``key``: None if it fits, else when it refills (a Unix time)."""
         for item in self._items:
             refill = counters.spend(item, key, self._scope)
             if refill is not None:
-                raise APIError(
-                    429,
-                    "rate_limited",
-                    self._message,
-                    headers={"Retry-After": str(_seconds_until(refill))},
-                )
+                return refill
+        return None
+
+
+class ExportMeter:
+    """What a streamed export spends: one read per EXPORT_ROWS_PER_READ rows it sends.
+
+    Built in the view (it knows the client), called by the response's
+    generator with each batch's row count before the batch is sent. The
+    request paid for its first EXPORT_ROWS_PER_READ rows; each further
+    thousand, begun, spends one read of the same budget as every other read
+    of the client. When the budget is spent, the export waits for it to
+    refill (the client's other reads get 429 meanwhile): one token's exports
+    move at its budget's pace, however large the listing, and never end
+    half-written.
+    """
+
+    def __init__(
+        self,
+        charge: Callable[[], float | None] | None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._charge = charge
+        self._sleep = sleep
+        self.rows = 0
+        self.reads = 1  # the request's own
+
+    def count(self, rows: int) -> None:
+        """Count ``rows`` more rows about to be sent; wait while the budget is spent."""
+        self.rows += rows
+        due = max(1, math.ceil(self.rows / EXPORT_ROWS_PER_READ))
+        while self.reads < due:
+            refill = None if self._charge is None else self._charge()
+            if refill is None:
+                self.reads += 1
+            else:
+                self._sleep(max(0.05, refill - time.time()))
+
+
+def export_meter() -> ExportMeter:
+    """The meter of the current request's export (it charges nothing when limits are off)."""
+    budget = current_app.extensions.get(READ_BUDGET)
+    if budget is None:
+        return ExportMeter(None)
+    read, counters = budget
+    key = client_key()
+    return ExportMeter(lambda: read.try_spend(counters, key))
 
 
 def client_key() -> str:

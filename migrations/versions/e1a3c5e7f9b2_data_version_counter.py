@@ -12,7 +12,7 @@ now begins with the counter: ``<counter>.<random>``, so whatever carries a
 token (a cursor's pin, an ETag's key) carries its position too.
 
 Revision ID: e1a3c5e7f9b2
-Revises: c9e1f3a5b7d9
+Revises: d0f2a4c6e8b1
 Create Date: 2026-12-07 03:20:00
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "e1a3c5e7f9b2"
-down_revision = "c9e1f3a5b7d9"
+down_revision = "d0f2a4c6e8b1"
 branch_labels = None
 depends_on = None
 

@@ -11,8 +11,8 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app.api import patients as patients_api
 from app.instants import parse_instant
+from app.reads import listings
 from tests.support.helpers import error_code, patient_record, payment_record, random_syncs, sync
 
 READS = [
@@ -225,7 +225,7 @@ def test_paging_without_a_sync_in_between_reads_live_data(
     def no_history(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a page read as of the pin although nothing changed")
 
-    monkeypatch.setattr(patients_api, "live_patients_at", no_history)
+    monkeypatch.setattr(listings, "live_patients_at", no_history)
     pages = client.get("/patients?limit=2")
     url, seen = next_url(pages), [p["externalId"] for p in pages.get_json()]
     while url:

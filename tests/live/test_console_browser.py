@@ -425,3 +425,68 @@ def test_no_request_leaves_the_origin(tour: Tour) -> None:
         for url in tour.traffic.requests
         if not url.startswith((tour.traffic.base_url + "/", "data:"))
     ] == []
+
+
+def test_the_search_box_finds_a_patient_by_name_in_any_case_without_accents(
+    server: LiveServer, seed: Seed, browser: Browser
+) -> None:
+    context = browser.new_context(viewport={"width": WIDTHS["phone"], "height": 900})
+    page = context.new_page()
+    _sign_in(page, server.base_url)
+    # The overview's box, typed as a hurried person would: no accents, any case.
+    page.get_by_label("Patient name").fill("zoe ORSTED")
+    page.get_by_role("button", name="Find").click()
+    page.wait_for_load_state()
+    found = page.locator("#found tbody th").all_inner_texts()
+    _shoot(page, "search", "phone")
+    if os.environ.get("CONSOLE_DOCS_SCREENSHOT"):
+        page.set_viewport_size({"width": 1280, "height": 560})
+        page.screenshot(path=str(ROOT / "docs" / "console-search.png"))
+    page.locator("#found tbody a").first.click()
+    page.wait_for_load_state()
+    heading = page.inner_text("#patient-heading")
+    many = page.goto(f"{server.base_url}/console/patients?q=ada")
+    assert many is not None
+    listed = page.locator("#found tbody th").all_inner_texts()
+    has_next = page.locator('a[rel="next"]').count() == 1
+    context.close()
+    assert found == [SLASHED_ID]
+    assert heading == "Zoë Ørsted"
+    assert len(listed) == RANGE_PAGE and has_next
+
+
+def _download(page: Page, link: str) -> bytes:
+    """Click the download ``link`` (a CSS selector) and return the file's bytes."""
+    with page.expect_download() as started:
+        page.locator(link).click()
+    download = started.value
+    assert READ_TOKEN not in download.url
+    path = download.path()
+    assert path is not None
+    return Path(path).read_bytes()
+
+
+def test_download_csv_gives_the_apis_csv_for_the_range_and_a_patients_payments(
+    server: LiveServer, seed: Seed, browser: Browser
+) -> None:
+    context = browser.new_context(accept_downloads=True)
+    page = context.new_page()
+    _sign_in(page, server.base_url)
+    page.goto(f"{server.base_url}/console/analytics?payment_min=10&sort=-paymentsTotal")
+    range_file = _download(page, "#download-range")
+    page.goto(f"{server.base_url}/console/patient?id={quote(SLASHED_ID)}")
+    payments_file = _download(page, "#download-payments")
+    context.close()
+    api = {"Authorization": f"Bearer {READ_TOKEN}", "Accept": "text/csv"}
+    expected_range = server.request(
+        "GET", "/patients?payment_min=10&sort=-paymentsTotal", headers=api
+    ).body
+    expected_payments = server.request(
+        "GET", f"/payments?external_id={quote(SLASHED_ID)}", headers=api
+    ).body
+    assert range_file == expected_range
+    assert range_file.count(b"\r\n") == 1 + len(
+        _api_all(server, "/patients?payment_min=10&sort=-paymentsTotal&limit=100")
+    )
+    assert payments_file == expected_payments
+    assert b",w1," in payments_file and b",12.50," in payments_file
