@@ -60,7 +60,13 @@ def test_range_filter_sorted_by_total_uses_the_total_index(app: Flask, seeded: N
         PATIENT_SORTS["paymentsTotal"],
         [Decimal(150), 10],
     )
-    assert indexes_used(app, query) == {"ix_patients_live_total_id"}
+    # On 50 rows the two total indexes cost the planner nearly the same (the
+    # descending one read backwards, then an incremental sort of the ties), and
+    # which one it picks has flipped with autovacuum's timing; either serves the
+    # range from the index, which is what this test is for.
+    used = indexes_used(app, query)
+    assert used
+    assert used <= {"ix_patients_live_total_id", "ix_patients_live_total_desc_id"}
 
 
 def test_top_payers_use_the_descending_total_index(app: Flask, seeded: None) -> None:
