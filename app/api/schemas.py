@@ -29,8 +29,8 @@ class ReadinessSchema(ma.Schema):
     revision = fields.List(fields.String(), required=True)
     databases = fields.Dict(
         metadata={
-            "description": "With replicas (DATABASE_REPLICA_URLS): which databases answer: "
-            "the primary's state and each replica's (up, lagging or down) and lagSeconds."
+            "description": "Which databases answer: the primary's state and, with replicas "
+            "(DATABASE_REPLICA_URLS), each replica's (up, lagging or down) and lagSeconds."
         }
     )
 

@@ -39,6 +39,12 @@ def test_readyz_returns_200_on_migrated_database(client: FlaskClient) -> None:
     assert len(body["revision"]) == 1
 
 
+def test_readyz_names_the_one_database_that_answers_without_replicas(client: FlaskClient) -> None:
+    databases = client.get("/readyz").get_json()["databases"]
+    assert databases["primary"]["state"] == "up"
+    assert databases["replicas"] == []
+
+
 def readyz_against(database_url: str) -> TestResponse:
     """GET /readyz from an app on ``database_url``, its engine disposed afterwards."""
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": database_url})
