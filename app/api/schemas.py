@@ -196,19 +196,22 @@ class SyncSummarySchema(ma.Schema):
     errors_truncated = fields.Boolean(data_key="errorsTruncated")
     started_at = fields.String(data_key="startedAt")
     finished_at = fields.String(data_key="finishedAt")
+    data_position = fields.String(
+        data_key="dataPosition",
+        allow_none=True,
+        metadata={
+            "description": "A position from which a read sees this sync: send it as "
+            "X-Data-Position to read your own writes (SPEC §8). Only applied syncs have one "
+            "(not those recorded before positions existed).",
+            "example": "42",
+        },
+    )
 
 
 class SyncReportSchema(SyncSummarySchema):
     """The report of one sync (documentation only; reports are stored as JSON)."""
 
     errors = fields.List(fields.Nested(SyncRecordErrorSchema))
-    data_position = fields.String(
-        data_key="dataPosition",
-        metadata={
-            "description": "The data position this sync's state is at (or a later one): "
-            "send it as X-Data-Position to read your own writes (SPEC §8)."
-        },
-    )
 
 
 def _money(description: str, example: str, **kwargs: Any) -> fields.String:

@@ -15,7 +15,6 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from app.errors import APIError
 from app.extensions import db
-from app.reads import live
 from app.snapshot import GunzipReader, SnapshotError, SnapshotTooLarge, iter_snapshot
 from app.sync import SyncRefused, SyncReport, SyncSettings, queue, run_sync
 from app.web import metrics
@@ -120,10 +119,9 @@ def sync_from_request(entity: str, *, dry_run: bool, force: bool) -> dict[str, A
         rows = report.counts() if report is not None and not report.dry_run else None
         metrics.observe_sync(entity, outcome, time.perf_counter() - started, rows)
         g.sync_summary = _summary(entity, outcome, report)
-    # Read on the primary after the commit: this sync's state or a later one (SPEC §8).
-    position = live.data_position(db.session)
-    g.data_position = position
-    return {**report.to_json(), "dataPosition": position}
+    # Stored with the report: GET /syncs/<id> answers the same position (SPEC §8).
+    g.data_position = report.data_position
+    return report.to_json()
 
 
 def _summary(entity: str, outcome: str, report: SyncReport | None) -> dict[str, Any]:

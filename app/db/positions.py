@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import re
 
+import sqlalchemy as sa
+
 _POSITION = re.compile(r"[0-9]{1,18}")
 
 
@@ -45,3 +47,19 @@ def parse_position(text: str | None) -> int | None:
         return None
     text = text.strip()
     return int(text) if _POSITION.fullmatch(text) else None
+
+
+_TOKEN = sa.text("SELECT token FROM data_version WHERE id = 1")
+
+
+def transaction_position(connection: sa.Connection) -> str | None:
+    """The position a writing transaction's changes will be visible from, read inside it.
+
+    Every change this transaction made has raised the counter (under the
+    data version's row lock, so no other writer's count is in between), so
+    the value read here is above that of every state committed before it;
+    the committed states that reach it are this commit and later ones. The
+    transaction's own later writes (its report) raise it further: its commit
+    has a position at least this one, which is all a reader needs to wait for.
+    """
+    return position_of(connection.scalar(_TOKEN))

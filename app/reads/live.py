@@ -9,7 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from app.db.positions import position_of
 from app.db.types import CENT, TOTAL_LIMIT
 from app.entities import PAYMENT_PATIENT
 from app.models import (
@@ -96,11 +95,6 @@ def data_version(session: orm.Session) -> str | None:
     # Core on the session's connection: it runs on every read, cache hits
     # included, and the ORM's statement handling costs more than the query.
     return session.connection().scalar(_DATA_VERSION)
-
-
-def data_position(session: orm.Session) -> str | None:
-    """The opaque position of the current data (app/db/positions.py), for a sync report."""
-    return position_of(data_version(session))
 
 
 _DATA_VERSION = sa.select(DataVersion.__table__.c.token).where(DataVersion.__table__.c.id == 1)

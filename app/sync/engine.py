@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from app.db.clock import database_now
+from app.db.positions import transaction_position
 from app.models import SyncRun
 from app.sync import merge, queue
 from app.sync.clock import sync_time
@@ -101,7 +102,13 @@ def run_sync(
                     changes.rollback()
                 else:
                     run.created_after_id, run.created_through_id = outcome.created_ids
-                finished = _Finished(run.id, now, max(database_now(connection), now))
+                finished = _Finished(
+                    run.id,
+                    now,
+                    max(database_now(connection), now),
+                    # After the merge, before the report is stored (which raises it again).
+                    transaction_position(connection),
+                )
                 report = _report(entity, dry_run, summary, outcome, settings, finished)
                 _record(run, report)
                 if claimed is not None:
@@ -206,6 +213,7 @@ class _Finished:
     sync_id: int
     started_at: datetime
     finished_at: datetime
+    data_position: str | None
 
 
 def _report(
@@ -234,6 +242,7 @@ def _report(
         errors_truncated=rejected > len(errors),
         started_at=finished.started_at,
         finished_at=finished.finished_at,
+        data_position=finished.data_position,
     )
 
 

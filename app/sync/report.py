@@ -77,6 +77,9 @@ class SyncReport:
     errors_truncated: bool = False
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # The data position from which a reader sees this sync (SPEC §8): stored
+    # with the report, so GET /syncs/<id> gives the one the POST answered.
+    data_position: str | None = None
 
     def counts(self) -> dict[str, int]:
         """The count of each outcome, by name: what logs and metrics may carry."""
@@ -102,6 +105,7 @@ class SyncReport:
             "errorsTruncated": self.errors_truncated,
             "startedAt": _iso(self.started_at),
             "finishedAt": _iso(self.finished_at),
+            "dataPosition": self.data_position,
         }
 
 

@@ -70,7 +70,7 @@ def test_reads_go_to_the_replica_and_syncs_to_the_primary(make_app: Build, healt
     response = client.get("/patients")
     assert ids(response) == ["p1"]
     assert reads("replica") == before + 1
-    assert response.headers["X-Data-Position"] >= report["dataPosition"]
+    assert int(response.headers["X-Data-Position"]) >= int(report["dataPosition"])
 
 
 def test_a_read_presenting_its_syncs_position_sees_the_sync_while_replay_is_paused(
@@ -87,7 +87,7 @@ def test_a_read_presenting_its_syncs_position_sees_the_sync_while_replay_is_paus
     # With it, the read is answered from the sync's state or later.
     answered = client.get("/patients", headers={"X-Data-Position": report["dataPosition"]})
     assert ids(answered) == ["p1", "p2"]
-    assert answered.headers["X-Data-Position"] == report["dataPosition"]
+    assert int(answered.headers["X-Data-Position"]) >= int(report["dataPosition"])
 
 
 def test_a_read_presenting_a_position_waits_for_the_replica_to_replay_it(
