@@ -66,6 +66,17 @@ class Dialect(ABC):
     def session_lock(self, connection: sa.Connection, key: int, name: str) -> Lock:
         """A lock held by ``connection`` across its transactions, until released."""
 
+    @abstractmethod
+    def begin_writing(self, connection: sa.Connection) -> None:
+        """Make ``connection``'s transaction a writer now, waiting for other writers.
+
+        Call it before the transaction reads a shared table. A transaction that
+        has read and then writes must turn its read lock into a write lock, which
+        SQLite refuses at once (SQLITE_BUSY, no busy wait: its deadlock rule)
+        while another connection is writing; taken first, the write lock is
+        waited for like any other (busy_timeout).
+        """
+
     # Bulk writes and the planner (app/sync/).
     @abstractmethod
     def bulk_load(self, by_copy: T, by_insert: T) -> T:
@@ -152,6 +163,9 @@ class PostgreSQL(Dialect):
     def session_lock(self, connection: sa.Connection, key: int, name: str) -> Lock:
         return SessionAdvisoryLock(connection, key)
 
+    def begin_writing(self, connection: sa.Connection) -> None:
+        """Nothing to do: row locks, not a database lock, order PostgreSQL's writers."""
+
     def bulk_load(self, by_copy: T, by_insert: T) -> T:
         return by_copy
 
@@ -224,6 +238,10 @@ class SQLite(Dialect):
         if self._database is None:
             return NoLock()
         return FileLock(f"{self._database}.{name}-lock")
+
+    def begin_writing(self, connection: sa.Connection) -> None:
+        # A write that matches nothing still opens the write transaction (RESERVED).
+        connection.exec_driver_sql("DELETE FROM data_version WHERE 0")
 
     def bulk_load(self, by_copy: T, by_insert: T) -> T:
         return by_insert

@@ -24,9 +24,13 @@ def sync_lock(connection: sa.Connection, timeout: float) -> Iterator[None]:
     released by the commit or rollback that ends the sync, so it cannot leak;
     on SQLite, which serves one host only, a lock file beside the database.
     """
-    lock = dialect_of(connection).transaction_lock(connection, ADVISORY_LOCK_KEY, "sync")
+    dialect = dialect_of(connection)
+    lock = dialect.transaction_lock(connection, ADVISORY_LOCK_KEY, "sync")
     try:
         _wait_for(lock.try_acquire, timeout)
+        # Before the sync reads anything shared, so that its writes never have to
+        # turn a read transaction into a write one (SQLite would refuse that at once).
+        dialect.begin_writing(connection)
         yield
     finally:
         lock.release()

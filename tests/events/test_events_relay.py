@@ -180,12 +180,6 @@ def test_sigterm_finishes_the_window_in_flight_stores_its_position_and_exits_0(
     assert relay.logged("relay stopped") == 1
 
 
-# On SQLite a sync that meets the relay writing its position, at the instant the sync
-# turns its read transaction into a write, gets SQLITE_BUSY at once (SQLite's deadlock
-# rule: no busy wait for that upgrade), so the sync answers 503: it failed 1 run in 4
-# here with two relays polling. The SQLite build serves one host for trying the service
-# (docs/architecture.md); beginning the sync's writes with the write lock is the fix.
-@pytest.mark.postgresql_only
 def test_two_relays_publish_each_event_once_while_one_waits(
     committed_app: Flask, consumer: Consumer, start_relay: StartRelay
 ) -> None:
