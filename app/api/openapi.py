@@ -151,6 +151,14 @@ def document_components(api: Api) -> None:
     spec.components.schema("PaymentRecord", schema=PaymentRecordSchema)
 
 
+# The 202 of POST /patients and POST /payments (SPEC §2, asynchronous syncs).
+QUEUED_SYNC_DESCRIPTION = (
+    "With the header `Prefer: respond-async` (RFC 7240): the body is stored and "
+    "the sync queued for `flask syncs worker`; `Location: /syncs/<syncId>` names it. Poll it "
+    "until its `state` is `applied`, `refused` or `failed`."
+)
+
+
 def snapshot_body(record: str) -> dict[str, Any]:
     """The requestBody of a sync: the complete snapshot, a JSON array of ``record``."""
     return {

@@ -14,7 +14,7 @@ from app.api.args import AsOfArgsSchema, PageArgsSchema, PatientListArgsSchema, 
 from app.api.cache import cached_read
 from app.api.csv_export import csv_export
 from app.api.horizon import require_history_at
-from app.api.openapi import csv_doc, snapshot_body
+from app.api.openapi import QUEUED_SYNC_DESCRIPTION, csv_doc, snapshot_body
 from app.api.pagination import paginated
 from app.api.schemas import PatientSchema, PatientVersionSchema, QueuedSyncSchema, SyncReportSchema
 from app.api.snapshots import sync_or_accept
@@ -95,13 +95,7 @@ def get_patient_history(external_id: str) -> tuple[sa.Select[Any], SortKey]:
 @bp.arguments(SyncArgsSchema, location="query", as_kwargs=True)
 @bp.doc(requestBody=snapshot_body("PatientRecord"))
 @bp.alt_response(200, schema=SyncReportSchema, description="The sync report.")
-@bp.alt_response(
-    202,
-    schema=QueuedSyncSchema,
-    description="With the header `Prefer: respond-async` (RFC 7240): the body is stored and "
-    "the sync queued for `flask syncs worker`; `Location: /syncs/<syncId>` names it. Poll it "
-    "until its `state` is `applied`, `refused` or `failed`.",
-)
+@bp.alt_response(202, schema=QueuedSyncSchema, description=QUEUED_SYNC_DESCRIPTION)
 def sync_patients(dry_run: bool, force: bool) -> dict[str, Any] | Response:
     """Replace the replica's patients with the complete snapshot in the body."""
     return sync_or_accept("patients", dry_run=dry_run, force=force)

@@ -13,7 +13,7 @@ from app.api.args import AsOfArgsSchema, PageArgsSchema, PaymentListArgsSchema, 
 from app.api.cache import cached_read
 from app.api.csv_export import csv_export
 from app.api.horizon import require_history_at
-from app.api.openapi import csv_doc, snapshot_body
+from app.api.openapi import QUEUED_SYNC_DESCRIPTION, csv_doc, snapshot_body
 from app.api.pagination import paginated
 from app.api.schemas import PaymentSchema, PaymentVersionSchema, QueuedSyncSchema, SyncReportSchema
 from app.api.snapshots import sync_or_accept
@@ -92,13 +92,7 @@ def get_payment_history(external_id: str) -> tuple[sa.Select[Any], SortKey]:
 @bp.arguments(SyncArgsSchema, location="query", as_kwargs=True)
 @bp.doc(requestBody=snapshot_body("PaymentRecord"))
 @bp.alt_response(200, schema=SyncReportSchema, description="The sync report.")
-@bp.alt_response(
-    202,
-    schema=QueuedSyncSchema,
-    description="With the header `Prefer: respond-async` (RFC 7240): the body is stored and "
-    "the sync queued for `flask syncs worker`; `Location: /syncs/<syncId>` names it. Poll it "
-    "until its `state` is `applied`, `refused` or `failed`.",
-)
+@bp.alt_response(202, schema=QueuedSyncSchema, description=QUEUED_SYNC_DESCRIPTION)
 def sync_payments(dry_run: bool, force: bool) -> dict[str, Any] | Response:
     """Replace the replica's payments with the complete snapshot in the body."""
     return sync_or_accept("payments", dry_run=dry_run, force=force)
