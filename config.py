@@ -133,6 +133,11 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         ),
         "SYNC_WORK_MEM": env.get("SYNC_WORK_MEM", "").strip() or "128MB",
         "SYNC_MAX_ERRORS": as_number("SYNC_MAX_ERRORS", 1000, env, kind=int, minimum=0),
+        # A sync creating at least this many rows, more than its table holds (an initial
+        # load), builds the table's indexes and keys once instead of row by row; 0: never.
+        "SYNC_BULK_LOAD_MIN_ROWS": as_number(
+            "SYNC_BULK_LOAD_MIN_ROWS", 10000, env, kind=int, minimum=0
+        ),
         # `flask syncs worker` (SPEC §2, asynchronous syncs): how often an idle worker, or
         # one waiting for the worker lock, looks again.
         "SYNC_WORKER_POLL_SECONDS": as_number(

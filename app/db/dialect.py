@@ -15,12 +15,14 @@ from __future__ import annotations
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from app.db.deferred_indexes import indexes_deferred
 from app.db.locks import (
     FileLock,
     Lock,
@@ -84,7 +86,7 @@ class Dialect(ABC):
 
     @abstractmethod
     def transaction_work_mem(self, connection: sa.Connection, size: str) -> None:
-        """Give the transaction's sorts and hash joins ``size`` of memory each."""
+        """Give the transaction's sorts, hash joins and index builds ``size`` of memory each."""
 
     @abstractmethod
     def refresh_statistics(self, connection: sa.Connection, table: sa.Table) -> None:
@@ -93,6 +95,16 @@ class Dialect(ABC):
     @abstractmethod
     def ready_for_joins(self, connection: sa.Connection, table: sa.Table, column: str) -> None:
         """Make a freshly filled temporary ``table`` ready to be joined on ``column``."""
+
+    @abstractmethod
+    def indexes_deferred(
+        self, connection: sa.Connection, table: sa.Table
+    ) -> AbstractContextManager[bool]:
+        """Where many rows go into ``table`` unindexed, its indexes and keys built at exit.
+
+        Yields whether it did so (app/db/deferred_indexes.py); where it did not,
+        the rows inside are indexed and checked one by one as usual.
+        """
 
     @abstractmethod
     def soft_delete(self, in_one_statement: Callable[[], int], in_two: Callable[[], int]) -> int:
@@ -170,7 +182,12 @@ class PostgreSQL(Dialect):
         return by_copy
 
     def transaction_work_mem(self, connection: sa.Connection, size: str) -> None:
-        connection.execute(sa.select(sa.func.set_config("work_mem", size, True)))
+        connection.execute(
+            sa.select(
+                sa.func.set_config("work_mem", size, True),
+                sa.func.set_config("maintenance_work_mem", size, True),
+            )
+        )
 
     def refresh_statistics(self, connection: sa.Connection, table: sa.Table) -> None:
         connection.execute(sa.text(f"ANALYZE {table.name}"))
@@ -178,6 +195,11 @@ class PostgreSQL(Dialect):
     def ready_for_joins(self, connection: sa.Connection, table: sa.Table, column: str) -> None:
         # Hash joins need no index, only statistics.
         self.refresh_statistics(connection, table)
+
+    def indexes_deferred(
+        self, connection: sa.Connection, table: sa.Table
+    ) -> AbstractContextManager[bool]:
+        return indexes_deferred(connection, table.name)
 
     def soft_delete(self, in_one_statement: Callable[[], int], in_two: Callable[[], int]) -> int:
         return in_one_statement()
@@ -255,6 +277,12 @@ class SQLite(Dialect):
     def ready_for_joins(self, connection: sa.Connection, table: sa.Table, column: str) -> None:
         # SQLite has no hash joins: an anti-join on ``column`` needs an index.
         connection.execute(sa.text(f"CREATE INDEX ix_{table.name} ON {table.name} ({column})"))
+
+    def indexes_deferred(
+        self, connection: sa.Connection, table: sa.Table
+    ) -> AbstractContextManager[bool]:
+        # The embedded database's loads are small; its indexes stay as they are.
+        return nullcontext(False)
 
     def soft_delete(self, in_one_statement: Callable[[], int], in_two: Callable[[], int]) -> int:
         # No data-modifying WITH: RETURNING cannot feed another statement.

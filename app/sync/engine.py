@@ -168,20 +168,24 @@ def _apply(
         rejected, errors = rejected + more, errors + more_errors
     live = merge.count_live(connection, target)
     # Counted from the plan alone: when nothing is absent (a resend) the
-    # anti-join over the whole table (the soft delete) is skipped.
-    absent = live - merge.count_present(connection, plan)
-    merge.keep_superseded_versions(connection, entity, plan, stamp)
+    # anti-join over the whole table (the soft delete) is skipped, and when
+    # nothing matches (an initial load) so are the statements over matches.
+    present, matched = merge.count_matched(connection, plan)
+    absent = live - present
+    if matched:
+        merge.keep_superseded_versions(connection, entity, plan, stamp)
     deleted = merge.soft_delete_absent(connection, entity, plan, stamp) if absent else 0
     # Checked after the fact: a refusal rolls the whole transaction back anyway,
     # and the delete's own row count saves a second anti-join.
     _guard_mass_delete(live, deleted, settings, force)
-    updated = merge.update_changed(connection, target, plan, fields, stamp)
-    restored = merge.restore_deleted(connection, target, plan, fields, stamp)
+    updated = merge.update_changed(connection, target, plan, fields, stamp) if matched else 0
+    restored = merge.restore_deleted(connection, target, plan, fields, stamp) if matched else 0
     # One INSERT under the entity's lock takes its ids from the sequence: every
     # id it gives is above the highest id visible before it, and the range is
     # how the sync's changes find the rows it created.
     created_after = merge.last_id(connection, target)
-    created = merge.insert_new(connection, target, plan, fields, stamp)
+    with merge.new_rows_in_bulk(connection, target, plan, settings.bulk_load_min_rows) as in_bulk:
+        created = merge.insert_new(connection, target, plan, fields, stamp)
     created_ids = (created_after, merge.last_id(connection, target) if created else created_after)
     counts = MergeCounts(deleted=deleted, updated=updated, restored=restored, created=created)
     if (
@@ -190,7 +194,7 @@ def _apply(
     ):
         merge.analyze(connection, target)
     if entity.after_merge is not None:
-        entity.after_merge(connection, plan, stamp.at)
+        entity.after_merge(connection, plan, stamp.at, in_bulk)
     return MergeOutcome(counts, rejected, errors, created_ids)
 
 

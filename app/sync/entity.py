@@ -63,8 +63,9 @@ class Entity:
     plan_source: Callable[[sa.Table, sa.Table], PlanSource]
     # Records the plan shows to be invalid, beyond duplicates: (count, first errors).
     reject_in_plan: Callable[[sa.Connection, sa.Table, int], Rejections] | None = None
-    # What else the merge changes once the rules are applied (with the sync time).
-    after_merge: Callable[[sa.Connection, sa.Table, datetime], None] | None = None
+    # What else the merge changes once the rules are applied (with the sync time, and
+    # whether the sync loaded its table in bulk: see merge.new_rows_in_bulk).
+    after_merge: Callable[[sa.Connection, sa.Table, datetime, bool], None] | None = None
 
     @property
     def staged_names(self) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ paymentsCount): both are this entity's own steps of the merge.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app import entities
+from app.db.dialect import dialect_of
 from app.db.types import CENT, Money
 from app.models import Patient, Payment
 from app.sync import merge
@@ -151,9 +153,24 @@ def refresh_payment_totals(connection: sa.Connection, plan: sa.Table, now: datet
     return connection.execute(statement).rowcount
 
 
-def update_totals(connection: sa.Connection, plan: sa.Table, now: datetime) -> None:
-    """Move the totals, and refresh the patients' statistics if many of them moved."""
-    moved = refresh_payment_totals(connection, plan, now)
+def update_totals(
+    connection: sa.Connection, plan: sa.Table, now: datetime, loaded_in_bulk: bool
+) -> None:
+    """Move the totals, and refresh the patients' statistics if many of them moved.
+
+    After a load in bulk (an initial load, which moves most patients' totals),
+    the patients' indexes are built once afterwards too: rewriting a patient
+    enters it again into every index, which costs five times the update alone.
+    Readers wait no longer for it: the load already holds the patients table,
+    whose foreign key it dropped (app/db/deferred_indexes.py).
+    """
+    deferred = (
+        dialect_of(connection).indexes_deferred(connection, PATIENTS)
+        if loaded_in_bulk
+        else nullcontext(False)
+    )
+    with deferred:
+        moved = refresh_payment_totals(connection, plan, now)
     if moved > merge.ANALYZE_SHARE * max(merge.count_live(connection, PATIENTS), 1):
         merge.analyze(connection, PATIENTS)
 

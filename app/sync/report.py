@@ -36,6 +36,9 @@ class SyncSettings:
     # PostgreSQL's work_mem inside a sync: its hash joins and aggregates hold one
     # entry per staged row, and spill to disk beyond it.
     work_mem: str
+    # Rule 1's INSERT defers the table's indexes and keys (app/db/deferred_indexes.py)
+    # when it creates at least this many rows and more than the table holds; 0: never.
+    bulk_load_min_rows: int
 
     @classmethod
     def from_config(cls, config: Any) -> SyncSettings:
@@ -46,6 +49,7 @@ class SyncSettings:
             guard_min_rows=config["SYNC_GUARD_MIN_ROWS"],
             max_errors=config["SYNC_MAX_ERRORS"],
             work_mem=config["SYNC_WORK_MEM"],
+            bulk_load_min_rows=config["SYNC_BULK_LOAD_MIN_ROWS"],
         )
 
 
