@@ -35,7 +35,7 @@ from app.sync.lock import sync_lock
 from app.sync.queue import Claimed
 from app.sync.records import ValidationSummary, validate_snapshot
 from app.sync.report import MergeCounts, RecordError, SyncReport, SyncSettings
-from app.sync.staging import stage_sink, temporary_tables
+from app.sync.staging import drop_stage, stage_sink, temporary_plan
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,12 @@ def run_sync(
         raise ValueError(f"unknown entity {entity!r}")
     described = ENTITIES[entity]
     say = _timed(progress)
-    with stage_sink(session, described) as sink:
-        summary = validate_snapshot(described, records, sink, settings.max_errors)
-        say(f"{entity}: {summary.received} records read, {summary.rejected} invalid")
-        try:
+    try:
+        with stage_sink(session.connection(), described) as sink:
+            summary = validate_snapshot(described, records, sink, settings.max_errors)
             connection = session.connection()
+            sink.finish(connection)
+            say(f"{entity}: {summary.received} records read, {summary.rejected} invalid")
             with sync_lock(connection, settings.lock_timeout):
                 # The database's clock, under the lock: history follows the order
                 # syncs were applied in, whatever the clock of this host.
@@ -93,8 +94,8 @@ def run_sync(
                 stamp = merge.SyncStamp(run.id, now)
                 changes = session.begin_nested() if dry_run else None
                 connection = session.connection()  # emits the SAVEPOINT, which is lazy
-                with temporary_tables(connection, described) as (stage, plan):
-                    sink.load(connection, stage)
+                with temporary_plan(connection, described) as plan:
+                    stage = sink.load(connection)
                     say(f"{entity}: staged")
                     outcome = _apply(connection, described, stage, plan, stamp, settings, force)
                 say(f"{entity}: merged")
@@ -102,6 +103,7 @@ def run_sync(
                     changes.rollback()
                 else:
                     run.created_after_id, run.created_through_id = outcome.created_ids
+                drop_stage(connection, described)
                 finished = _Finished(
                     run.id,
                     now,
@@ -114,9 +116,9 @@ def run_sync(
                 if claimed is not None:
                     queue.finish_applied(session, run, report.to_json())
                 session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    except BaseException:
+        session.rollback()
+        raise
     log.info(
         "sync %s %s dry_run=%s received=%s %s",
         report.sync_id,

@@ -13,11 +13,13 @@ stays bounded either way: one part (about 1 MiB) at a time.
 from __future__ import annotations
 
 import zlib
+from contextlib import AbstractContextManager, nullcontext
 from typing import BinaryIO
 
 import sqlalchemy as sa
 from sqlalchemy import orm
 
+from app.db.dialect import dialect_of
 from app.models import SyncUpload
 from app.snapshot import GunzipReader
 
@@ -56,9 +58,23 @@ def store_upload(
 def open_upload(bind: sa.Connection | orm.Session, sync_id: int, limit: int) -> BinaryIO:
     """Sync ``sync_id``'s stored upload as a read()-able JSON body, inflated and bounded.
 
-    Read through ``bind`` (the session that applies the sync), one part per statement.
+    Read through ``bind`` (``upload_source``), one part per statement.
     """
     return GunzipReader(_StoredParts(bind, sync_id), limit)  # type: ignore[return-value]
+
+
+def upload_source(
+    session: orm.Session,
+) -> AbstractContextManager[sa.Connection | orm.Session]:
+    """What a worker reads a claimed sync's upload through while ``session`` applies it.
+
+    Where the stage is filled by a COPY as the upload is read (PostgreSQL), the
+    sync's connection is busy: a connection of its own. Elsewhere (SQLite) the
+    sync's own session: a second connection's read would keep its commit waiting.
+    """
+    if dialect_of(session).bulk_load(by_copy=True, by_insert=False):
+        return session.get_bind().engine.connect()
+    return nullcontext(session)
 
 
 def delete_upload(connection: sa.Connection, sync_id: int) -> None:

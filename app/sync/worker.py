@@ -39,7 +39,7 @@ from app.sync.engine import run_sync
 from app.sync.errors import MassDeleteRefused, SyncInProgress
 from app.sync.queue import Claimed, LostClaim
 from app.sync.report import SyncSettings
-from app.sync.uploads import open_upload
+from app.sync.uploads import open_upload, upload_source
 
 log = logging.getLogger(__name__)
 
@@ -147,18 +147,19 @@ class Worker:
         fields = {"sync_id": claimed.sync_id, "entity": claimed.entity}
         while True:
             try:
-                report = run_sync(
-                    session,
-                    claimed.entity,
-                    iter_snapshot(
-                        open_upload(session, claimed.sync_id, self._settings.max_content_length),
-                        max_record_bytes=self._settings.max_record_bytes,
-                    ),
-                    dry_run=claimed.dry_run,
-                    force=claimed.force,
-                    settings=self._settings.sync,
-                    claimed=claimed,
-                )
+                with upload_source(session) as upload:
+                    report = run_sync(
+                        session,
+                        claimed.entity,
+                        iter_snapshot(
+                            open_upload(upload, claimed.sync_id, self._settings.max_content_length),
+                            max_record_bytes=self._settings.max_record_bytes,
+                        ),
+                        dry_run=claimed.dry_run,
+                        force=claimed.force,
+                        settings=self._settings.sync,
+                        claimed=claimed,
+                    )
             except SyncInProgress:
                 log.info("sync lock busy; trying again", extra={"fields": fields})
                 if self._stop.wait(self._settings.poll_seconds):

@@ -25,7 +25,7 @@ from app.events.position import START
 from app.extensions import db
 from app.snapshot import iter_snapshot
 from app.sync import SyncSettings, queue, run_sync
-from app.sync.uploads import open_upload
+from app.sync.uploads import open_upload, upload_source
 from tests.support.helpers import get_all, patient_record, post_snapshot, sync, to_json
 from tests.support.sync_queue import (
     RESPOND_ASYNC,
@@ -352,11 +352,15 @@ def test_a_sync_claimed_by_another_worker_is_never_applied_by_this_one(
         mine = queue.claim_next(connection, "worker-a")
         assert mine is not None and mine.sync_id == queued["syncId"]
         stolen = replace(mine, claimant="worker-b")
-        with orm.Session(bind=connection) as session, pytest.raises(queue.LostClaim):
+        with (
+            orm.Session(bind=connection) as session,
+            upload_source(session) as upload,
+            pytest.raises(queue.LostClaim),
+        ):
             run_sync(
                 session,
                 "patients",
-                iter_snapshot(open_upload(session, mine.sync_id, 1 << 20), max_record_bytes=1024),
+                iter_snapshot(open_upload(upload, mine.sync_id, 1 << 20), max_record_bytes=1024),
                 settings=SyncSettings.from_config(queue_app.config),
                 claimed=stolen,
             )

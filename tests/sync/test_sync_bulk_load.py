@@ -62,9 +62,7 @@ def definitions(described: Schema) -> dict[str, str]:
 
 def rebuilt(before: Schema, after: Schema) -> set[str]:
     """Names of the indexes a load dropped and built again (a new oid)."""
-    return {
-        name for name, (_definition, oid) in after.items() if oid and oid != before[name][1]
-    }
+    return {name for name, (_definition, oid) in after.items() if oid and oid != before[name][1]}
 
 
 @pytest.fixture
@@ -121,14 +119,13 @@ def test_the_foreign_key_built_again_is_enforced(app: Flask, client: FlaskClient
     sync(client, "patients", PATIENTS)
     sync(client, "payments", PAYMENTS)
 
-    with app.app_context(), pytest.raises(sa.exc.IntegrityError):
-        with db.session.begin_nested():
-            db.session.execute(
-                sa.text(
-                    "INSERT INTO payments (external_id, amount, patient_id, created, updated)"
-                    " VALUES ('orphan', 1, -1, now(), now())"
-                )
+    with app.app_context(), pytest.raises(sa.exc.IntegrityError), db.session.begin_nested():
+        db.session.execute(
+            sa.text(
+                "INSERT INTO payments (external_id, amount, patient_id, created, updated)"
+                " VALUES ('orphan', 1, -1, now(), now())"
             )
+        )
 
 
 @pytest.mark.postgresql_only

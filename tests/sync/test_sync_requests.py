@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import gzip
 import io
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -403,4 +404,10 @@ def test_sync_takes_the_advisory_lock_before_touching_any_table(
 ) -> None:
     with query_recorder:
         sync(client, "patients", [patient_record("a")])
-    assert "pg_try_advisory_xact_lock" in query_recorder.statements[0]
+    statements = query_recorder.statements
+    locked = next(n for n, sql in enumerate(statements) if "pg_try_advisory_xact_lock" in sql)
+    # Before it, only the session's own stage, filled as the body arrives (SPEC §2).
+    assert statements[:locked]
+    for sql in statements[:locked]:
+        assert "sync_stage_patients" in sql, sql
+        assert not re.search(r"\b(patients|payments|sync_runs|data_version)\b", sql), sql
