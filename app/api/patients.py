@@ -22,7 +22,7 @@ from app.errors import APIError
 from app.extensions import db
 from app.reads import live
 from app.reads.as_of import live_patient_at
-from app.reads.listings import Listing, patients_listing
+from app.reads.listings import BoundListing, patients_page_listing
 from app.reads.orderings import newest_version_first
 from app.reads.paging import SortKey
 from app.reads.serializers import (
@@ -47,13 +47,13 @@ bp = Blueprint("patients", __name__, description="Patients and their live paymen
 @bp.doc(**csv_doc("patients"))
 @csv_export(PATIENT_KEYS, patient_json, "patients.csv", line_sql=patient_csv_sql)
 @cached_read
-@paginated(item=patient_json, item_sql=patient_json_sql)
+@paginated(item=patient_json, item_sql=patient_json_sql, reused=True)
 def list_patients(
     payment_min: Decimal | None, payment_max: Decimal | None, sort: str, as_of: datetime | None
-) -> Listing:
+) -> BoundListing:
     """List live patients, filtered by the total of their live payments."""
     require_history_at(as_of)
-    return patients_listing(payment_min, payment_max, sort, as_of)
+    return patients_page_listing(payment_min, payment_max, sort, as_of)
 
 
 @bp.route("/patients/<external_id:external_id>", methods=["GET"])
