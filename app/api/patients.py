@@ -38,7 +38,7 @@ bp = Blueprint("patients", __name__, description="Patients and their live paymen
 
 
 @bp.route("/patients", methods=["GET"])
-@bp.arguments(PatientListArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(PatientListArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(
     200,
     schema=PatientSchema(many=True),
@@ -57,7 +57,7 @@ def list_patients(
 
 
 @bp.route("/patients/<external_id:external_id>", methods=["GET"])
-@bp.arguments(AsOfArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(AsOfArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PatientSchema, description="The patient.")
 @bp.alt_response(404, response="NOT_FOUND", description="No live patient has this externalId.")
 @cached_read
@@ -75,7 +75,7 @@ def get_patient(external_id: str, as_of: datetime | None) -> dict[str, Any]:
 
 
 @bp.route("/patients/<external_id:external_id>/history", methods=["GET"])
-@bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(PageArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(
     200, schema=PatientVersionSchema(many=True), description="The patient's versions, newest first."
 )
@@ -92,7 +92,7 @@ def get_patient_history(external_id: str) -> tuple[sa.Select[Any], SortKey]:
 
 
 @bp.route("/patients", methods=["POST"])
-@bp.arguments(SyncArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(SyncArgsSchema(), location="query", as_kwargs=True)
 @bp.doc(requestBody=snapshot_body("PatientRecord"))
 @bp.alt_response(200, schema=SyncReportSchema, description="The sync report.")
 @bp.alt_response(202, schema=QueuedSyncSchema, description=QUEUED_SYNC_DESCRIPTION)
