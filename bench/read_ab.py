@@ -2,6 +2,7 @@
 
     python -m bench.read_ab --before DIR --after DIR [--rounds 3] [--seconds 10]
                             [--patients 20000] [--payments 200000] [--keep-db]
+                            [--data DAY1_DIR] [--db-name NAME] [--reuse-db] [--floor]
 
 DIR is a checkout of the service (a git worktree, say) whose ``.venv`` runs
 it. Builds one database (pp_ab: ``bench.generate``'s day-1 snapshots synced
@@ -20,6 +21,13 @@ the simple-protocol queries psycopg2 sends), the statements of a miss and of
 a hit in each tree. Prints a table of medians over the rounds with the
 after/before ratio and writes JSON under bench/results/. Drops pp_ab at the
 end unless --keep-db.
+
+``--data`` loads existing day-1 snapshots (``bench/data/default/day1``, say)
+instead of generating them; ``--db-name`` names a database of its own (so
+that two people can measure at once) and ``--reuse-db`` keeps one already
+built by an earlier ``--keep-db`` run. ``--floor`` also measures
+bench/read_floor.py's bare WSGI floor in every round, after the two trees,
+and prints each tree's ratio to it.
 """
 
 from __future__ import annotations
@@ -45,8 +53,9 @@ from bench.database import recreate_database
 from bench.generate import generate
 
 ROOT = Path(__file__).resolve().parent.parent
-DB_NAME = "pp_ab"
+DB_NAME = "pp_ab"  # --db-name replaces it
 PORT = int(os.environ.get("BENCH_AB_PORT", "8093"))
+FLOOR_PORT = PORT + 1
 WARMUP_SECONDS = 3
 
 
@@ -72,20 +81,28 @@ def git_head(tree: Path) -> str:
     ).stdout.strip()
 
 
-def build_database(after: Path, patients: int, payments: int) -> dict[str, int]:
-    """Create pp_ab from scratch and load the day-1 snapshots through the after tree's CLI."""
+def build_database(
+    after: Path, patients: int, payments: int, day1: Path | None = None
+) -> dict[str, int]:
+    """Create the database from scratch and load day-1 snapshots through the after tree's CLI.
+
+    ``day1`` holds existing snapshots (patients.json, payments.json) of that
+    scale; without it they are generated.
+    """
     recreate_database(DB_NAME)
     flask = [str(after / ".venv" / "bin" / "flask"), "--app", "wsgi"]
     subprocess.run(
         [*flask, "db", "upgrade"], check=True, capture_output=True, cwd=after, env=service_env()
     )
-    with tempfile.TemporaryDirectory(prefix="read-ab-data-") as data:
-        log(f"generating {patients} patients / {payments} payments")
-        generate(Path(data), patients, payments)
+    with tempfile.TemporaryDirectory(prefix="read-ab-data-") as generated:
+        if day1 is None:
+            log(f"generating {patients} patients / {payments} payments")
+            generate(Path(generated), patients, payments)
+            day1 = Path(generated) / "day1"
         for entity in ("patients", "payments"):
             began = time.perf_counter()
             done = subprocess.run(
-                [*flask, "sync", entity, f"{data}/day1/{entity}.json"],
+                [*flask, "sync", entity, str(day1 / f"{entity}.json")],
                 cwd=after,
                 env=service_env(),
                 capture_output=True,
@@ -97,6 +114,14 @@ def build_database(after: Path, patients: int, payments: int) -> dict[str, int]:
     subprocess.run(
         ["psql", database_url(), "-qc", "VACUUM ANALYZE"], check=True, capture_output=True
     )
+    loaded = live_counts()
+    if loaded != {"patients": patients, "payments": payments}:
+        raise RuntimeError(f"loaded {loaded}, expected {patients} / {payments}")
+    return loaded
+
+
+def live_counts() -> dict[str, int]:
+    """The live patients and payments the database holds."""
     counts = subprocess.run(
         [
             "psql",
@@ -109,10 +134,18 @@ def build_database(after: Path, patients: int, payments: int) -> dict[str, int]:
         capture_output=True,
         text=True,
     ).stdout.split()
-    loaded = {"patients": int(counts[0]), "payments": int(counts[1])}
-    if loaded != {"patients": patients, "payments": payments}:
-        raise RuntimeError(f"loaded {loaded}, expected {patients} / {payments}")
-    return loaded
+    return {"patients": int(counts[0]), "payments": int(counts[1])}
+
+
+def database_exists() -> bool:
+    """Whether the database is there (built by an earlier --keep-db run)."""
+    found = subprocess.run(
+        ["psql", run.ADMIN_URL, "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return found == "1"
 
 
 def port_free(port: int) -> bool:
@@ -158,6 +191,22 @@ def measure(tree: Path, seconds: int, cached_path: str, warmup_file: str) -> dic
         return {"cached": cached, "uncached": uncached, "loadavg_1m_before": load}
     finally:
         server.stop()
+
+
+def measure_floor(seconds: int, cached_path: str, warmup_file: str) -> dict[str, Any]:
+    """The read floor (bench/read_floor.py) measured as ``measure`` measures a tree."""
+    with read_floor.serving(FLOOR_PORT, service_env()) as base:
+        read_floor.wrk(base + cached_path, WARMUP_SECONDS, run.AUTH)
+        read_floor.wrk(
+            base,
+            WARMUP_SECONDS,
+            run.AUTH,
+            script=[str(read_floor.LUA_SCRIPT), warmup_file, str(read_floor.WRK_THREADS)],
+        )
+        load = os.getloadavg()[0]
+        cached = read_floor.wrk(base + cached_path, seconds, run.AUTH)
+        uncached = read_floor.wrk_varied(base, seconds, run.AUTH)
+        return {"cached": cached, "uncached": uncached, "loadavg_1m_before": load}
 
 
 # Runs in the tree's interpreter, cwd the tree: a proxy between the app and
@@ -254,7 +303,7 @@ def median_of(rounds: list[dict[str, Any]], scenario: str, figure: str) -> float
     return statistics.median(r[scenario][figure] for r in rounds)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, required=True)
     parser.add_argument("--after", type=Path, required=True)
@@ -263,38 +312,36 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=20_000)
     parser.add_argument("--payments", type=int, default=200_000)
     parser.add_argument("--cached-path", default=read_floor.SAME_PATH)
-    parser.add_argument("--keep-db", action="store_true", help="do not drop pp_ab at the end")
-    args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed: apt-get install -y wrk (as make bench does)")
-    trees = {"before": args.before.resolve(), "after": args.after.resolve()}
-    commits = {name: git_head(tree) for name, tree in trees.items()}
-    log(
-        f"before {commits['before']} ({trees['before']}), after {commits['after']} "
-        f"({trees['after']})"
-    )
-    loaded = build_database(trees["after"], args.patients, args.payments)
-    try:
-        probe_paths = [args.cached_path, read_floor.varied_paths()[0]]
-        statements = {name: statement_counts(tree, probe_paths) for name, tree in trees.items()}
-        rounds: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="warmup-urls-") as warmup:
-            warmup.write("\n".join(warmup_paths()) + "\n")
-            warmup.flush()
-            for number in range(args.rounds):
-                for name in ("before", "after"):
-                    log(f"round {number + 1}/{args.rounds}: {name}")
-                    figures = measure(trees[name], args.seconds, args.cached_path, warmup.name)
-                    log(f"  {json.dumps(figures)}")
-                    rounds[name].append(figures)
-    finally:
-        if not args.keep_db:
-            subprocess.run(
-                ["psql", run.ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"],
-                check=True,
-                capture_output=True,
-            )
+    parser.add_argument("--keep-db", action="store_true", help="keep the database at the end")
+    parser.add_argument("--data", type=Path, help="day-1 snapshots to load instead of generating")
+    parser.add_argument("--db-name", default=DB_NAME, help="the database to build (pp_ab)")
+    parser.add_argument("--reuse-db", action="store_true", help="use the database if it exists")
+    parser.add_argument("--floor", action="store_true", help="measure the read floor each round")
+    return parser.parse_args()
 
+
+def run_rounds(trees: dict[str, Path], args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """``args.rounds`` rounds of before, after (and the floor), in that order each round."""
+    names = ["before", "after", *(["floor"] if args.floor else [])]
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", prefix="warmup-urls-") as warmup:
+        warmup.write("\n".join(warmup_paths()) + "\n")
+        warmup.flush()
+        for number in range(args.rounds):
+            for name in names:
+                log(f"round {number + 1}/{args.rounds}: {name}")
+                figures = (
+                    measure_floor(args.seconds, args.cached_path, warmup.name)
+                    if name == "floor"
+                    else measure(trees[name], args.seconds, args.cached_path, warmup.name)
+                )
+                log(f"  {json.dumps(figures)}")
+                rounds[name].append(figures)
+    return rounds
+
+
+def medians(rounds: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Medians of each figure, after/before, and each tree's ratio to the floor if measured."""
     table = {}
     for scenario in ("cached", "uncached"):
         for figure in ("rps", "p50_ms", "p99_ms"):
@@ -311,6 +358,67 @@ def main() -> None:
                 "ratio": after / before,
                 "paired_ratio": paired,
             }
+    for scenario in ("cached", "uncached") if "floor" in rounds else ():
+        for name in ("before", "after"):
+            table[f"{scenario} rps {name}/floor"] = {
+                "floor": median_of(rounds["floor"], scenario, "rps"),
+                "paired_ratio": statistics.median(
+                    t[scenario]["rps"] / f[scenario]["rps"]
+                    for t, f in zip(rounds[name], rounds["floor"], strict=True)
+                ),
+            }
+    return table
+
+
+def print_tables(table: dict[str, dict[str, float]], commits: dict[str, str]) -> None:
+    print(
+        f"| read | before {commits['before']} | after {commits['after']} | after/before "
+        "| median of per-round after/before |"
+    )
+    print("|---|---|---|---|---|")
+    for key, row in table.items():
+        if "floor" not in row:
+            print(
+                f"| {key} | {row['before']:.2f} | {row['after']:.2f} | {row['ratio']:.3f} "
+                f"| {row['paired_ratio']:.3f} |"
+            )
+    floor_rows = {key: row for key, row in table.items() if "floor" in row}
+    if floor_rows:
+        print("\n| read | floor req/s | median of per-round ratio to the floor |\n|---|---|---|")
+        for key, row in floor_rows.items():
+            print(f"| {key} | {row['floor']:.2f} | {row['paired_ratio']:.3f} |")
+
+
+def main() -> None:
+    args = parse_args()
+    global DB_NAME
+    DB_NAME = args.db_name
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk (as make bench does)")
+    trees = {"before": args.before.resolve(), "after": args.after.resolve()}
+    commits = {name: git_head(tree) for name, tree in trees.items()}
+    log(
+        f"before {commits['before']} ({trees['before']}), after {commits['after']} "
+        f"({trees['after']})"
+    )
+    if args.reuse_db and database_exists():
+        loaded = live_counts()
+        log(f"reusing {DB_NAME}: {loaded}")
+    else:
+        loaded = build_database(trees["after"], args.patients, args.payments, args.data)
+    try:
+        probe_paths = [args.cached_path, read_floor.varied_paths()[0]]
+        statements = {name: statement_counts(tree, probe_paths) for name, tree in trees.items()}
+        rounds = run_rounds(trees, args)
+    finally:
+        if not args.keep_db:
+            subprocess.run(
+                ["psql", run.ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)"],
+                check=True,
+                capture_output=True,
+            )
+
+    table = medians(rounds)
     counts = {
         name: {f"{r['kind']} {r['path']}": len(r["statements"]) for r in report["requests"]}
         for name, report in statements.items()
@@ -320,16 +428,7 @@ def main() -> None:
         f"{loaded['patients']} patients / {loaded['payments']} payments; wrk 8 connections, "
         f"{args.seconds} s; median of {args.rounds} alternating rounds"
     )
-    print(
-        f"| read | before {commits['before']} | after {commits['after']} | after/before "
-        "| median of per-round after/before |"
-    )
-    print("|---|---|---|---|---|")
-    for key, row in table.items():
-        print(
-            f"| {key} | {row['before']:.2f} | {row['after']:.2f} | {row['ratio']:.3f} "
-            f"| {row['paired_ratio']:.3f} |"
-        )
+    print_tables(table, commits)
     print("\nstatements per request (in process):")
     for name, report in statements.items():
         for request in report["requests"]:

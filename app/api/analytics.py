@@ -25,7 +25,7 @@ bp = Blueprint(
 
 
 @bp.route("/analytics/summary", methods=["GET"])
-@bp.arguments(AsOfArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(AsOfArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(200, schema=AnalyticsSummarySchema, description="The summary.")
 @cached_read
 def get_summary(as_of: datetime | None) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def get_summary(as_of: datetime | None) -> dict[str, Any]:
 
 
 @bp.route("/analytics/histogram", methods=["GET"])
-@bp.arguments(HistogramArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(HistogramArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(200, schema=AnalyticsHistogramSchema, description="The histogram.")
 @cached_read
 def get_histogram(buckets: int, as_of: datetime | None) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def get_histogram(buckets: int, as_of: datetime | None) -> dict[str, Any]:
 
 
 @bp.route("/analytics/syncs", methods=["GET"])
-@bp.arguments(AnalyticsSyncArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(AnalyticsSyncArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(
     200, schema=AnalyticsSyncSchema(many=True), description="Recorded syncs, oldest first."
 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import operator
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -22,17 +23,24 @@ from app.db.dialect import dialect_of
 from app.extensions import db
 from app.reads.paging import Pin, SortKey, Window, first_page_pin, pinning, plain_value, read_page
 
+_LAST_COLUMN = operator.itemgetter(-1)
 # The rows a whole listing may have: more than any table holds (a BIGINT LIMIT).
 WHOLE_LISTING = 2**62
 
 
 def paginated(
-    item: Callable[[Any], Any], item_sql: Callable[[Any], sa.ColumnElement[str]] | None = None
+    item: Callable[[Any], Any],
+    item_sql: Callable[[Any], sa.ColumnElement[str]] | None = None,
+    *,
+    reused: bool = False,
 ) -> Callable[..., Any]:
     """Decorate a view returning ``(select, SortKey)``; it then takes ``limit`` and ``cursor``.
 
     A view whose select has bind parameters without values (a statement
     built once) returns their values third: ``(select, SortKey, parameters)``.
+    With ``reused``, every select it returns with parameters is one such
+    statement, asked for again and again: what the page adds to it (the
+    rows' JSON, the keyset, the limit) is built once per statement too.
 
     ``item`` turns one result row into its JSON object. On PostgreSQL,
     ``item_sql`` (given the select's columns, the text of the same object
@@ -59,27 +67,30 @@ def paginated(
             if wants_window:
                 read_as = {**read_as, "window": window}
             query, key, *parameters = view(*args, **read_as)
+            bound = parameters[0] if parameters else None
+            once = reused and bound is not None
             written_by_database = item_sql is not None and dialect_of(db.session).writes_json
             if written_by_database:
                 assert item_sql is not None
-                query = query.with_only_columns(
-                    *(column.column.label(column.name) for column in key.columns),
-                    item_sql(query.selected_columns).label("json"),
-                    maintain_column_froms=True,
-                )
+                # Building the rows' JSON expression, and SQLAlchemy's cache key of it,
+                # were half an uncached page's Python work: once per reused statement.
+                query = (_json_query_once if once else _json_query)(query, key, item_sql)
             page = read_page(
                 query,
                 key,
                 window.after(key),
                 limit,
                 pin=lambda: read.pin or (_pin_now() if pinnable else None),
-                parameters=parameters[0] if parameters else None,
+                parameters=bound,
+                reused=once,
             )
             headers = {}
             if page.next_cursor is not None:
                 headers["Link"] = f'<{_next_url(kwargs, limit, page.next_cursor)}>; rel="next"'
             if written_by_database:
-                body = "[" + ",".join(row.json for row in page.rows) + "]"
+                # The JSON is each row's last column; indexing a row is cheaper than
+                # naming its attribute (3% of a page's Python time under gunicorn).
+                body = "[" + ",".join(map(_LAST_COLUMN, page.rows)) + "]"
                 return Response(body, mimetype="application/json"), 200, headers
             return [item(row) for row in page.rows], 200, headers
 
@@ -97,6 +108,21 @@ def paginated(
         return wrapper
 
     return decorator
+
+
+def _json_query(
+    query: sa.Select[Any], key: SortKey, item_sql: Callable[[Any], sa.ColumnElement[str]]
+) -> sa.Select[Any]:
+    """``query`` selecting its sort key's columns and each row's JSON written by the database."""
+    return query.with_only_columns(
+        *(column.column.label(column.name) for column in key.columns),
+        item_sql(query.selected_columns).label("json"),
+        maintain_column_froms=True,
+    )
+
+
+# The same for reused statements, kept: each is asked for again and again.
+_json_query_once = functools.lru_cache(maxsize=64)(_json_query)
 
 
 def _pin_now() -> Pin | None:

@@ -22,7 +22,7 @@ from app.errors import APIError
 from app.extensions import db
 from app.reads import live
 from app.reads.as_of import live_patient_at
-from app.reads.listings import Listing, patients_listing
+from app.reads.listings import BoundListing, patients_page_listing
 from app.reads.orderings import newest_version_first
 from app.reads.paging import SortKey
 from app.reads.serializers import (
@@ -38,7 +38,7 @@ bp = Blueprint("patients", __name__, description="Patients and their live paymen
 
 
 @bp.route("/patients", methods=["GET"])
-@bp.arguments(PatientListArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(PatientListArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(
     200,
     schema=PatientSchema(many=True),
@@ -47,17 +47,17 @@ bp = Blueprint("patients", __name__, description="Patients and their live paymen
 @bp.doc(**csv_doc("patients"))
 @csv_export(PATIENT_KEYS, patient_json, "patients.csv", line_sql=patient_csv_sql)
 @cached_read
-@paginated(item=patient_json, item_sql=patient_json_sql)
+@paginated(item=patient_json, item_sql=patient_json_sql, reused=True)
 def list_patients(
     payment_min: Decimal | None, payment_max: Decimal | None, sort: str, as_of: datetime | None
-) -> Listing:
+) -> BoundListing:
     """List live patients, filtered by the total of their live payments."""
     require_history_at(as_of)
-    return patients_listing(payment_min, payment_max, sort, as_of)
+    return patients_page_listing(payment_min, payment_max, sort, as_of)
 
 
 @bp.route("/patients/<external_id:external_id>", methods=["GET"])
-@bp.arguments(AsOfArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(AsOfArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PatientSchema, description="The patient.")
 @bp.alt_response(404, response="NOT_FOUND", description="No live patient has this externalId.")
 @cached_read
@@ -75,7 +75,7 @@ def get_patient(external_id: str, as_of: datetime | None) -> dict[str, Any]:
 
 
 @bp.route("/patients/<external_id:external_id>/history", methods=["GET"])
-@bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(PageArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(
     200, schema=PatientVersionSchema(many=True), description="The patient's versions, newest first."
 )
@@ -92,7 +92,7 @@ def get_patient_history(external_id: str) -> tuple[sa.Select[Any], SortKey]:
 
 
 @bp.route("/patients", methods=["POST"])
-@bp.arguments(SyncArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(SyncArgsSchema(), location="query", as_kwargs=True)
 @bp.doc(requestBody=snapshot_body("PatientRecord"))
 @bp.alt_response(200, schema=SyncReportSchema, description="The sync report.")
 @bp.alt_response(202, schema=QueuedSyncSchema, description=QUEUED_SYNC_DESCRIPTION)

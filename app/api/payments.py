@@ -37,7 +37,7 @@ bp = Blueprint("payments", __name__, description="Live payments.")
 
 
 @bp.route("/payments", methods=["GET"])
-@bp.arguments(PaymentListArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(PaymentListArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(
     200,
     schema=PaymentSchema(many=True),
@@ -54,7 +54,7 @@ def list_payments(external_id: str | None, as_of: datetime | None) -> Listing:
 
 
 @bp.route("/payments/<external_id:external_id>", methods=["GET"])
-@bp.arguments(AsOfArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(AsOfArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(200, schema=PaymentSchema, description="The payment.")
 @bp.alt_response(404, response="NOT_FOUND", description="No live payment has this externalId.")
 @cached_read
@@ -72,7 +72,7 @@ def get_payment(external_id: str, as_of: datetime | None) -> dict[str, Any]:
 
 
 @bp.route("/payments/<external_id:external_id>/history", methods=["GET"])
-@bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(PageArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(
     200, schema=PaymentVersionSchema(many=True), description="The payment's versions, newest first."
 )
@@ -89,7 +89,7 @@ def get_payment_history(external_id: str) -> tuple[sa.Select[Any], SortKey]:
 
 
 @bp.route("/payments", methods=["POST"])
-@bp.arguments(SyncArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(SyncArgsSchema(), location="query", as_kwargs=True)
 @bp.doc(requestBody=snapshot_body("PaymentRecord"))
 @bp.alt_response(200, schema=SyncReportSchema, description="The sync report.")
 @bp.alt_response(202, schema=QueuedSyncSchema, description=QUEUED_SYNC_DESCRIPTION)

@@ -27,7 +27,7 @@ SYNC_ID = "<int(max=2147483647):sync_id>"
 
 
 @bp.route("/syncs", methods=["GET"])
-@bp.arguments(SyncListArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(SyncListArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(
     200,
     schema=SyncSummarySchema(many=True),
@@ -45,7 +45,7 @@ def list_syncs(after: int | None) -> tuple[sa.Select[Any], SortKey]:
 
 
 @bp.route(f"/syncs/{SYNC_ID}/changes", methods=["GET"])
-@bp.arguments(PageArgsSchema, location="query", as_kwargs=True)
+@bp.arguments(PageArgsSchema(), location="query", as_kwargs=True)
 @bp.alt_response(
     200,
     schema=SyncChangeSchema(many=True),

@@ -19,6 +19,8 @@ from app.reads.orderings import PATIENT_SORTS, PAYMENTS_BY_ID, patient_sorts, pa
 from app.reads.paging import SortKey
 
 Listing = tuple[sa.Select[Any], SortKey]
+# A listing whose statement has bind parameters, with their values (None: it has none).
+BoundListing = tuple[sa.Select[Any], SortKey, dict[str, Any] | None]
 
 
 def patients_listing(
@@ -32,6 +34,22 @@ def patients_listing(
         return live.live_patients(payment_min, payment_max), PATIENT_SORTS[sort]
     query, listed = live_patients_at(as_of, payment_min, payment_max)
     return query, patient_sorts(listed.c)[sort]
+
+
+def patients_page_listing(
+    payment_min: Decimal | None,
+    payment_max: Decimal | None,
+    sort: str,
+    as_of: datetime | None,
+) -> BoundListing:
+    """patients_listing as the API pages it: the live listing's statement built once per
+    shape (app/reads/live.within_bounds), its bounds bound to it."""
+    if as_of is None:
+        query = live.within_bounds(
+            live.live_patients(), payment_min is not None, payment_max is not None
+        )
+        return query, PATIENT_SORTS[sort], live.bounds_of(payment_min, payment_max)
+    return (*patients_listing(payment_min, payment_max, sort, as_of), None)
 
 
 def payments_listing(patient_external_id: str | None, as_of: datetime | None) -> Listing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from typing import Any
@@ -33,12 +34,39 @@ def live_patients(
     payment_min: Decimal | None = None, payment_max: Decimal | None = None
 ) -> sa.Select[Any]:
     """Live patients whose live payments total lies within the inclusive bounds."""
-    query = sa.select(*PATIENT_COLUMNS).where(Patient.deleted.is_(None))
-    if payment_min is not None:
-        query = query.where(Patient.payments_total >= in_cents(payment_min, ROUND_CEILING))
-    if payment_max is not None:
-        query = query.where(Patient.payments_total <= in_cents(payment_max, ROUND_FLOOR))
+    if payment_min is None and payment_max is None:
+        return _LIVE_PATIENTS
+    query = within_bounds(_LIVE_PATIENTS, payment_min is not None, payment_max is not None)
+    return query.params(bounds_of(payment_min, payment_max))
+
+
+_LIVE_PATIENTS = sa.select(*PATIENT_COLUMNS).where(Patient.deleted.is_(None))
+
+
+@functools.lru_cache(maxsize=16)
+def within_bounds(query: sa.Select[Any], has_min: bool, has_max: bool) -> sa.Select[Any]:
+    """``query`` (of live patients) with bounds on the total as the bind parameters
+    ``payment_min`` and ``payment_max``; bind ``bounds_of``'s values.
+
+    Built once per statement and shape: a page reusing one statement costs
+    SQLAlchemy no building and no cache key (those of the rows' JSON alone
+    were a fifth of an uncached page's Python time under gunicorn).
+    """
+    if has_min:
+        query = query.where(Patient.payments_total >= sa.bindparam("payment_min"))
+    if has_max:
+        query = query.where(Patient.payments_total <= sa.bindparam("payment_max"))
     return query
+
+
+def bounds_of(payment_min: Decimal | None, payment_max: Decimal | None) -> dict[str, Decimal]:
+    """The values of ``within_bounds``'s bind parameters for these bounds."""
+    bounds = {}
+    if payment_min is not None:
+        bounds["payment_min"] = in_cents(payment_min, ROUND_CEILING)
+    if payment_max is not None:
+        bounds["payment_max"] = in_cents(payment_max, ROUND_FLOOR)
+    return bounds
 
 
 def in_cents(bound: Decimal, rounding: str) -> Decimal:

@@ -224,22 +224,52 @@ def read_page(
     *,
     pin: Callable[[], Pin | None] = lambda: None,
     parameters: dict[str, Any] | None = None,
+    reused: bool = False,
 ) -> Page:
     """The ``limit`` rows of ``query`` after the position ``after`` in ``key``'s order.
 
     Fetches one row more to learn whether a next page exists; only then is
     ``pin`` asked for the pin the next cursor carries. The API's pages and
-    the console's alike.
+    the console's alike. ``parameters`` are the values of the query's bind
+    parameters. A ``reused`` query is one statement built once and asked
+    for again (live.within_bounds): its page statement is built once too,
+    with the keyset and the limit as bind parameters of their own.
     """
-    if after is not None:
-        query = query.where(key.after(after))
-    # Core execution: these are column selects, the ORM layer adds only cost.
-    statement = query.order_by(*key.order_by()).limit(limit + 1)
-    rows = db.session.connection().execute(statement, parameters or {}).all()
+    if not reused:
+        if after is not None:
+            query = query.where(key.after(after))
+        # Core execution: these are column selects, the ORM layer adds only cost.
+        statement = query.order_by(*key.order_by()).limit(limit + 1)
+        rows = db.session.connection().execute(statement, parameters or {}).all()
+    else:
+        statement = _page_statement(query, key, after is not None)
+        bound = {**(parameters or {}), _PAGE_ROWS: limit + 1}
+        if after is not None:
+            bound.update(zip(_AFTER_NAMES, after, strict=False))
+        rows = db.session.connection().execute(statement, bound).all()
     if len(rows) <= limit:
         return Page(rows, None)
     rows = rows[:limit]
     return Page(rows, key.encode(rows[-1], pin()))
+
+
+_PAGE_ROWS = "page_rows"
+# The bind parameters of a keyset's values, in the sort key's order (a key has a few columns).
+_AFTER_NAMES = tuple(f"page_after_{index}" for index in range(8))
+
+
+@functools.lru_cache(maxsize=64)
+def _page_statement(query: sa.Select[Any], key: SortKey, after: bool) -> sa.Select[Any]:
+    """``query`` ordered by ``key``, after a keyset if ``after``, limited: bind parameters
+    page_after_<n> and page_rows. One per reused statement (live.within_bounds, say), so
+    SQLAlchemy reuses its compiled form without deriving its cache key again."""
+    if after:
+        keyset = [
+            sa.bindparam(name, type_=column.column.type)
+            for name, column in zip(_AFTER_NAMES, key.columns, strict=False)
+        ]
+        query = query.where(key.after(keyset))
+    return query.order_by(*key.order_by()).limit(sa.bindparam(_PAGE_ROWS, type_=sa.BigInteger()))
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,15 @@ Plus the per-address budget of failed authentications (RATELIMIT_AUTH_FAILURES).
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
+from app.web import rate_limits
+from app.web.rate_limits import Budget, Counters, SweptMemoryStorage
 from tests.support.helpers import error_code, patient_record, post_snapshot
 
 TOKEN_A, TOKEN_B = "token-a-0123456789", "token-b-0123456789"
@@ -187,3 +191,30 @@ class TestStorageOutage:
     def test_auth_failures_fall_back_to_memory(self, client: FlaskClient) -> None:
         spend_auth_failures(client)
         assert client.get("/patients", headers=BAD_TOKEN).status_code == 429
+
+
+def test_in_memory_counters_start_no_thread_per_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """limits' MemoryStorage started a timer thread on most hits: a tenth of a page's work."""
+    counters = Counters("memory://", "")
+    budget = Budget("read", "reads", "5 per minute")
+    started: list[threading.Thread] = []
+    monkeypatch.setattr(threading.Thread, "start", lambda thread: started.append(thread))
+    for _ in range(5):
+        budget.spend(counters, "token:a")
+        time.sleep(0.02)  # past MemoryStorage's 10 ms timer
+    assert started == []
+    assert budget.try_spend(counters, "token:a") is not None  # the sixth is over budget
+
+
+def test_in_memory_counters_of_ended_windows_are_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory stays bounded: counters whose window ended go at the next sweep."""
+    storage = SweptMemoryStorage()
+    clock = [1000.0]
+    monkeypatch.setattr(rate_limits.time, "time", lambda: clock[0])
+    for number in range(100):
+        storage.incr(f"addr:10.0.0.{number}", expiry=60)
+    assert len(storage.expirations) == 100
+    clock[0] += 61
+    storage.incr("addr:10.0.1.1", expiry=60)
+    assert set(storage.expirations) == {"addr:10.0.1.1"}
+    assert set(storage.storage) == {"addr:10.0.1.1"}
