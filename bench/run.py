@@ -57,10 +57,11 @@ def database_url() -> str:
     return ADMIN_URL.rsplit("/", 1)[0] + "/" + DB_NAME
 
 
-def fresh_database() -> None:
-    """Drop, create and migrate the benchmark database."""
+def fresh_database(tree: Path = ROOT) -> None:
+    """Drop, create and migrate the benchmark database (with ``tree``'s migrations)."""
     recreate_database(DB_NAME)
-    subprocess.run([*FLASK, "db", "upgrade"], check=True, capture_output=True, cwd=ROOT, env=env())
+    flask = [str(tree / ".venv" / "bin" / "flask"), *FLASK[1:]]
+    subprocess.run([*flask, "db", "upgrade"], check=True, capture_output=True, cwd=tree, env=env())
 
 
 def env() -> dict[str, str]:
@@ -180,10 +181,10 @@ def post(path: Path, entity: str, query: str = "") -> tuple[float, dict[str, Any
     return elapsed, json.loads(payload)
 
 
-def http_syncs(data: Path) -> dict[str, float]:
-    """One round of the HTTP scenarios on a fresh database."""
-    fresh_database()
-    server = Server()
+def http_syncs(data: Path, tree: Path = ROOT) -> dict[str, float]:
+    """One round of the HTTP scenarios on a fresh database, served by ``tree``."""
+    fresh_database(tree)
+    server = Server(tree=tree)
     try:
         figures: dict[str, float] = {}
         server.reset_peak_rss()
