@@ -22,3 +22,12 @@ def recreate_database(name: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def drop_database(name: str) -> None:
+    """Drop the database ``name`` if it exists, closing its connections."""
+    subprocess.run(
+        ["psql", ADMIN_URL, "-qc", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"],
+        check=True,
+        capture_output=True,
+    )

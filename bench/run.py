@@ -36,6 +36,7 @@ from bench.database import ADMIN_URL, recreate_database
 from bench.events import events_bench
 from bench.exports import export_figures, search_figures
 from bench.generate import generate
+from bench.processes import vm_hwm_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALES = {"default": (100_000, 1_000_000), "large": (1_000_000, 10_000_000)}
@@ -249,16 +250,6 @@ def cli_initial(data: Path) -> dict[str, float]:
         if process.returncode not in (0, 1):
             raise RuntimeError(f"flask sync {entity} failed")
     return figures
-
-
-def vm_hwm_kb(pid: int) -> int:
-    """A process's peak resident set size so far, in kB (0 once it is gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    match = re.search(r"VmHWM:\s+(\d+) kB", status)
-    return int(match.group(1)) if match else 0
 
 
 def wrk(
