@@ -63,10 +63,22 @@ def ensure_venv() -> Path:
     ):
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
-            tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
-            raise DltUnavailable(f"{' '.join(command[:3])} failed:\n{tail}")
+            raise DltUnavailable(f"{' '.join(command[:3])} failed: {_gist(done)}")
     stamp.write_text(wanted)
     return python
+
+
+def _gist(done: subprocess.CompletedProcess[str]) -> str:
+    """pip's ERROR lines (or its last line), each cut short: pip lists every version it saw."""
+    lines = (done.stderr or done.stdout).strip().splitlines() or ["no output"]
+    errors = [line for line in lines if line.startswith("ERROR")] or lines[-1:]
+    return "; ".join(line if len(line) < 160 else line[:160] + "..." for line in errors)
+
+
+def pinned() -> str:
+    """The pinned requirements of the dlt venv, on one line (for the results file)."""
+    lines = (line.strip() for line in REQUIREMENTS.read_text().splitlines())
+    return ", ".join(line for line in lines if line and not line.startswith("#"))
 
 
 def database_url(name: str = DB_NAME) -> str:
@@ -147,9 +159,15 @@ def dlt_syncs(data: Path, live: dict[str, int], python: Path | None = None) -> d
                 figures[f"dlt_{phase}_payments_s"] = step["seconds"]
                 figures["dlt_peak_rss_mb"] = max(figures["dlt_peak_rss_mb"], peak_kb / 1024)
                 rows = current_rows()
+                parts = ", ".join(
+                    f"{name.removesuffix('_s')} {step[name]:.1f}"
+                    for name in ("read_s", "extract", "normalize", "load")
+                    if name in step
+                )
                 log(
-                    f"dlt {phase}: {step['seconds']:.1f} s in the pipeline, {wall:.1f} s "
-                    f"for the process, peak RSS {peak_kb / 1024:.0f} MB, {rows:,} current rows"
+                    f"dlt {phase}: {step['seconds']:.1f} s in the pipeline ({parts}), "
+                    f"{wall:.1f} s for the process, peak RSS {peak_kb / 1024:.0f} MB, "
+                    f"{rows:,} current rows"
                 )
                 if rows != live[day]:
                     log(f"WARNING: dlt {phase} left {rows:,} current rows; ours {live[day]:,}")

@@ -5,7 +5,7 @@ CLI); reads are measured with wrk at 8 connections. Each sync scenario runs
 BENCH_REPEAT times on a fresh database and the median is reported. Prints a
 table and writes JSON under bench/results/.
 
-    python -m bench.run [--scale default|large] [--repeat N] [--no-events] [--reads-only]
+    python -m bench.run [--scale default|large] [--repeat N] [--no-events] [--no-dlt] [--reads-only]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bench import read_floor, sync_floor
+from bench import dlt_peer, read_floor, sync_floor
 from bench.async_syncs import async_payments
 from bench.console import console_pages
 from bench.database import ADMIN_URL, recreate_database
@@ -224,6 +224,17 @@ def floor_syncs(data: Path, snapshots: dict[str, io.StringIO]) -> dict[str, floa
         return figures
     finally:
         server.stop()
+
+
+def dlt_python(enabled: bool) -> tuple[Path | None, str]:
+    """The dlt peer's interpreter (bench/dlt_peer.py), or None and why it is left out."""
+    if not enabled:
+        return None, "off (--no-dlt / BENCH_DLT=0)"
+    try:
+        return dlt_peer.ensure_venv(), ""
+    except dlt_peer.DltUnavailable as error:
+        log(f"the dlt peer is left out: {error}")
+        return None, f"unavailable: {error}"
 
 
 def cli_initial(data: Path) -> dict[str, float]:
@@ -491,6 +502,12 @@ def main() -> None:
         action="store_true",
         help="skip the sync rounds and the event relay: the read figures alone",
     )
+    parser.add_argument(
+        "--no-dlt",
+        action="store_true",
+        default=os.environ.get("BENCH_DLT", "1") == "0",
+        help="skip the dlt peer of issue 21 (BENCH_DLT=0)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk (make bench does it)")
@@ -501,6 +518,9 @@ def main() -> None:
         return
     log("parsing the payments snapshots for the sync floor")
     snapshots = {day: sync_floor.parsed(data / day / "payments.json") for day in ("day1", "day2")}
+    # What our sync leaves live after each day, for the dlt peer's check of its current rows.
+    live = {day: text.getvalue().count("\n") for day, text in snapshots.items()}
+    dlt, dlt_absent = dlt_python(not args.no_dlt)
     rounds = []
     for number in range(args.repeat):
         log(f"round {number + 1}/{args.repeat}: HTTP syncs")
@@ -509,6 +529,9 @@ def main() -> None:
         figures |= cli_initial(data)
         log(f"round {number + 1}/{args.repeat}: sync floor")
         figures |= floor_syncs(data, snapshots)
+        if dlt:
+            log(f"round {number + 1}/{args.repeat}: dlt peer")
+            figures |= dlt_peer.dlt_syncs(data, live, dlt)
         log(json.dumps(figures))
         rounds.append(figures)
     syncs = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
@@ -544,6 +567,7 @@ def main() -> None:
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "syncs_median": syncs,
         "sync_rounds": rounds,
+        "dlt_peer": dlt_absent or f"ran: {dlt_peer.pinned()}",
         "reads": read_figures,
         "console": console_figures,
         "exports": export_and_search["exports"],
@@ -569,6 +593,27 @@ def read_table(reads: Figures, console: Figures) -> str:
     for name, figures in console.items():
         lines.append(f"| {name} | {figures['p50_ms']:.1f} | {figures['p95_ms']:.1f} |")
     return "\n".join(lines)
+
+
+def peers_table(result: dict[str, Any]) -> list[str]:
+    """Our payments syncs next to the floor (issue 11) and dlt (issue 21), with the ratios."""
+    syncs = result["syncs_median"]
+    lines = [
+        "| payments rows (issues 11, 21) | ours, HTTP gzip (s) | floor, raw SQL (s) "
+        "| dlt, scd2 (s) | ours/floor | ours/dlt |",
+        "|---|---|---|---|---|---|",
+    ]
+    for phase in ("initial", "resync", "unchanged"):
+        ours = syncs[f"{phase}_payments_s"]
+        floor = syncs[f"floor_{phase}_payments_s"]
+        dlt = syncs.get(f"dlt_{phase}_payments_s")
+        dlt_s, ours_dlt = ("—", "—") if dlt is None else (f"{dlt:.1f}", f"{ours / dlt:.2f}")
+        lines.append(
+            f"| {phase} | {ours:.1f} | {floor:.1f} | {dlt_s} | {ours / floor:.2f} | {ours_dlt} |"
+        )
+    if "dlt_initial_payments_s" not in syncs:
+        lines.append(f"\ndlt peer: {result.get('dlt_peer', 'not run')}")
+    return lines
 
 
 def table(result: dict[str, Any]) -> str:
@@ -602,21 +647,18 @@ def table(result: dict[str, Any]) -> str:
             f"| end to end / synchronous | {asynchronous['end_to_end_over_sync']:.2f} |",
             f"| worker peak RSS | {asynchronous['async_worker_peak_rss_mb']:.0f} MB |",
         ]
-    lines += [
-        "",
-        "| payments rows (issue 11) | ours, HTTP gzip (s) | floor, raw SQL (s) | ours/floor |",
-        "|---|---|---|---|",
-    ]
-    for phase in ("initial", "resync", "unchanged"):
-        ours = result["syncs_median"][f"{phase}_payments_s"]
-        floor = result["syncs_median"][f"floor_{phase}_payments_s"]
-        lines.append(f"| {phase} | {ours:.1f} | {floor:.1f} | {ours / floor:.2f} |")
+    lines += ["", *peers_table(result)]
     lines += [
         "",
         "| peak RSS | MB |",
         "|---|---|",
         f"| gunicorn worker, initial sync | {result['syncs_median']['peak_rss_mb']:.0f} |",
         f"| CLI process, initial sync | {result['syncs_median']['cli_peak_rss_mb']:.0f} |",
+    ]
+    if "dlt_peak_rss_mb" in result["syncs_median"]:
+        dlt_rss = result["syncs_median"]["dlt_peak_rss_mb"]
+        lines.append(f"| dlt pipeline process, largest step | {dlt_rss:.0f} |")
+    lines += [
         "",
         "| read (wrk, 8 connections) | p50 ms | p99 ms | req/s |",
         "|---|---|---|---|",
