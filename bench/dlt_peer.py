@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / "bench" / ".dlt-venv"
 REQUIREMENTS = ROOT / "bench" / "dlt-requirements.txt"
 PIPELINE = ROOT / "bench" / "dlt_pipeline.py"
-DB_NAME = os.environ.get("BENCH_DLT_DB", "pp_bench_dlt")
+# Beside bench/run.py's BENCH_DB (pp_bench -> pp_bench_dlt), so two trees never share it.
+DB_NAME = os.environ.get("BENCH_DLT_DB", os.environ.get("BENCH_DB", "pp_bench") + "_dlt")
 WORK_MEM = os.environ.get("SYNC_WORK_MEM", "128MB")  # as the service (config.py)
 STEPS = (("initial", "day1"), ("resync", "day2"), ("unchanged", "day2"))
 
