@@ -32,9 +32,9 @@ lint: install ## The pre-commit checks on every file: ruff (lint + format), whit
 	$(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) bench/.dlt-venv .pytest_cache .ruff_cache
 
-bench: install ## Benchmarks against PostgreSQL (BENCH_SCALE=large for 1M/10M); results in bench/results/
+bench: install ## Benchmarks against PostgreSQL (BENCH_SCALE=large for 1M/10M, BENCH_DLT=0 without the dlt peer); results in bench/results/
 	command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
 	$(BIN)/python -m bench.run
 
