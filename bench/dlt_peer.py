@@ -115,7 +115,8 @@ def run_step(python: Path, snapshot: Path, workdir: Path) -> tuple[dict[str, flo
     began = time.perf_counter()
     # cwd and DLT_DATA_DIR in the run's temporary directory: no .dlt config from
     # the repo or the home directory, and nothing left behind for the next run.
-    with (workdir / "stderr.log").open("w") as stderr:
+    # Both streams to files: a pipe nobody reads while it runs could fill and stall it.
+    with (workdir / "stdout.log").open("w") as stdout, (workdir / "stderr.log").open("w") as stderr:
         process = subprocess.Popen(
             [
                 str(python),
@@ -129,19 +130,18 @@ def run_step(python: Path, snapshot: Path, workdir: Path) -> tuple[dict[str, flo
             cwd=workdir,
             env=os.environ
             | {"RUNTIME__DLTHUB_TELEMETRY": "false", "DLT_DATA_DIR": str(workdir / "data")},
-            stdout=subprocess.PIPE,
+            stdout=stdout,
             stderr=stderr,
-            text=True,
         )
         peak_kb = 0
         while process.poll() is None:
             peak_kb = max(peak_kb, vm_hwm_kb(process.pid))
             time.sleep(0.05)
-        out = process.stdout.read() if process.stdout else ""
     if process.returncode != 0:
         tail = "\n".join((workdir / "stderr.log").read_text().strip().splitlines()[-15:])
         raise RuntimeError(f"dlt pipeline failed on {snapshot}:\n{tail}")
-    return json.loads(out.strip().splitlines()[-1]), time.perf_counter() - began, peak_kb
+    out = (workdir / "stdout.log").read_text().strip().splitlines()
+    return json.loads(out[-1]), time.perf_counter() - began, peak_kb
 
 
 def dlt_syncs(data: Path, live: dict[str, int], python: Path | None = None) -> dict[str, float]:
@@ -160,21 +160,25 @@ def dlt_syncs(data: Path, live: dict[str, int], python: Path | None = None) -> d
                 figures[f"dlt_{phase}_payments_s"] = step["seconds"]
                 figures["dlt_peak_rss_mb"] = max(figures["dlt_peak_rss_mb"], peak_kb / 1024)
                 rows = current_rows()
-                parts = ", ".join(
-                    f"{name.removesuffix('_s')} {step[name]:.1f}"
-                    for name in ("read_s", "extract", "normalize", "load")
-                    if name in step
-                )
-                log(
-                    f"dlt {phase}: {step['seconds']:.1f} s in the pipeline ({parts}), "
-                    f"{wall:.1f} s for the process, peak RSS {peak_kb / 1024:.0f} MB, "
-                    f"{rows:,} current rows"
-                )
+                log(f"dlt {phase}: {_described(step, wall, peak_kb)}, {rows:,} current rows")
                 if rows != live[day]:
                     log(f"WARNING: dlt {phase} left {rows:,} current rows; ours {live[day]:,}")
     finally:
         drop_database(DB_NAME)
     return figures
+
+
+def _described(step: dict[str, float], wall: float, peak_kb: int) -> str:
+    """A step's seconds, where they went, its process's wall time and peak RSS."""
+    parts = ", ".join(
+        f"{name.removesuffix('_s')} {step[name]:.1f}"
+        for name in ("read_s", "extract", "normalize", "load")
+        if name in step
+    )
+    return (
+        f"{step['seconds']:.1f} s in the pipeline ({parts}), {wall:.1f} s for the process, "
+        f"peak RSS {peak_kb / 1024:.0f} MB"
+    )
 
 
 def live_payments(data: Path) -> dict[str, int]:
