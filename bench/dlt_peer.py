@@ -39,10 +39,18 @@ PIPELINE = ROOT / "bench" / "dlt_pipeline.py"
 DB_NAME = os.environ.get("BENCH_DLT_DB", os.environ.get("BENCH_DB", "pp_bench") + "_dlt")
 WORK_MEM = os.environ.get("SYNC_WORK_MEM", "128MB")  # as the service (config.py)
 STEPS = (("initial", "day1"), ("resync", "day2"), ("unchanged", "day2"))
+# dlt's scd2 retires rows with `row_hash NOT IN (SELECT row_hash FROM staging)`: when
+# the staged hashes do not fit work_mem (10M rows at 128MB), PostgreSQL plans it
+# without a hash, a scan of the stage per row, and the step would never end.
+STEP_TIMEOUT = float(os.environ.get("BENCH_DLT_TIMEOUT", "1800"))
 
 
 class DltUnavailable(RuntimeError):
     """The dlt virtualenv could not be made; the message says why, in a few lines."""
+
+
+class DltStepFailed(RuntimeError):
+    """A pipeline step failed or ran past BENCH_DLT_TIMEOUT; the message says which and why."""
 
 
 def log(message: str) -> None:
@@ -136,10 +144,17 @@ def run_step(python: Path, snapshot: Path, workdir: Path) -> tuple[dict[str, flo
         peak_kb = 0
         while process.poll() is None:
             peak_kb = max(peak_kb, vm_hwm_kb(process.pid))
+            if time.perf_counter() - began > STEP_TIMEOUT:
+                process.kill()
+                process.wait()
+                raise DltStepFailed(
+                    f"{snapshot}: no end after {STEP_TIMEOUT:.0f} s (BENCH_DLT_TIMEOUT); "
+                    f"a larger SYNC_WORK_MEM lets PostgreSQL hash scd2's NOT IN"
+                )
             time.sleep(0.05)
     if process.returncode != 0:
         tail = "\n".join((workdir / "stderr.log").read_text().strip().splitlines()[-15:])
-        raise RuntimeError(f"dlt pipeline failed on {snapshot}:\n{tail}")
+        raise DltStepFailed(f"dlt pipeline failed on {snapshot}:\n{tail}")
     out = (workdir / "stdout.log").read_text().strip().splitlines()
     return json.loads(out[-1]), time.perf_counter() - began, peak_kb
 
@@ -205,7 +220,10 @@ def main() -> None:
         python = ensure_venv()
     except DltUnavailable as error:
         sys.exit(f"dlt peer unavailable: {error}")
-    figures = dlt_syncs(data, live_payments(data), python)
+    try:
+        figures = dlt_syncs(data, live_payments(data), python)
+    except DltStepFailed as error:
+        sys.exit(f"dlt peer failed: {error}")
     for key, value in figures.items():
         print(f"{key}: {value:.1f}")
 
