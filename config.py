@@ -125,6 +125,7 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         "SYNC_MAX_DELETE_RATIO": as_number("SYNC_MAX_DELETE_RATIO", 0.5, env, minimum=0, maximum=1),
         "SYNC_GUARD_MIN_ROWS": as_number("SYNC_GUARD_MIN_ROWS", 100, env, kind=int, minimum=0),
         "READ_CACHE_SIZE": as_number("READ_CACHE_SIZE", 256, env, kind=int, minimum=0),
+        "READ_FAST_PATH": as_bool("READ_FAST_PATH", True, env),
         "READ_CACHE_BYTES": as_number(
             "READ_CACHE_BYTES", 32 * 1024 * 1024, env, kind=int, minimum=0
         ),

@@ -69,12 +69,15 @@ def register_request_hooks(app: Flask) -> None:
     log line and timing, and a request is identified before it is counted.
     """
     from app.api.converters import EncodedSlashes
+    from app.api.fast_pages import PatientPagesFastPath
     from app.web.auth import init_auth
     from app.web.metrics import init_metrics
     from app.web.rate_limits import init_rate_limits
     from app.web.replicas import init_replicas
     from app.web.request_log import init_request_log
 
+    # The plain first page of GET /patients is answered before Flask (app/api/fast_pages.py).
+    app.wsgi_app = PatientPagesFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
     # An escaped slash inside an id must survive to routing (app/api/converters.py).
     app.wsgi_app = EncodedSlashes(app.wsgi_app)  # type: ignore[method-assign]
     if app.config["TRUSTED_PROXIES"]:

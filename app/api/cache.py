@@ -29,7 +29,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 
 from app.db.engine import read_snapshot, read_without_transaction
 from app.db.positions import position_of
@@ -160,7 +160,7 @@ def _kept(
         response.get_data(),
         tuple((name, response.headers[name]) for name in _KEPT_HEADERS if name in response.headers),
     )
-    cache: ResponseCache = current_app.extensions["read_cache"]
+    cache = read_cache(current_app)
     key = _key(version, args, kwargs)
     if cache.enabled:
         cache.put(key, entry)
@@ -168,8 +168,25 @@ def _kept(
 
 
 def _key(version: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """The current request's read_key."""
+    return read_key(version, request.endpoint, request.root_url, args, kwargs)
+
+
+def read_key(
+    version: str,
+    endpoint: str | None,
+    root_url: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[Any, ...]:
     """What a read is a pure function of: the data version and the request's parsed parts."""
-    return (version, request.endpoint, request.root_url, *args, tuple(sorted(kwargs.items())))
+    return (version, endpoint, root_url, *args, tuple(sorted(kwargs.items())))
+
+
+def read_cache(app: Flask) -> ResponseCache:
+    """The app's cache of read responses."""
+    cache: ResponseCache = app.extensions["read_cache"]
+    return cache
 
 
 def etag_of(
@@ -198,15 +215,16 @@ def _known_answer(
     etag = _etag(key)
     if request.if_none_match.contains_weak(etag):
         return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": CACHE_CONTROL})
-    cache: ResponseCache = current_app.extensions["read_cache"]
+    cache = read_cache(current_app)
     entry = cache.get(key) if cache.enabled else None
     return None if entry is None else _replay(entry, key)
 
 
 def _replay(entry: CachedResponse, key: tuple[Any, ...]) -> Response:
     """The 200 of ``entry`` with the ETag of ``key``."""
-    return Response(
-        entry.body,
-        status=200,
-        headers=[*entry.headers, ("ETag", f'"{_etag(key)}"'), ("Cache-Control", CACHE_CONTROL)],
-    )
+    return Response(entry.body, status=200, headers=replay_headers(entry, key))
+
+
+def replay_headers(entry: CachedResponse, key: tuple[Any, ...]) -> list[tuple[str, str]]:
+    """The headers of ``entry``'s 200 read under ``key``: its own, its ETag, Cache-Control."""
+    return [*entry.headers, ("ETag", f'"{_etag(key)}"'), ("Cache-Control", CACHE_CONTROL)]

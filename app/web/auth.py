@@ -186,7 +186,12 @@ def scope_for(blueprint: str | None, method: str) -> Scope | None:
 
 def bearer_principal(registry: TokenRegistry) -> Principal:
     """The principal behind the request's bearer token; 401 when it is missing or unknown."""
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    return principal_of_authorization(registry, request.headers.get("Authorization", ""))
+
+
+def principal_of_authorization(registry: TokenRegistry, authorization: str) -> Principal:
+    """The principal behind an Authorization header's bearer token; 401 when there is none."""
+    scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise APIError(
             401,

@@ -72,11 +72,20 @@ def init_metrics(app: Flask) -> None:
 
     @app.after_request
     def observe_request(response: Response) -> Response:
-        started = g.get("started", time.perf_counter())
-        REQUEST_LATENCY.labels(
-            endpoint_label(), method_label(request.method), str(response.status_code)
-        ).observe(time.perf_counter() - started)
+        observe_latency(
+            endpoint_label(),
+            request.method,
+            response.status_code,
+            g.get("started", time.perf_counter()),
+        )
         return response
+
+
+def observe_latency(endpoint: str, method: str, status: int, started: float) -> None:
+    """Time one request to ``endpoint`` (a route template) since ``started`` (perf_counter)."""
+    REQUEST_LATENCY.labels(endpoint, method_label(method), str(status)).observe(
+        time.perf_counter() - started
+    )
 
 
 def endpoint_label() -> str:

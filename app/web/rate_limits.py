@@ -21,6 +21,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 from limits import RateLimitItem, parse_many
@@ -60,8 +61,13 @@ def init_rate_limits(app: Flask) -> None:
     @app.before_request
     def spend_budget() -> None:
         scope = required_scope()
-        if scope is not None:
+        if scope is None:
+            return
+        charged: Charge | None = request.environ.get(CHARGED)
+        if charged is None:
             budgets[scope].spend(counters, client_key())
+        elif charged.refill is not None:
+            budgets[scope].refuse(charged.refill)
 
     # Only failures are counted and refused, per address: tokens are high-entropy, so
     # the budget bounds the work and log volume a stranger causes, and a valid token
@@ -70,6 +76,18 @@ def init_rate_limits(app: Flask) -> None:
         AUTH_FAILURE_SCOPE, "failed authentications", config["RATELIMIT_AUTH_FAILURES"]
     )
     add_failure_hook(app, lambda: failures.spend(counters, address_key()))
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A read already charged to its budget by a layer in front of Flask (app/api/fast_pages.py),
+    which then left the request to Flask: its refill time if it did not fit, else None."""
+
+    refill: float | None
+
+
+# The WSGI environ key of a Charge: Flask's hook charges such a request no second time.
+CHARGED = "app.rate_limits.charged"
 
 
 class Counters:
@@ -173,12 +191,16 @@ class Budget:
         """Charge one request to ``key``; 429 rate_limited with Retry-After once it is spent."""
         refill = self.try_spend(counters, key)
         if refill is not None:
-            raise APIError(
-                429,
-                "rate_limited",
-                self._message,
-                headers={"Retry-After": str(_seconds_until(refill))},
-            )
+            self.refuse(refill)
+
+    def refuse(self, refill: float) -> None:
+        """Raise the 429 rate_limited of a spent budget that refills at ``refill`` (a Unix time)."""
+        raise APIError(
+            429,
+            "rate_limited",
+            self._message,
+            headers={"Retry-After": str(_seconds_until(refill))},
+        )
 
     def try_spend(self, counters: Counters, key: str) -> float | None:
         """Charge one request to ``key``: None if it fits, else when it refills (a Unix time)."""
@@ -237,9 +259,12 @@ def export_meter() -> ExportMeter:
 def client_key() -> str:
     """Whose budget a request spends: its token's principal, else its client address."""
     principal = g.get("principal")
-    if principal is not None:
-        return f"token:{principal.name}"
-    return address_key()
+    return budget_key(None if principal is None else principal.name, request.remote_addr)
+
+
+def budget_key(principal: str | None, remote_addr: str | None) -> str:
+    """The budget of the token named ``principal``, else of the client address."""
+    return f"addr:{remote_addr}" if principal is None else f"token:{principal}"
 
 
 def address_key() -> str:

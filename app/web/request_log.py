@@ -40,25 +40,47 @@ def finish_request(response: Response) -> Response:
     """Echo the request id and write the access line."""
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = request_id
-    fields: dict[str, Any] = {
-        "method": request.method,
-        "path": request.path,
-        "status": response.status_code,
-        "duration_ms": round(
-            (time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 3
-        ),
-    }
     principal = g.get("principal")
+    log_access(
+        request_id,
+        request.method,
+        request.path,
+        response.status_code,
+        g.get("started", time.perf_counter()),
+        principal=None if principal is None else principal.name,
+        sync=g.get("sync_summary"),
+    )
+    return response
+
+
+def log_access(
+    request_id: str,
+    method: str,
+    path: str,
+    status: int,
+    started: float,
+    principal: str | None = None,
+    sync: dict[str, Any] | None = None,
+) -> None:
+    """Write one request's access line (``started``: its ``time.perf_counter()``)."""
+    fields: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
     if principal is not None:
-        fields["principal"] = principal.name
-    sync = g.get("sync_summary")
+        fields["principal"] = principal
     if sync is not None:
         fields["sync"] = sync
     access_log.info("request", extra={"fields": fields, "request_id": request_id})
-    return response
 
 
 def incoming_request_id() -> str | None:
     """The client's X-Request-ID when it is printable ASCII of a sane length."""
-    value = request.headers.get(REQUEST_ID_HEADER, "")
+    return sane_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
+
+
+def sane_request_id(value: str) -> str | None:
+    """``value`` when it is printable ASCII of a sane length, to echo as a request id."""
     return value if _SANE_REQUEST_ID.fullmatch(value) else None

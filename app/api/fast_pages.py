@@ -1,0 +1,222 @@
+"""The first page of GET /patients in front of Flask: the read dashboards make most, made cheap.
+
+A range query's first page (``GET /patients?payment_min=X&payment_max=Y``)
+is what a dashboard with many users asks for, and each distinct range is a
+cache miss. Through Flask such a page cost about 1.4 ms of Python in process
+and 3.2 ms in a gunicorn worker, against 0.6 ms for the same page from a
+bare WSGI app (docs/performance.md): request and app contexts, routing,
+webargs, smorest and six hooks, for a page whose JSON PostgreSQL writes.
+
+This WSGI layer answers that one request shape itself, with the same parts
+Flask's path uses: the token registry, the read budget, the argument schema,
+the listing's statement, the read cache, its keys and ETags, the access log
+line and the latency metric. So its answers are Flask's, byte for byte
+(tests/api/test_fast_pages.py compares them). It takes only the plain case:
+a GET of exactly ``/patients`` on PostgreSQL without replicas, asking for
+JSON, with no If-None-Match, no cursor and no ``as_of``, its arguments each
+given once and valid, a known token, the budget not spent, and the data
+version unchanged across the page (one snapshot, SPEC §3). Anything else is
+left to Flask as it came, and nothing has happened yet but, once the token
+is known, the budget's charge: Flask is told of it (app/web/rate_limits.py
+CHARGED), so no request is counted twice.
+
+READ_FAST_PATH=false turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import marshmallow as ma
+from flask import Flask, Request
+from werkzeug.exceptions import SecurityError
+from werkzeug.sansio.utils import get_host
+
+from app.api.args import PatientListArgsSchema
+from app.api.cache import CachedResponse, read_cache, read_key, replay_headers
+from app.api.pagination import json_body, json_listing, next_link, next_page_url
+from app.db.dialect import dialect_of
+from app.db.engine import read_without_transaction
+from app.db.positions import position_of
+from app.errors import APIError
+from app.extensions import db
+from app.reads import live
+from app.reads.listings import patients_page_listing
+from app.reads.paging import first_page_pin, read_page
+from app.reads.serializers import patient_json_sql
+from app.web.auth import Principal, principal_of_authorization, token_registry
+from app.web.metrics import observe_latency
+from app.web.rate_limits import CHARGED, READ_BUDGET, Charge, budget_key
+from app.web.replicas import POSITION_HEADER, router_of
+from app.web.request_log import REQUEST_ID_HEADER, log_access, sane_request_id
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
+
+PATH = "/patients"
+# The route and endpoint Flask gives the same request (app/api/patients.py list_patients).
+ENDPOINT = "patients.list_patients"
+# The arguments of a first page it answers; any other (a cursor, as_of, one unknown) goes to Flask.
+_ARGUMENTS = frozenset(
+    {"payment_min", "payment_max", "payments_min", "payments_max", "limit", "sort"}
+)
+# Accept values that ask for JSON (app/api/csv_export.py: JSON unless text/csv is preferred).
+_JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
+_JSON = "application/json"
+_VARY = ("Vary", "Accept")  # app/api/csv_export.py: the listing is negotiated on Accept
+
+
+class PatientPagesFastPath:
+    """WSGI middleware: answer the plain first page of GET /patients, leave the rest to ``app``."""
+
+    def __init__(self, flask_app: Flask, wsgi_app: WSGIApplication) -> None:
+        self._flask = flask_app
+        self._next = wsgi_app
+        self._schema = PatientListArgsSchema()
+        self._on: bool | None = None  # decided at the first request, once the app is built
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if (
+            environ.get("PATH_INFO") != PATH
+            or environ.get("REQUEST_METHOD") != "GET"
+            or "HTTP_IF_NONE_MATCH" in environ
+            or environ.get("HTTP_ACCEPT", "") not in _JSON_ACCEPTS
+            or not self._enabled()
+        ):
+            return self._next(environ, start_response)
+        started = time.perf_counter()
+        try:
+            answer = self._answer(environ, started)
+        except Exception:  # Flask's path answers it, with its own error handling
+            log.exception("The fast path failed a first page; Flask answers it")
+            answer = None
+        if answer is None:
+            return self._next(environ, start_response)
+        start_response("200 OK", answer[0])
+        return [answer[1]]
+
+    def _enabled(self) -> bool:
+        if self._on is None:
+            app = self._flask
+            with app.app_context():
+                on_postgresql = dialect_of(db.session).writes_json
+                db.session.remove()
+            self._on = bool(
+                app.config["READ_FAST_PATH"] and on_postgresql and router_of(app) is None
+            )
+        return self._on
+
+    def _answer(
+        self, environ: WSGIEnvironment, started: float
+    ) -> tuple[list[tuple[str, str]], bytes] | None:
+        """The headers and body of the 200, or None to leave the request to Flask."""
+        app = self._flask
+        request = Request(environ)
+        if (trusted_hosts := app.config["TRUSTED_HOSTS"]) is not None:
+            request.trusted_hosts = trusted_hosts
+            try:
+                request.host = get_host(environ, trusted_hosts)
+            except SecurityError:
+                return None
+        arguments = self._arguments(request)
+        if arguments is None:
+            return None
+        principal = _principal(app, request)
+        if principal is False:
+            return None
+        name = None if principal is None else principal.name
+        budget = app.extensions.get(READ_BUDGET)
+        if budget is not None:
+            read, counters = budget
+            refill = read.try_spend(counters, budget_key(name, request.remote_addr))
+            environ[CHARGED] = Charge(refill)
+            if refill is not None:
+                return None
+        with app.app_context():
+            page = self._page(request, arguments)
+        if page is None:
+            return None
+        headers, body = page
+        request_id = sane_request_id(environ.get("HTTP_X_REQUEST_ID", "")) or uuid.uuid4().hex
+        headers.append((REQUEST_ID_HEADER, request_id))
+        observe_latency(PATH, "GET", 200, started)
+        log_access(request_id, "GET", request.path, 200, started, principal=name)
+        return headers, body
+
+    def _arguments(self, request: Request) -> dict[str, Any] | None:
+        """The parsed arguments, as @bp.arguments gives them to the view; None for Flask."""
+        given = request.args
+        if not given.keys() <= _ARGUMENTS or any(len(v) > 1 for v in given.listvalues()):
+            return None
+        try:
+            arguments: dict[str, Any] = self._schema.load(given.to_dict())
+        except ma.ValidationError:
+            return None
+        return arguments
+
+    def _page(
+        self, request: Request, arguments: dict[str, Any]
+    ) -> tuple[list[tuple[str, str]], bytes] | None:
+        """Read the page as cached_read and paginated would: None if a sync raced it."""
+        session = db.session()
+        read_without_transaction(session)
+        version = live.data_version(session)
+        if version is None:
+            return None
+        key = read_key(version, ENDPOINT, request.root_url, (), arguments)
+        cache = read_cache(self._flask)
+        entry = cache.get(key) if cache.enabled else None
+        if entry is None:
+            entry = _first_page(request, arguments, version)
+            if live.data_version(session) != version:
+                return None  # Flask reads it again in one snapshot
+            if cache.enabled:
+                cache.put(key, entry)
+        headers = replay_headers(entry, key)
+        headers += [("Content-Length", str(len(entry.body))), _VARY]
+        position = position_of(version)
+        if position is not None:
+            headers.append((POSITION_HEADER, position))
+        return headers, entry.body
+
+
+def _principal(app: Flask, request: Request) -> Principal | bool | None:
+    """The request's principal, None when access control is off, False for Flask to refuse."""
+    registry = token_registry(app)
+    if not registry.enabled:
+        return None
+    try:
+        return principal_of_authorization(registry, request.headers.get("Authorization", ""))
+    except APIError:
+        return False  # Flask answers 401 and charges the address's failure budget
+
+
+def _first_page(request: Request, arguments: dict[str, Any], version: str) -> CachedResponse:
+    """The first page of live patients the arguments name, written by PostgreSQL."""
+    low: Decimal | None = arguments["payment_min"]
+    high: Decimal | None = arguments["payment_max"]
+    limit: int = arguments["limit"]
+    query, key, bound = patients_page_listing(low, high, arguments["sort"], None)
+    page = read_page(
+        json_listing(query, key, patient_json_sql, reused=True),
+        key,
+        None,
+        limit,
+        pin=lambda: first_page_pin(version),
+        parameters=bound,
+        reused=True,
+    )
+    headers = [("Content-Type", _JSON)]
+    if page.next_cursor is not None:
+        # As paginated's view sees them: limit and cursor are the page's own.
+        listing = {k: v for k, v in arguments.items() if k not in ("limit", "cursor")}
+        url = next_page_url(request.base_url, listing, limit, page.next_cursor, {})
+        headers.append(("Link", next_link(url)))
+    return CachedResponse(json_body(page.rows).encode(), tuple(headers))
