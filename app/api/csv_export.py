@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, request
+from werkzeug.datastructures import MIMEAccept
 
 from app.api.cache import etag_of
 from app.reads.exports import export_of
@@ -28,9 +29,14 @@ _OFFERED = [JSON_MIMETYPE, CSV_MIMETYPE]
 
 def wants_csv() -> bool:
     """Whether the request prefers text/csv to JSON (Accept, with its q-values)."""
-    if not request.accept_mimetypes:
+    return prefers_csv(request.accept_mimetypes)
+
+
+def prefers_csv(accept: MIMEAccept) -> bool:
+    """Whether an Accept header prefers text/csv to JSON (JSON without one, and for */*)."""
+    if not accept:
         return False
-    return request.accept_mimetypes.best_match(_OFFERED, default=JSON_MIMETYPE) == CSV_MIMETYPE
+    return accept.best_match(_OFFERED, default=JSON_MIMETYPE) == CSV_MIMETYPE
 
 
 def csv_export(

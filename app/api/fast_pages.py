@@ -25,29 +25,35 @@ READ_FAST_PATH=false turns it off.
 
 from __future__ import annotations
 
+import collections
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import marshmallow as ma
+import psycopg2
+import sqlalchemy as sa
 from flask import Flask, Request
 from werkzeug.exceptions import SecurityError
 from werkzeug.sansio.utils import get_host
 
 from app.api.args import PatientListArgsSchema
 from app.api.cache import CachedResponse, read_cache, read_key, replay_headers
+from app.api.csv_export import JSON_MIMETYPE, prefers_csv
 from app.api.pagination import json_body, json_listing, next_link, next_page_url
 from app.db.dialect import dialect_of
-from app.db.engine import read_without_transaction
+from app.db.engine import connection_without_transaction
 from app.db.positions import position_of
 from app.errors import APIError
 from app.extensions import db
 from app.reads import live
 from app.reads.listings import patients_page_listing
-from app.reads.paging import first_page_pin, read_page
+from app.reads.paging import PAGE_ROWS, first_page_pin, first_page_statement, page_of
 from app.reads.serializers import patient_json_sql
 from app.web.auth import Principal, principal_of_authorization, token_registry
 from app.web.metrics import observe_latency
@@ -67,9 +73,6 @@ ENDPOINT = "patients.list_patients"
 _ARGUMENTS = frozenset(
     {"payment_min", "payment_max", "payments_min", "payments_max", "limit", "sort"}
 )
-# Accept values that ask for JSON (app/api/csv_export.py: JSON unless text/csv is preferred).
-_JSON_ACCEPTS = frozenset({"", "*/*", "application/json"})
-_JSON = "application/json"
 _VARY = ("Vary", "Accept")  # app/api/csv_export.py: the listing is negotiated on Accept
 
 
@@ -81,20 +84,22 @@ class PatientPagesFastPath:
         self._next = wsgi_app
         self._schema = PatientListArgsSchema()
         self._on: bool | None = None  # decided at the first request, once the app is built
+        self._engine: sa.Engine
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if (
             environ.get("PATH_INFO") != PATH
             or environ.get("REQUEST_METHOD") != "GET"
             or "HTTP_IF_NONE_MATCH" in environ
-            or environ.get("HTTP_ACCEPT", "") not in _JSON_ACCEPTS
             or not self._enabled()
         ):
             return self._next(environ, start_response)
         started = time.perf_counter()
         try:
             answer = self._answer(environ, started)
-        except Exception:  # Flask's path answers it, with its own error handling
+        except (sa.exc.DBAPIError, psycopg2.Error):
+            answer = None  # the database failed it: Flask's path answers and logs that
+        except Exception:
             log.exception("The fast path failed a first page; Flask answers it")
             answer = None
         if answer is None:
@@ -106,10 +111,11 @@ class PatientPagesFastPath:
         if self._on is None:
             app = self._flask
             with app.app_context():
-                on_postgresql = dialect_of(db.session).writes_json
-                db.session.remove()
+                self._engine = db.engine
             self._on = bool(
-                app.config["READ_FAST_PATH"] and on_postgresql and router_of(app) is None
+                app.config["READ_FAST_PATH"]
+                and dialect_of(self._engine).writes_json
+                and router_of(app) is None
             )
         return self._on
 
@@ -125,6 +131,8 @@ class PatientPagesFastPath:
                 request.host = get_host(environ, trusted_hosts)
             except SecurityError:
                 return None
+        if prefers_csv(request.accept_mimetypes):
+            return None  # the CSV export
         arguments = self._arguments(request)
         if arguments is None:
             return None
@@ -139,8 +147,8 @@ class PatientPagesFastPath:
             environ[CHARGED] = Charge(refill)
             if refill is not None:
                 return None
-        with app.app_context():
-            page = self._page(request, arguments)
+        with self._engine.connect() as connection:
+            page = self._page(connection, request, arguments)
         if page is None:
             return None
         headers, body = page
@@ -162,23 +170,35 @@ class PatientPagesFastPath:
         return arguments
 
     def _page(
-        self, request: Request, arguments: dict[str, Any]
+        self, connection: sa.Connection, request: Request, arguments: dict[str, Any]
     ) -> tuple[list[tuple[str, str]], bytes] | None:
-        """Read the page as cached_read and paginated would: None if a sync raced it."""
-        session = db.session()
-        read_without_transaction(session)
-        version = live.data_version(session)
-        if version is None:
-            return None
-        key = read_key(version, ENDPOINT, request.root_url, (), arguments)
-        cache = read_cache(self._flask)
-        entry = cache.get(key) if cache.enabled else None
-        if entry is None:
-            entry = _first_page(request, arguments, version)
-            if live.data_version(session) != version:
-                return None  # Flask reads it again in one snapshot
-            if cache.enabled:
-                cache.put(key, entry)
+        """Read the page as cached_read and paginated would: None if a sync raced it.
+
+        On a pooled connection of its own, outside a transaction, as Flask's
+        session reads, and on its DBAPI cursor: the statements are those
+        SQLAlchemy compiles for Flask's path, but executing them through
+        SQLAlchemy cost more CPU than PostgreSQL took to answer them.
+        """
+        connection_without_transaction(connection)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            version = _data_version(cursor, connection.dialect)
+            if version is None:
+                return None
+            key = read_key(version, ENDPOINT, request.root_url, (), arguments)
+            cache = read_cache(self._flask)
+            entry = cache.get(key) if cache.enabled else None
+            if entry is None:
+                entry = _first_page(connection, cursor, request, arguments, version)
+                if _data_version(cursor, connection.dialect) != version:
+                    return None  # Flask reads it again in one snapshot
+                if cache.enabled:
+                    cache.put(key, entry)
+        except psycopg2.Error:
+            connection.invalidate()  # the pool must not hand this connection out again
+            raise
+        finally:
+            cursor.close()
         headers = replay_headers(entry, key)
         headers += [("Content-Length", str(len(entry.body))), _VARY]
         position = position_of(version)
@@ -198,25 +218,93 @@ def _principal(app: Flask, request: Request) -> Principal | bool | None:
         return False  # Flask answers 401 and charges the address's failure budget
 
 
-def _first_page(request: Request, arguments: dict[str, Any], version: str) -> CachedResponse:
+def _first_page(
+    connection: sa.Connection,
+    cursor: Any,
+    request: Request,
+    arguments: dict[str, Any],
+    version: str,
+) -> CachedResponse:
     """The first page of live patients the arguments name, written by PostgreSQL."""
     low: Decimal | None = arguments["payment_min"]
     high: Decimal | None = arguments["payment_max"]
     limit: int = arguments["limit"]
     query, key, bound = patients_page_listing(low, high, arguments["sort"], None)
-    page = read_page(
-        json_listing(query, key, patient_json_sql, reused=True),
-        key,
-        None,
-        limit,
-        pin=lambda: first_page_pin(version),
-        parameters=bound,
-        reused=True,
-    )
-    headers = [("Content-Type", _JSON)]
+    statement = first_page_statement(json_listing(query, key, patient_json_sql, reused=True), key)
+    rows = _rows(cursor, statement, connection.dialect, {**(bound or {}), PAGE_ROWS: limit + 1})
+    page = page_of(rows, key, limit, pin=lambda: first_page_pin(version, connection))
+    headers = [("Content-Type", JSON_MIMETYPE)]
     if page.next_cursor is not None:
         # As paginated's view sees them: limit and cursor are the page's own.
         listing = {k: v for k, v in arguments.items() if k not in ("limit", "cursor")}
         url = next_page_url(request.base_url, listing, limit, page.next_cursor, {})
         headers.append(("Link", next_link(url)))
     return CachedResponse(json_body(page.rows).encode(), tuple(headers))
+
+
+def _rows(
+    cursor: Any, statement: sa.Select[Any], dialect: sa.Dialect, parameters: dict[str, Any]
+) -> list[Any]:
+    """``statement``'s rows, executed on ``cursor`` as SQLAlchemy would execute it: the
+    same SQL, parameters through their types' bind processors, values through their
+    result processors (Money's quantize, say), columns read by name and by index."""
+    compiled = _compiled(statement, dialect)
+    values = compiled.defaults | parameters
+    for name, process in compiled.binds:
+        values[name] = process(values[name])
+    cursor.execute(compiled.sql, values)
+    codes = tuple(column.type_code for column in cursor.description)
+    row_type, processors = _result_shape(statement, dialect, codes)
+    if not processors:
+        return list(map(row_type._make, cursor.fetchall()))
+    return [
+        row_type._make(
+            [
+                value if process is None else process(value)
+                for process, value in zip(processors, row, strict=True)
+            ]
+        )
+        for row in cursor.fetchall()
+    ]
+
+
+def _data_version(cursor: Any, dialect: sa.Dialect) -> str | None:
+    """live.data_version, on the cursor."""
+    rows = _rows(cursor, live.DATA_VERSION, dialect, {})
+    return rows[0][0] if rows else None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A statement as ``dialect`` compiles it: its text, its parameters' own values (None
+    for those bound at execution) and the bind processors of those that have one."""
+
+    sql: str
+    defaults: dict[str, Any]
+    binds: tuple[tuple[str, Callable[[Any], Any]], ...]
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(statement: sa.Select[Any], dialect: sa.Dialect) -> _Compiled:
+    compiled = statement.compile(dialect=dialect)
+    binds = tuple(
+        (name, process)
+        for name, bind in compiled.binds.items()
+        if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+    )
+    return _Compiled(compiled.string, dict(compiled.params), binds)
+
+
+@functools.lru_cache(maxsize=64)
+def _result_shape(
+    statement: sa.Select[Any], dialect: sa.Dialect, type_codes: tuple[Any, ...]
+) -> tuple[Any, tuple[Callable[[Any], Any] | None, ...]]:
+    """The row type of ``statement``'s results (attributes by column name) and its columns'
+    result processors for the DBAPI's ``type_codes`` (empty when none has one)."""
+    columns = list(statement.selected_columns)
+    row_type = collections.namedtuple("PageRow", [column.name for column in columns])  # type: ignore[misc]
+    processors = tuple(
+        column.type.dialect_impl(dialect).result_processor(dialect, code)
+        for column, code in zip(columns, type_codes, strict=True)
+    )
+    return row_type, processors if any(processors) else ()

@@ -140,7 +140,19 @@ def read_without_transaction(session: orm.Session) -> None:
     """
     if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
         return
-    dbapi_connection = session.connection().connection.dbapi_connection
+    _autocommit_while_idle(session.connection())
+
+
+def connection_without_transaction(connection: sa.Connection) -> None:
+    """read_without_transaction for a connection of its own, before it runs anything;
+    the pool resets it when it is closed."""
+    if connection.in_transaction() or connection.dialect.name != "postgresql":
+        return
+    _autocommit_while_idle(connection)
+
+
+def _autocommit_while_idle(connection: sa.Connection) -> None:
+    dbapi_connection = connection.connection.dbapi_connection
     if dbapi_connection is not None and dbapi_connection.status == STATUS_READY:
         dbapi_connection.autocommit = True
 

@@ -43,10 +43,22 @@ def json_object(fields: Sequence[Field]) -> sa.ColumnElement[str]:
             if isinstance(value, JsonText)
             else sa.cast(sa.func.to_json(value), sa.Text)
         )
-        parts.append(sa.literal(("{" if position == 0 else ",") + json.dumps(name) + ":"))
-        parts.append(sa.func.coalesce(text, sa.literal("null")))
-    parts.append(sa.literal("}"))
+        parts.append(constant(("{" if position == 0 else ",") + json.dumps(name) + ":"))
+        parts.append(sa.func.coalesce(text, constant("null")))
+    parts.append(constant("}"))
     return sa.func.concat(*parts)
+
+
+def constant(value: str | int) -> sa.ColumnElement[Any]:
+    """``value`` written into the statement's text, not sent as a bind parameter.
+
+    A page's JSON expression has some thirty constants; as bind parameters
+    SQLAlchemy and psycopg2 processed and quoted each of them on every
+    execution, about 0.2 ms of CPU per page.
+    """
+    if isinstance(value, int):
+        return sa.literal_column(str(int(value)), sa.Integer)
+    return sa.literal_column("'" + value.replace("'", "''") + "'", sa.Text)
 
 
 def money(amount: sa.ColumnElement[Any]) -> JsonText:
@@ -54,13 +66,16 @@ def money(amount: sa.ColumnElement[Any]) -> JsonText:
 
     Totals are an unconstrained numeric column: 0 is stored as 0, not 0.00.
     """
-    return JsonText(sa.cast(sa.func.round(amount, 2), sa.Text))
+    return JsonText(sa.cast(sa.func.round(amount, constant(2)), sa.Text))
 
 
 def timestamp(moment: sa.ColumnElement[Any]) -> JsonText:
     """A timestamptz as datetime.isoformat() writes it, in the session's time zone, quoted."""
     return JsonText(
-        sa.case((moment.is_(None), None), else_=sa.func.concat('"', timestamp_text(moment), '"'))
+        sa.case(
+            (moment.is_(None), None),
+            else_=sa.func.concat(constant('"'), timestamp_text(moment), constant('"')),
+        )
     )
 
 
@@ -69,9 +84,10 @@ def timestamp_text(moment: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
 
     to_json would drop the fraction's trailing zeros (.47024 for .470240).
     """
-    whole_second = sa.cast(sa.extract("microseconds", moment), sa.Integer) % 1_000_000 == 0
+    microseconds = sa.cast(sa.extract("microseconds", moment), sa.Integer)
+    whole_second = microseconds % constant(1_000_000) == constant(0)
     return sa.func.concat(
-        sa.func.to_char(moment, 'YYYY-MM-DD"T"HH24:MI:SS'),
-        sa.case((whole_second, ""), else_=sa.func.to_char(moment, ".US")),
-        sa.func.to_char(moment, "TZH:TZM"),
+        sa.func.to_char(moment, constant('YYYY-MM-DD"T"HH24:MI:SS')),
+        sa.case((whole_second, constant("")), else_=sa.func.to_char(moment, constant(".US"))),
+        sa.func.to_char(moment, constant("TZH:TZM")),
     )

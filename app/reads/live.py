@@ -114,7 +114,11 @@ def stored_payment_id(session: orm.Session, external_id: str) -> int | None:
     return session.scalar(sa.select(Payment.id).where(Payment.external_id == external_id))
 
 
-def data_version(session: orm.Session) -> str | None:
+# What reads run on: a request's session, or a connection of their own (app/api/fast_pages.py).
+Reader = orm.Session | sa.Connection
+
+
+def data_version(reader: Reader) -> str | None:
     """The token naming the current state of the replica's data (None if its row is gone).
 
     Triggers replace it with a fresh random value on every committed change,
@@ -122,13 +126,18 @@ def data_version(session: orm.Session) -> str | None:
     """
     # Core on the session's connection: it runs on every read, cache hits
     # included, and the ORM's statement handling costs more than the query.
-    return session.connection().scalar(_DATA_VERSION)
+    return connection_of(reader).scalar(DATA_VERSION)
 
 
-_DATA_VERSION = sa.select(DataVersion.__table__.c.token).where(DataVersion.__table__.c.id == 1)
+def connection_of(reader: Reader) -> sa.Connection:
+    """The connection ``reader`` runs its statements on."""
+    return reader if isinstance(reader, sa.Connection) else reader.connection()
 
 
-def pin_instant(session: orm.Session) -> datetime | None:
+DATA_VERSION = sa.select(DataVersion.__table__.c.token).where(DataVersion.__table__.c.id == 1)
+
+
+def pin_instant(reader: Reader) -> datetime | None:
     """The instant that names the current data, for a cursor's pin (None before any data).
 
     The start of the newest applied sync: every row the data holds was
@@ -139,7 +148,7 @@ def pin_instant(session: orm.Session) -> datetime | None:
     sync's start it can still be read ``as_of``. So a pin never depends on
     records retention may delete.
     """
-    row = session.connection().execute(_PIN_INSTANT).one()
+    row = connection_of(reader).execute(_PIN_INSTANT).one()
     known = [moment for moment in row if moment is not None]
     return max(known) if known else None
 

@@ -15,6 +15,8 @@ import base64
 import binascii
 import functools
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -235,27 +237,41 @@ def read_page(
     for again (live.within_bounds): its page statement is built once too,
     with the keyset and the limit as bind parameters of their own.
     """
+    connection = db.session.connection()
     if not reused:
         if after is not None:
             query = query.where(key.after(after))
         # Core execution: these are column selects, the ORM layer adds only cost.
         statement = query.order_by(*key.order_by()).limit(limit + 1)
-        rows = db.session.connection().execute(statement, parameters or {}).all()
+        rows = connection.execute(statement, parameters or {}).all()
     else:
         statement = _page_statement(query, key, after is not None)
         bound = {**(parameters or {}), _PAGE_ROWS: limit + 1}
         if after is not None:
             bound.update(zip(_AFTER_NAMES, after, strict=False))
-        rows = db.session.connection().execute(statement, bound).all()
+        rows = connection.execute(statement, bound).all()
+    return page_of(rows, key, limit, pin)
+
+
+# The bind parameter of a page statement's row count (the page's limit + 1).
+PAGE_ROWS = "page_rows"
+_PAGE_ROWS = PAGE_ROWS
+# The bind parameters of a keyset's values, in the sort key's order (a key has a few columns).
+_AFTER_NAMES = tuple(f"page_after_{index}" for index in range(8))
+
+
+def first_page_statement(query: sa.Select[Any], key: SortKey) -> sa.Select[Any]:
+    """The statement read_page runs for the first page of a reused ``query``: ordered by
+    ``key``, limited by the bind parameter PAGE_ROWS (the page's limit + 1)."""
+    return _page_statement(query, key, False)
+
+
+def page_of(rows: list[Any], key: SortKey, limit: int, pin: Callable[[], Pin | None]) -> Page:
+    """The Page of ``rows`` read with ``limit + 1`` rows (rows with the key's attributes)."""
     if len(rows) <= limit:
         return Page(rows, None)
     rows = rows[:limit]
     return Page(rows, key.encode(rows[-1], pin()))
-
-
-_PAGE_ROWS = "page_rows"
-# The bind parameters of a keyset's values, in the sort key's order (a key has a few columns).
-_AFTER_NAMES = tuple(f"page_after_{index}" for index in range(8))
 
 
 @functools.lru_cache(maxsize=64)
@@ -302,21 +318,35 @@ def pinning(cursor: str | None, version: str | None) -> Pinning:
     return Pinning(pin.at, pin)
 
 
-@functools.lru_cache(maxsize=16)
-def pin_instant_of(version: str) -> datetime | None:
-    """The instant that names the data ``version`` names (live.pin_instant), read now.
+def pin_instant_of(version: str, reader: live.Reader | None = None) -> datetime | None:
+    """The instant that names the data ``version`` names (live.pin_instant), read now on
+    ``reader`` (else the request's session) the first time a version is asked for.
 
     A pure function of the version (syncs and prunes change it), so every
     first page of a version after the first one pins without a round trip.
     """
-    return live.pin_instant(db.session)
+    with _PIN_INSTANTS_LOCK:
+        if version in _PIN_INSTANTS:
+            return _PIN_INSTANTS[version]
+    at = live.pin_instant(reader or db.session)
+    with _PIN_INSTANTS_LOCK:
+        _PIN_INSTANTS[version] = at
+        while len(_PIN_INSTANTS) > _PIN_INSTANTS_KEPT:
+            _PIN_INSTANTS.popitem(last=False)
+    return at
 
 
-def first_page_pin(version: str | None) -> Pin | None:
+# The newest versions' pin instants (a few: a version is current until the next sync).
+_PIN_INSTANTS: OrderedDict[str, datetime | None] = OrderedDict()
+_PIN_INSTANTS_KEPT = 16
+_PIN_INSTANTS_LOCK = threading.Lock()
+
+
+def first_page_pin(version: str | None, reader: live.Reader | None = None) -> Pin | None:
     """The pin of a first page read live in the data ``version`` names (None: nothing to pin).
 
     The API's pages and the console's alike; known without a round trip once
-    one first page of the version has pinned.
+    one first page of the version has pinned (else read on ``reader``).
     """
-    at = None if version is None else pin_instant_of(version)
+    at = None if version is None else pin_instant_of(version, reader)
     return None if version is None or at is None else Pin(version, at)

@@ -14,13 +14,14 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import Client, TestResponse
 
 from app.extensions import db
 from app.models import DataVersion
-from tests.support.helpers import patient_record, payment_record, sync
+from tests.support.helpers import get_all, patient_record, payment_record, sync
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -84,6 +85,22 @@ def answer(response: TestResponse) -> tuple[str, list[tuple[str, str]], bytes]:
     return response.status, response.headers.to_wsgi_list(), response.get_data()
 
 
+@pytest.mark.parametrize(
+    "accept", ["application/json", "*/*", "application/json, text/plain, */*", "text/html"]
+)
+def test_a_first_page_asked_for_as_json_is_flasks_answer(
+    client: FlaskClient,
+    flask_only: Client,
+    seeded: None,
+    flask_dispatches: mock.MagicMock,
+    accept: str,
+) -> None:
+    headers = READER | {"Accept": accept}
+    fast = client.get("/patients?limit=3", headers=headers)
+    assert flask_dispatches.call_count == 0
+    assert answer(fast) == answer(flask_only.get("/patients?limit=3", headers=headers))
+
+
 @pytest.mark.parametrize("url", FIRST_PAGES)
 def test_a_first_page_is_flasks_answer_byte_for_byte(
     client: FlaskClient,
@@ -96,6 +113,29 @@ def test_a_first_page_is_flasks_answer_byte_for_byte(
     assert flask_dispatches.call_count == 0, "the fast path left it to Flask"
     assert answer(fast) == answer(flask_only.get(url, headers=READER))
     assert fast.status_code == 200
+
+
+@pytest.mark.parametrize("sort", ["paymentsTotal", "-paymentsTotal"])
+def test_totals_past_a_floats_precision_give_flasks_cursors(
+    app: Flask, client: FlaskClient, flask_only: Client, seeded: None, sort: str
+) -> None:
+    # Values pass through their types' result processors for this dialect, as in
+    # SQLAlchemy: the next page's cursor holds each total exactly, in whole cents.
+    with app.app_context():
+        db.session.execute(
+            sa.text(
+                "UPDATE patients SET payments_total = CASE external_id "
+                "WHEN 'p3' THEN 10000000000000000 WHEN 'p4' THEN 12345678901234567.89 "
+                "ELSE payments_total END"
+            )
+        )
+        db.session.commit()
+    url = f"/patients?sort={sort}&limit=1&payment_min=1"
+    fast = client.get(url, headers=READER)
+    assert answer(fast) == answer(flask_only.get(url, headers=READER))
+    client.environ_base["HTTP_AUTHORIZATION"] = READER["Authorization"]
+    listed = [item["externalId"] for item in get_all(client, url)]
+    assert sorted(listed) == sorted(f"p{i}" for i in range(12))  # each once
 
 
 @pytest.mark.parametrize("app_config", [{"READ_CACHE_SIZE": 256}])
@@ -126,6 +166,7 @@ def test_a_first_page_says_the_link_to_the_next_page(client: FlaskClient, seeded
     [
         ("/patients?payment_min=10", {"If-None-Match": '"1.abc"'}),
         ("/patients?payment_min=10", {"Accept": "text/csv"}),
+        ("/patients?payment_min=10", {"Accept": "application/json;q=0.5, text/csv"}),
         ("/patients?payment_min=10&payment_min=11", {}),
         ("/patients?payment_min=10&color=red", {}),
         ("/patients?payment_min=ten", {}),
@@ -193,19 +234,20 @@ def test_a_sync_committed_during_the_page_leaves_it_to_flask(
 ) -> None:
     from app.api import fast_pages
 
-    real = fast_pages.live.data_version
-    versions = iter([None, "raced"])
+    real = fast_pages._data_version
+    seen: list[str | None] = []
 
-    def raced(session: Any) -> str | None:
-        seen = real(session)
-        changed = next(versions, None)
-        return seen if changed is None else changed
+    def raced(cursor: Any, dialect: Any) -> str | None:
+        # The version read after the page names another state: a sync committed.
+        seen.append(real(cursor, dialect))
+        return seen[-1] if len(seen) == 1 else "another state"
 
-    with mock.patch.object(fast_pages.live, "data_version", side_effect=raced):
-        # The first read sees the real version, the second a new one: Flask reads it again.
+    with mock.patch.object(fast_pages, "_data_version", side_effect=raced):
         response = client.get("/patients?limit=2", headers=READER)
+    assert len(seen) == 2
     assert response.status_code == 200
-    assert flask_dispatches.call_count == 1
+    assert flask_dispatches.call_count == 1  # Flask read it again
+    assert [item["externalId"] for item in response.get_json()] == ["p0", "p1"]
 
 
 def test_a_fast_page_is_logged_and_timed_as_flasks_are(
