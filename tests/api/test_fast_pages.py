@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import Client, TestResponse
 
 from app.extensions import db
@@ -136,6 +137,31 @@ def test_totals_past_a_floats_precision_give_flasks_cursors(
     client.environ_base["HTTP_AUTHORIZATION"] = READER["Authorization"]
     listed = [item["externalId"] for item in get_all(client, url)]
     assert sorted(listed) == sorted(f"p{i}" for i in range(12))  # each once
+
+
+@pytest.mark.parametrize("app_config", [{"TRUSTED_PROXIES": 1}])
+def test_behind_a_trusted_proxy_a_first_page_links_where_flasks_does(
+    app: Flask, client: FlaskClient, seeded: None, flask_dispatches: mock.MagicMock
+) -> None:
+    forwarded = READER | {
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "api.example.org",
+        "X-Forwarded-Prefix": "/pp",
+    }
+    flask_behind_proxy = Client(
+        ProxyFix(
+            lambda environ, start: Flask.wsgi_app(app, environ, start),
+            x_for=1,
+            x_proto=1,
+            x_host=1,
+            x_prefix=1,
+        ),
+        TestResponse,
+    )
+    fast = client.get("/patients?limit=2", headers=forwarded)
+    assert flask_dispatches.call_count == 0
+    assert fast.headers["Link"].startswith("<https://api.example.org/pp/patients?")
+    assert answer(fast) == answer(flask_behind_proxy.get("/patients?limit=2", headers=forwarded))
 
 
 @pytest.mark.parametrize("app_config", [{"READ_CACHE_SIZE": 256}])
