@@ -167,12 +167,6 @@ def query_recorder(app: Flask) -> Iterator[QueryRecorder]:
     recorder = QueryRecorder()
     with app.app_context():
         engine = db.engine
-    if engine.dialect.name == "postgresql":
-        # Every statement reaches the test's one connection (see ``app``): record its
-        # cursors, SQLAlchemy's and the bare ones alike.
-        with recorder.record(engine.connect().connection.dbapi_connection):
-            yield recorder
-        return
     sa.event.listen(engine, "before_cursor_execute", recorder)
     yield recorder
     sa.event.remove(engine, "before_cursor_execute", recorder)

@@ -36,7 +36,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import marshmallow as ma
-import psycopg2
 import sqlalchemy as sa
 from flask import Flask, Request
 from werkzeug.exceptions import SecurityError
@@ -97,7 +96,7 @@ class PatientPagesFastPath:
         started = time.perf_counter()
         try:
             answer = self._answer(environ, started)
-        except (sa.exc.DBAPIError, psycopg2.Error):
+        except sa.exc.DBAPIError:
             answer = None  # the database failed it: Flask's path answers and logs that
         except Exception:
             log.exception("The fast path failed a first page; Flask answers it")
@@ -175,30 +174,24 @@ class PatientPagesFastPath:
         """Read the page as cached_read and paginated would: None if a sync raced it.
 
         On a pooled connection of its own, outside a transaction, as Flask's
-        session reads, and on its DBAPI cursor: the statements are those
-        SQLAlchemy compiles for Flask's path, but executing them through
-        SQLAlchemy cost more CPU than PostgreSQL took to answer them.
+        session reads. The statements are those SQLAlchemy compiles for
+        Flask's path, compiled once and sent as driver SQL: through the
+        engine (its events, tracing and error handling see them), without
+        the statement handling that cost more CPU than PostgreSQL's answer.
         """
         connection_without_transaction(connection)
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            version = _data_version(cursor, connection.dialect)
-            if version is None:
-                return None
-            key = read_key(version, ENDPOINT, request.root_url, (), arguments)
-            cache = read_cache(self._flask)
-            entry = cache.get(key) if cache.enabled else None
-            if entry is None:
-                entry = _first_page(connection, cursor, request, arguments, version)
-                if _data_version(cursor, connection.dialect) != version:
-                    return None  # Flask reads it again in one snapshot
-                if cache.enabled:
-                    cache.put(key, entry)
-        except psycopg2.Error:
-            connection.invalidate()  # the pool must not hand this connection out again
-            raise
-        finally:
-            cursor.close()
+        version = _data_version(connection)
+        if version is None:
+            return None
+        key = read_key(version, ENDPOINT, request.root_url, (), arguments)
+        cache = read_cache(self._flask)
+        entry = cache.get(key) if cache.enabled else None
+        if entry is None:
+            entry = _first_page(connection, request, arguments, version)
+            if _data_version(connection) != version:
+                return None  # Flask reads it again in one snapshot
+            if cache.enabled:
+                cache.put(key, entry)
         headers = replay_headers(entry, key)
         headers += [("Content-Length", str(len(entry.body))), _VARY]
         position = position_of(version)
@@ -219,11 +212,7 @@ def _principal(app: Flask, request: Request) -> Principal | bool | None:
 
 
 def _first_page(
-    connection: sa.Connection,
-    cursor: Any,
-    request: Request,
-    arguments: dict[str, Any],
-    version: str,
+    connection: sa.Connection, request: Request, arguments: dict[str, Any], version: str
 ) -> CachedResponse:
     """The first page of live patients the arguments name, written by PostgreSQL."""
     low: Decimal | None = arguments["payment_min"]
@@ -231,7 +220,7 @@ def _first_page(
     limit: int = arguments["limit"]
     query, key, bound = patients_page_listing(low, high, arguments["sort"], None)
     statement = first_page_statement(json_listing(query, key, patient_json_sql, reused=True), key)
-    rows = _rows(cursor, statement, connection.dialect, {**(bound or {}), PAGE_ROWS: limit + 1})
+    rows = _rows(connection, statement, {**(bound or {}), PAGE_ROWS: limit + 1})
     page = page_of(rows, key, limit, pin=lambda: first_page_pin(version, connection))
     headers = [("Content-Type", JSON_MIMETYPE)]
     if page.next_cursor is not None:
@@ -243,20 +232,21 @@ def _first_page(
 
 
 def _rows(
-    cursor: Any, statement: sa.Select[Any], dialect: sa.Dialect, parameters: dict[str, Any]
+    connection: sa.Connection, statement: sa.Select[Any], parameters: dict[str, Any]
 ) -> list[Any]:
-    """``statement``'s rows, executed on ``cursor`` as SQLAlchemy would execute it: the
-    same SQL, parameters through their types' bind processors, values through their
-    result processors (Money's quantize, say), columns read by name and by index."""
+    """``statement``'s rows as SQLAlchemy would give them: the same SQL, parameters
+    through their types' bind processors, values through their result processors for
+    the dialect (Money's quantize, say), columns read by name and by index."""
+    dialect = connection.dialect
     compiled = _compiled(statement, dialect)
     values = compiled.defaults | parameters
     for name, process in compiled.binds:
         values[name] = process(values[name])
-    cursor.execute(compiled.sql, values)
-    codes = tuple(column.type_code for column in cursor.description)
+    result = connection.exec_driver_sql(compiled.sql, values)
+    codes = tuple(column[1] for column in result.cursor.description)
     row_type, processors = _result_shape(statement, dialect, codes)
     if not processors:
-        return list(map(row_type._make, cursor.fetchall()))
+        return list(map(row_type._make, result.all()))
     return [
         row_type._make(
             [
@@ -264,13 +254,13 @@ def _rows(
                 for process, value in zip(processors, row, strict=True)
             ]
         )
-        for row in cursor.fetchall()
+        for row in result.all()
     ]
 
 
-def _data_version(cursor: Any, dialect: sa.Dialect) -> str | None:
-    """live.data_version, on the cursor."""
-    rows = _rows(cursor, live.DATA_VERSION, dialect, {})
+def _data_version(connection: sa.Connection) -> str | None:
+    """live.data_version, as driver SQL."""
+    rows = _rows(connection, live.DATA_VERSION, {})
     return rows[0][0] if rows else None
 
 

@@ -263,9 +263,9 @@ def test_a_sync_committed_during_the_page_leaves_it_to_flask(
     real = fast_pages._data_version
     seen: list[str | None] = []
 
-    def raced(cursor: Any, dialect: Any) -> str | None:
+    def raced(connection: Any) -> str | None:
         # The version read after the page names another state: a sync committed.
-        seen.append(real(cursor, dialect))
+        seen.append(real(connection))
         return seen[-1] if len(seen) == 1 else "another state"
 
     with mock.patch.object(fast_pages, "_data_version", side_effect=raced):

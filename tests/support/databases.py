@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import flask_migrate
-import psycopg2.extensions
 import sqlalchemy as sa
 
 from app import create_app
@@ -63,12 +62,7 @@ _TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
 class QueryRecorder:
-    """The SQL statements the app ran while recording (transaction control left out).
-
-    Called by SQLAlchemy's before_cursor_execute event, or by the cursors of a
-    psycopg2 connection it records (``record``): there it also sees what runs
-    on the bare cursor, below SQLAlchemy (app/api/fast_pages.py).
-    """
+    """The SQL statements the app ran while recording (transaction control left out)."""
 
     def __init__(self) -> None:
         self.statements: list[str] = []
@@ -77,24 +71,6 @@ class QueryRecorder:
     def __call__(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if self.recording and not statement.lstrip().upper().startswith(_TRANSACTION_CONTROL):
             self.statements.append(statement)
-
-    @contextmanager
-    def record(self, dbapi_connection: Any) -> Iterator[None]:
-        """Record every statement executed on the cursors of ``dbapi_connection`` (psycopg2)."""
-        recorder = self
-
-        class RecordingCursor(psycopg2.extensions.cursor):  # type: ignore[misc]
-            def execute(self, query: Any, vars: Any = None) -> Any:
-                text = query.decode() if isinstance(query, bytes) else str(query)
-                recorder(None, self, text)
-                return super().execute(query, vars)
-
-        previous = dbapi_connection.cursor_factory
-        dbapi_connection.cursor_factory = RecordingCursor
-        try:
-            yield
-        finally:
-            dbapi_connection.cursor_factory = previous
 
     def __enter__(self) -> QueryRecorder:
         self.statements.clear()
