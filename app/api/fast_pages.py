@@ -12,10 +12,11 @@ Flask's path uses: the token registry, the read budget, the argument schema,
 the listing's statement, the read cache, its keys and ETags, the access log
 line and the latency metric. So its answers are Flask's, byte for byte
 (tests/api/test_fast_pages.py compares them). It takes only the plain case:
-a GET of exactly ``/patients`` on PostgreSQL without replicas, asking for
-JSON, with no If-None-Match, no cursor and no ``as_of``, its arguments each
-given once and valid, a known token, the budget not spent, and the data
-version unchanged across the page (one snapshot, SPEC §3). Anything else is
+a GET of exactly ``/patients`` on PostgreSQL without replicas or
+TRUSTED_HOSTS, asking for JSON, with no If-None-Match, no cursor and no
+``as_of``, its arguments each given once and valid, a known token, the
+budget not spent, and the data version unchanged across the page (one
+snapshot, SPEC §3). Anything else is
 left to Flask as it came, and nothing has happened yet but, once the token
 is known, the budget's charge: Flask is told of it (app/web/rate_limits.py
 CHARGED), so no request is counted twice.
@@ -25,21 +26,16 @@ READ_FAST_PATH=false turns it off.
 
 from __future__ import annotations
 
-import collections
-import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import marshmallow as ma
 import sqlalchemy as sa
 from flask import Flask, Request
-from werkzeug.exceptions import SecurityError
-from werkzeug.sansio.utils import get_host
 
 from app.api.args import PatientListArgsSchema
 from app.api.cache import CachedResponse, read_cache, read_key, replay_headers
@@ -52,7 +48,7 @@ from app.errors import APIError
 from app.extensions import db
 from app.reads import live
 from app.reads.listings import patients_page_listing
-from app.reads.paging import PAGE_ROWS, first_page_pin, first_page_statement, page_of
+from app.reads.paging import first_page_pin, read_page
 from app.reads.serializers import patient_json_sql
 from app.web.auth import Principal, principal_of_authorization, token_registry
 from app.web.metrics import observe_latency
@@ -76,7 +72,8 @@ _VARY = ("Vary", "Accept")  # app/api/csv_export.py: the listing is negotiated o
 
 
 class PatientPagesFastPath:
-    """WSGI middleware: answer the plain first page of GET /patients, leave the rest to ``app``."""
+    """WSGI middleware: answer the plain first page of GET /patients, leave the rest to
+    ``wsgi_app`` (Flask's)."""
 
     def __init__(self, flask_app: Flask, wsgi_app: WSGIApplication) -> None:
         self._flask = flask_app
@@ -111,10 +108,12 @@ class PatientPagesFastPath:
             app = self._flask
             with app.app_context():
                 self._engine = db.engine
+            # Trusted hosts and replicas are Flask's to check and route.
             self._on = bool(
                 app.config["READ_FAST_PATH"]
                 and dialect_of(self._engine).writes_json
                 and router_of(app) is None
+                and app.config["TRUSTED_HOSTS"] is None
             )
         return self._on
 
@@ -124,20 +123,15 @@ class PatientPagesFastPath:
         """The headers and body of the 200, or None to leave the request to Flask."""
         app = self._flask
         request = Request(environ)
-        if (trusted_hosts := app.config["TRUSTED_HOSTS"]) is not None:
-            request.trusted_hosts = trusted_hosts
-            try:
-                request.host = get_host(environ, trusted_hosts)
-            except SecurityError:
-                return None
         if prefers_csv(request.accept_mimetypes):
             return None  # the CSV export
         arguments = self._arguments(request)
         if arguments is None:
             return None
-        principal = _principal(app, request)
-        if principal is False:
-            return None
+        try:
+            principal = _principal(app, request)
+        except APIError:
+            return None  # Flask answers 401 and charges the address's failure budget
         name = None if principal is None else principal.name
         budget = app.extensions.get(READ_BUDGET)
         if budget is not None:
@@ -174,13 +168,11 @@ class PatientPagesFastPath:
         """Read the page as cached_read and paginated would: None if a sync raced it.
 
         On a pooled connection of its own, outside a transaction, as Flask's
-        session reads. The statements are those SQLAlchemy compiles for
-        Flask's path, compiled once and sent as driver SQL: through the
-        engine (its events, tracing and error handling see them), without
-        the statement handling that cost more CPU than PostgreSQL's answer.
+        session reads: the same statements through SQLAlchemy Core, without
+        the app context and the session.
         """
         connection_without_transaction(connection)
-        version = _data_version(connection)
+        version = live.data_version(connection)
         if version is None:
             return None
         key = read_key(version, ENDPOINT, request.root_url, (), arguments)
@@ -188,7 +180,7 @@ class PatientPagesFastPath:
         entry = cache.get(key) if cache.enabled else None
         if entry is None:
             entry = _first_page(connection, request, arguments, version)
-            if _data_version(connection) != version:
+            if live.data_version(connection) != version:
                 return None  # Flask reads it again in one snapshot
             if cache.enabled:
                 cache.put(key, entry)
@@ -200,15 +192,12 @@ class PatientPagesFastPath:
         return headers, entry.body
 
 
-def _principal(app: Flask, request: Request) -> Principal | bool | None:
-    """The request's principal, None when access control is off, False for Flask to refuse."""
+def _principal(app: Flask, request: Request) -> Principal | None:
+    """The request's principal, None when access control is off; APIError for a bad token."""
     registry = token_registry(app)
     if not registry.enabled:
         return None
-    try:
-        return principal_of_authorization(registry, request.headers.get("Authorization", ""))
-    except APIError:
-        return False  # Flask answers 401 and charges the address's failure budget
+    return principal_of_authorization(registry, request.headers.get("Authorization", ""))
 
 
 def _first_page(
@@ -219,9 +208,16 @@ def _first_page(
     high: Decimal | None = arguments["payment_max"]
     limit: int = arguments["limit"]
     query, key, bound = patients_page_listing(low, high, arguments["sort"], None)
-    statement = first_page_statement(json_listing(query, key, patient_json_sql, reused=True), key)
-    rows = _rows(connection, statement, {**(bound or {}), PAGE_ROWS: limit + 1})
-    page = page_of(rows, key, limit, pin=lambda: first_page_pin(version, connection))
+    page = read_page(
+        json_listing(query, key, patient_json_sql, reused=True),
+        key,
+        None,
+        limit,
+        pin=lambda: first_page_pin(version, connection),
+        parameters=bound,
+        reused=True,
+        connection=connection,
+    )
     headers = [("Content-Type", JSON_MIMETYPE)]
     if page.next_cursor is not None:
         # As paginated's view sees them: limit and cursor are the page's own.
@@ -229,72 +225,3 @@ def _first_page(
         url = next_page_url(request.base_url, listing, limit, page.next_cursor, {})
         headers.append(("Link", next_link(url)))
     return CachedResponse(json_body(page.rows).encode(), tuple(headers))
-
-
-def _rows(
-    connection: sa.Connection, statement: sa.Select[Any], parameters: dict[str, Any]
-) -> list[Any]:
-    """``statement``'s rows as SQLAlchemy would give them: the same SQL, parameters
-    through their types' bind processors, values through their result processors for
-    the dialect (Money's quantize, say), columns read by name and by index."""
-    dialect = connection.dialect
-    compiled = _compiled(statement, dialect)
-    values = compiled.defaults | parameters
-    for name, process in compiled.binds:
-        values[name] = process(values[name])
-    result = connection.exec_driver_sql(compiled.sql, values)
-    codes = tuple(column[1] for column in result.cursor.description)
-    row_type, processors = _result_shape(statement, dialect, codes)
-    if not processors:
-        return list(map(row_type._make, result.all()))
-    return [
-        row_type._make(
-            [
-                value if process is None else process(value)
-                for process, value in zip(processors, row, strict=True)
-            ]
-        )
-        for row in result.all()
-    ]
-
-
-def _data_version(connection: sa.Connection) -> str | None:
-    """live.data_version, as driver SQL."""
-    rows = _rows(connection, live.DATA_VERSION, {})
-    return rows[0][0] if rows else None
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    """A statement as ``dialect`` compiles it: its text, its parameters' own values (None
-    for those bound at execution) and the bind processors of those that have one."""
-
-    sql: str
-    defaults: dict[str, Any]
-    binds: tuple[tuple[str, Callable[[Any], Any]], ...]
-
-
-@functools.lru_cache(maxsize=64)
-def _compiled(statement: sa.Select[Any], dialect: sa.Dialect) -> _Compiled:
-    compiled = statement.compile(dialect=dialect)
-    binds = tuple(
-        (name, process)
-        for name, bind in compiled.binds.items()
-        if (process := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-    )
-    return _Compiled(compiled.string, dict(compiled.params), binds)
-
-
-@functools.lru_cache(maxsize=64)
-def _result_shape(
-    statement: sa.Select[Any], dialect: sa.Dialect, type_codes: tuple[Any, ...]
-) -> tuple[Any, tuple[Callable[[Any], Any] | None, ...]]:
-    """The row type of ``statement``'s results (attributes by column name) and its columns'
-    result processors for the DBAPI's ``type_codes`` (empty when none has one)."""
-    columns = list(statement.selected_columns)
-    row_type = collections.namedtuple("PageRow", [column.name for column in columns])  # type: ignore[misc]
-    processors = tuple(
-        column.type.dialect_impl(dialect).result_processor(dialect, code)
-        for column, code in zip(columns, type_codes, strict=True)
-    )
-    return row_type, processors if any(processors) else ()

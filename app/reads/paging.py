@@ -227,6 +227,7 @@ def read_page(
     pin: Callable[[], Pin | None] = lambda: None,
     parameters: dict[str, Any] | None = None,
     reused: bool = False,
+    connection: sa.Connection | None = None,
 ) -> Page:
     """The ``limit`` rows of ``query`` after the position ``after`` in ``key``'s order.
 
@@ -235,9 +236,10 @@ def read_page(
     the console's alike. ``parameters`` are the values of the query's bind
     parameters. A ``reused`` query is one statement built once and asked
     for again (live.within_bounds): its page statement is built once too,
-    with the keyset and the limit as bind parameters of their own.
+    with the keyset and the limit as bind parameters of their own. It runs on
+    ``connection``, else on the request's session.
     """
-    connection = db.session.connection()
+    connection = connection or db.session.connection()
     if not reused:
         if after is not None:
             query = query.where(key.after(after))
@@ -250,28 +252,15 @@ def read_page(
         if after is not None:
             bound.update(zip(_AFTER_NAMES, after, strict=False))
         rows = connection.execute(statement, bound).all()
-    return page_of(rows, key, limit, pin)
-
-
-# The bind parameter of a page statement's row count (the page's limit + 1).
-PAGE_ROWS = "page_rows"
-_PAGE_ROWS = PAGE_ROWS
-# The bind parameters of a keyset's values, in the sort key's order (a key has a few columns).
-_AFTER_NAMES = tuple(f"page_after_{index}" for index in range(8))
-
-
-def first_page_statement(query: sa.Select[Any], key: SortKey) -> sa.Select[Any]:
-    """The statement read_page runs for the first page of a reused ``query``: ordered by
-    ``key``, limited by the bind parameter PAGE_ROWS (the page's limit + 1)."""
-    return _page_statement(query, key, False)
-
-
-def page_of(rows: list[Any], key: SortKey, limit: int, pin: Callable[[], Pin | None]) -> Page:
-    """The Page of ``rows`` read with ``limit + 1`` rows (rows with the key's attributes)."""
     if len(rows) <= limit:
         return Page(rows, None)
     rows = rows[:limit]
     return Page(rows, key.encode(rows[-1], pin()))
+
+
+_PAGE_ROWS = "page_rows"
+# The bind parameters of a keyset's values, in the sort key's order (a key has a few columns).
+_AFTER_NAMES = tuple(f"page_after_{index}" for index in range(8))
 
 
 @functools.lru_cache(maxsize=64)

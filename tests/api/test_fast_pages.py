@@ -258,22 +258,49 @@ def test_a_read_the_fast_path_charged_and_left_to_flask_is_charged_once(
 def test_a_sync_committed_during_the_page_leaves_it_to_flask(
     client: FlaskClient, seeded: None, flask_dispatches: mock.MagicMock
 ) -> None:
-    from app.api import fast_pages
+    from app.reads import live
 
-    real = fast_pages._data_version
-    seen: list[str | None] = []
+    real = live.data_version
+    reads: list[object] = []
 
-    def raced(connection: Any) -> str | None:
-        # The version read after the page names another state: a sync committed.
-        seen.append(real(connection))
-        return seen[-1] if len(seen) == 1 else "another state"
+    def raced(reader: Any) -> str | None:
+        # The fast path's second read (after its page) names another state: a sync
+        # committed. Flask's reads that follow see the real one.
+        reads.append(reader)
+        return "another state" if len(reads) == 2 else real(reader)
 
-    with mock.patch.object(fast_pages, "_data_version", side_effect=raced):
+    with mock.patch.object(live, "data_version", side_effect=raced):
         response = client.get("/patients?limit=2", headers=READER)
-    assert len(seen) == 2
+    assert len(reads) == 4  # the fast path's two, then Flask's two
     assert response.status_code == 200
     assert flask_dispatches.call_count == 1  # Flask read it again
     assert [item["externalId"] for item in response.get_json()] == ["p0", "p1"]
+
+
+def test_an_unexpected_error_in_the_fast_path_is_logged_and_flask_answers(
+    client: FlaskClient,
+    flask_only: Client,
+    seeded: None,
+    flask_dispatches: mock.MagicMock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from app.api import fast_pages
+
+    with mock.patch.object(fast_pages, "_first_page", side_effect=RuntimeError("a bug")):
+        response = client.get("/patients?limit=2", headers=READER)
+    assert flask_dispatches.call_count == 1
+    assert answer(response) == answer(flask_only.get("/patients?limit=2", headers=READER))
+    assert any(record.name == "app.api.fast_pages" and record.exc_info for record in caplog.records)
+
+
+@pytest.mark.parametrize("app_config", [{"TRUSTED_HOSTS": ["localhost"]}])
+def test_with_trusted_hosts_flask_checks_the_host(
+    client: FlaskClient, seeded: None, flask_dispatches: mock.MagicMock
+) -> None:
+    assert client.get("/patients", headers=READER).status_code == 200
+    evil = client.get("/patients", headers=READER | {"Host": "evil.example"})
+    assert evil.status_code == 400
+    assert flask_dispatches.call_count == 2  # both were left to Flask
 
 
 def test_a_fast_page_is_logged_and_timed_as_flasks_are(
