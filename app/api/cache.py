@@ -35,6 +35,7 @@ from app.db.engine import read_snapshot, read_without_transaction
 from app.db.positions import position_of
 from app.extensions import db
 from app.reads import live
+from app.reads.paging import DataMoved
 from app.web.replicas import note_position
 
 _KEPT_HEADERS = ("Content-Type", "Link")
@@ -125,8 +126,12 @@ def cached_read(view: Callable[..., Any]) -> Callable[..., Any]:
         # them means they all saw that one state: one statement more, not a
         # transaction. Only a read that a commit raced is read again, in one
         # REPEATABLE READ snapshot.
-        response = _read(view, version, args, kwargs)
-        if version is not None and live.data_version(session) != version:
+        try:
+            response = _read(view, version, args, kwargs)
+            raced = version is not None and live.data_version(session) != version
+        except DataMoved:
+            raced = True  # seen while pinning the page (paging.pin_instant_of)
+        if raced:
             with read_snapshot(session):
                 version = live.data_version(session)
                 note_position(version)

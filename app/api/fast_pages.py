@@ -14,12 +14,12 @@ line and the latency metric. So its answers are Flask's, byte for byte
 (tests/api/test_fast_pages.py compares them). It takes only the plain case:
 a GET of exactly ``/patients`` on PostgreSQL without replicas or
 TRUSTED_HOSTS, asking for JSON, with no If-None-Match, no cursor and no
-``as_of``, its arguments each given once and valid, a known token, the
-budget not spent, and the data version unchanged across the page (one
-snapshot, SPEC §3). Anything else is
-left to Flask as it came, and nothing has happened yet but, once the token
-is known, the budget's charge: Flask is told of it (app/web/rate_limits.py
-CHARGED), so no request is counted twice.
+``as_of``, its arguments each given once and valid, a known token, and the
+budget not spent. A miss is read in one statement with the data version it
+shows (paging.read_json_page: one snapshot, SPEC §3), PostgreSQL joining its
+rows into the page. Anything else is left to Flask as it came, and nothing
+has happened yet but, once the token is known, the budget's charge: Flask is
+told of it (app/web/rate_limits.py CHARGED), so no request is counted twice.
 
 READ_FAST_PATH=false turns it off.
 """
@@ -40,7 +40,7 @@ from flask import Flask, Request
 from app.api.args import PatientListArgsSchema
 from app.api.cache import CachedResponse, read_cache, read_key, replay_headers
 from app.api.csv_export import JSON_MIMETYPE, prefers_csv
-from app.api.pagination import json_body, json_listing, next_link, next_page_url
+from app.api.pagination import json_listing, next_link, next_page_url
 from app.db.dialect import dialect_of
 from app.db.engine import connection_without_transaction
 from app.db.positions import position_of
@@ -48,7 +48,7 @@ from app.errors import APIError
 from app.extensions import db
 from app.reads import live
 from app.reads.listings import patients_page_listing
-from app.reads.paging import first_page_pin, read_page
+from app.reads.paging import DataMoved, first_page_pin, read_json_page
 from app.reads.serializers import patient_json_sql
 from app.web.auth import Principal, principal_of_authorization, token_registry
 from app.web.metrics import observe_latency
@@ -165,23 +165,29 @@ class PatientPagesFastPath:
     def _page(
         self, connection: sa.Connection, request: Request, arguments: dict[str, Any]
     ) -> tuple[list[tuple[str, str]], bytes] | None:
-        """Read the page as cached_read and paginated would: None if a sync raced it.
+        """The page as cached_read and paginated give it: None to leave it to Flask.
 
         On a pooled connection of its own, outside a transaction, as Flask's
         session reads: the same statements through SQLAlchemy Core, without
-        the app context and the session.
+        the app context and the session. A miss is read in one statement with
+        the data version it shows, and kept under that version, so a sync
+        committed since the version was looked up needs no second read.
         """
         connection_without_transaction(connection)
         version = live.data_version(connection)
         if version is None:
             return None
-        key = read_key(version, ENDPOINT, request.root_url, (), arguments)
         cache = read_cache(self._flask)
+        key = read_key(version, ENDPOINT, request.root_url, (), arguments)
         entry = cache.get(key) if cache.enabled else None
         if entry is None:
-            entry = _first_page(connection, request, arguments, version)
-            if live.data_version(connection) != version:
-                return None  # Flask reads it again in one snapshot
+            try:
+                version, entry = _first_page(connection, request, arguments)
+            except DataMoved:
+                return None  # a sync committed before the page's pin was read: Flask reads it
+            if version is None:
+                return None
+            key = read_key(version, ENDPOINT, request.root_url, (), arguments)
             if cache.enabled:
                 cache.put(key, entry)
         headers = replay_headers(entry, key)
@@ -201,21 +207,20 @@ def _principal(app: Flask, request: Request) -> Principal | None:
 
 
 def _first_page(
-    connection: sa.Connection, request: Request, arguments: dict[str, Any], version: str
-) -> CachedResponse:
-    """The first page of live patients the arguments name, written by PostgreSQL."""
+    connection: sa.Connection, request: Request, arguments: dict[str, Any]
+) -> tuple[str | None, CachedResponse]:
+    """The first page of live patients the arguments name, written by PostgreSQL, and the
+    data version it shows."""
     low: Decimal | None = arguments["payment_min"]
     high: Decimal | None = arguments["payment_max"]
     limit: int = arguments["limit"]
     query, key, bound = patients_page_listing(low, high, arguments["sort"], None)
-    page = read_page(
+    page = read_json_page(
         json_listing(query, key, patient_json_sql, reused=True),
         key,
-        None,
         limit,
-        pin=lambda: first_page_pin(version, connection),
+        pin=lambda version: first_page_pin(version, connection),
         parameters=bound,
-        reused=True,
         connection=connection,
     )
     headers = [("Content-Type", JSON_MIMETYPE)]
@@ -224,4 +229,4 @@ def _first_page(
         listing = {k: v for k, v in arguments.items() if k not in ("limit", "cursor")}
         url = next_page_url(request.base_url, listing, limit, page.next_cursor, {})
         headers.append(("Link", next_link(url)))
-    return CachedResponse(json_body(page.rows).encode(), tuple(headers))
+    return page.version, CachedResponse(page.body.encode(), tuple(headers))

@@ -137,8 +137,9 @@ def connection_of(reader: Reader) -> sa.Connection:
 DATA_VERSION = sa.select(DataVersion.__table__.c.token).where(DataVersion.__table__.c.id == 1)
 
 
-def pin_instant(reader: Reader) -> datetime | None:
-    """The instant that names the current data, for a cursor's pin (None before any data).
+def pin_instant(reader: Reader) -> tuple[datetime | None, str | None]:
+    """The instant that names the current data, for a cursor's pin (None before any data),
+    and the data version it names, read in the same statement.
 
     The start of the newest applied sync: every row the data holds was
     written at or before it, and no applied sync began after it. Pruning
@@ -148,9 +149,9 @@ def pin_instant(reader: Reader) -> datetime | None:
     sync's start it can still be read ``as_of``. So a pin never depends on
     records retention may delete.
     """
-    row = connection_of(reader).execute(_PIN_INSTANT).one()
-    known = [moment for moment in row if moment is not None]
-    return max(known) if known else None
+    *moments, version = connection_of(reader).execute(_PIN_INSTANT).one()
+    known = [moment for moment in moments if moment is not None]
+    return (max(known) if known else None), version
 
 
 _PIN_INSTANT = sa.select(
@@ -162,6 +163,7 @@ _PIN_INSTANT = sa.select(
     )
     .scalar_subquery(),
     sa.select(HistoryHorizon.__table__.c.pruned_before).scalar_subquery(),
+    DATA_VERSION.scalar_subquery(),
 )
 
 

@@ -24,6 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from app.db.types import TOTAL_LIMIT
 from app.extensions import db
@@ -258,7 +259,72 @@ def read_page(
     return Page(rows, key.encode(rows[-1], pin()))
 
 
+@dataclass(frozen=True)
+class JsonPage:
+    """A page whose JSON array the database wrote whole, the next page's cursor (None on
+    the last), and the data version it was read in (None without a data_version row)."""
+
+    body: str
+    next_cursor: str | None
+    version: str | None
+
+
+def read_json_page(
+    query: sa.Select[Any],
+    key: SortKey,
+    limit: int,
+    *,
+    pin: Callable[[str | None], Pin | None],
+    parameters: dict[str, Any],
+    connection: sa.Connection,
+) -> JsonPage:
+    """The first page of a reused listing whose rows' JSON is its last column
+    (api.pagination.json_listing), in one statement that also reads the data version.
+
+    One statement is one snapshot, so the page is the state its version names
+    without a second look at the version; and PostgreSQL joins the rows into
+    one array and keeps the keyset of the last, so one row comes back instead
+    of a page of them. ``pin`` is asked, given the version, for the pin of the
+    next page's cursor, only if there is a next page.
+    """
+    bound = {**parameters, _PAGE_ROWS: limit + 1, _PAGE_LIMIT: limit}
+    row = connection.execute(_json_page_statement(query, key), bound).one()
+    body = f"[{row.page_json or ''}]"
+    if row.page_rows_read <= limit:
+        return JsonPage(body, None, row.page_version)
+    return JsonPage(body, key.encode(row, pin(row.page_version)), row.page_version)
+
+
+@functools.lru_cache(maxsize=64)
+def _json_page_statement(query: sa.Select[Any], key: SortKey) -> sa.Select[Any]:
+    """The first page of ``query`` (_page_statement) as one row: the data version, the
+    rows' JSON joined in order, how many rows were read (one more than a full page has),
+    and the sort key's values in the page's last row (bind parameter page_limit)."""
+    page = _page_statement(query, key, False).subquery("page")
+    order = [
+        page.c[column.name].desc() if column.descending else page.c[column.name].asc()
+        for column in key.columns
+    ]
+    numbered = sa.select(page, sa.func.row_number().over(order_by=order).label("n")).subquery(
+        "numbered"
+    )
+    position = numbered.c.n
+    last = sa.bindparam(_PAGE_LIMIT, type_=sa.BigInteger())
+    row_json = list(numbered.c)[-2]  # the listing's last column, before n
+    joined = sa.func.string_agg(row_json, aggregate_order_by(sa.literal_column("','"), position))
+    return sa.select(
+        live.DATA_VERSION.scalar_subquery().label("page_version"),
+        joined.filter(position <= last).label("page_json"),
+        sa.func.count().label("page_rows_read"),
+        *(
+            sa.func.max(numbered.c[column.name]).filter(position == last).label(column.name)
+            for column in key.columns
+        ),
+    )
+
+
 _PAGE_ROWS = "page_rows"
+_PAGE_LIMIT = "page_limit"
 # The bind parameters of a keyset's values, in the sort key's order (a key has a few columns).
 _AFTER_NAMES = tuple(f"page_after_{index}" for index in range(8))
 
@@ -307,17 +373,25 @@ def pinning(cursor: str | None, version: str | None) -> Pinning:
     return Pinning(pin.at, pin)
 
 
+class DataMoved(Exception):
+    """The data is no longer in the state a page was read in: read the page again."""
+
+
 def pin_instant_of(version: str, reader: live.Reader | None = None) -> datetime | None:
     """The instant that names the data ``version`` names (live.pin_instant), read now on
     ``reader`` (else the request's session) the first time a version is asked for.
 
     A pure function of the version (syncs and prunes change it), so every
     first page of a version after the first one pins without a round trip.
+    DataMoved if a commit has replaced ``version`` before the instant was
+    read: that instant names another state, and is neither kept nor given.
     """
     with _PIN_INSTANTS_LOCK:
         if version in _PIN_INSTANTS:
             return _PIN_INSTANTS[version]
-    at = live.pin_instant(reader or db.session)
+    at, read_in = live.pin_instant(reader or db.session)
+    if read_in != version:
+        raise DataMoved(version)
     with _PIN_INSTANTS_LOCK:
         _PIN_INSTANTS[version] = at
         while len(_PIN_INSTANTS) > _PIN_INSTANTS_KEPT:
@@ -335,7 +409,8 @@ def first_page_pin(version: str | None, reader: live.Reader | None = None) -> Pi
     """The pin of a first page read live in the data ``version`` names (None: nothing to pin).
 
     The API's pages and the console's alike; known without a round trip once
-    one first page of the version has pinned (else read on ``reader``).
+    one first page of the version has pinned (else read on ``reader``, and
+    DataMoved if the data has left that version since).
     """
     at = None if version is None else pin_instant_of(version, reader)
     return None if version is None or at is None else Pin(version, at)

@@ -232,3 +232,25 @@ def test_different_queries_have_different_etags(client: FlaskClient) -> None:
 
 def test_404_carries_no_etag(client: FlaskClient) -> None:
     assert "ETag" not in client.get("/patients/nobody").headers
+
+
+@pytest.mark.parametrize("app_config", [{"READ_FAST_PATH": False}])
+def test_a_page_whose_pin_a_commit_raced_is_read_again_in_one_snapshot(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync(client, "patients", [patient_record(f"p{i}") for i in range(3)])
+    real = live.pin_instant
+    reads: list[str | None] = []
+
+    def raced(reader: Any) -> tuple[Any, str | None]:
+        # The first pin is read after a sync replaced the page's version.
+        instant, version = real(reader)
+        reads.append(version)
+        return (instant, "another state") if len(reads) == 1 else (instant, version)
+
+    monkeypatch.setattr(live, "pin_instant", raced)
+    response = client.get("/patients?limit=2")
+    assert response.status_code == 200
+    assert len(reads) == 2  # pinned again, in the snapshot the page was read again in
+    assert [item["externalId"] for item in response.get_json()] == ["p0", "p1"]
+    assert next_link(response) is not None

@@ -255,26 +255,49 @@ def test_a_read_the_fast_path_charged_and_left_to_flask_is_charged_once(
     assert statuses == [200, 200, 429]
 
 
-def test_a_sync_committed_during_the_page_leaves_it_to_flask(
-    client: FlaskClient, seeded: None, flask_dispatches: mock.MagicMock
+def test_a_sync_committed_after_the_version_was_looked_up_shows_in_the_page_and_its_etag(
+    client: FlaskClient, flask_only: Client, seeded: None, flask_dispatches: mock.MagicMock
 ) -> None:
     from app.reads import live
 
     real = live.data_version
     reads: list[object] = []
 
-    def raced(reader: Any) -> str | None:
-        # The fast path's second read (after its page) names another state: a sync
-        # committed. Flask's reads that follow see the real one.
+    def before_the_sync(reader: Any) -> str | None:
+        # The version the cache was asked with names the state before a sync; the
+        # page's own statement reads the state after it, and its version with it.
         reads.append(reader)
-        return "another state" if len(reads) == 2 else real(reader)
+        return "the state before a sync" if len(reads) == 1 else real(reader)
 
-    with mock.patch.object(live, "data_version", side_effect=raced):
+    with mock.patch.object(live, "data_version", side_effect=before_the_sync):
         response = client.get("/patients?limit=2", headers=READER)
-    assert len(reads) == 4  # the fast path's two, then Flask's two
+    assert len(reads) == 1  # the page needed no second look at the version
+    assert flask_dispatches.call_count == 0
+    assert answer(response) == answer(flask_only.get("/patients?limit=2", headers=READER))
+
+
+def test_a_sync_committed_before_the_pin_was_read_leaves_the_page_to_flask(
+    client: FlaskClient, seeded: None, flask_dispatches: mock.MagicMock
+) -> None:
+    from app.reads import live
+
+    real = live.pin_instant
+    reads: list[object] = []
+
+    def raced(reader: Any) -> tuple[Any, str | None]:
+        # The fast path's pin is read in another state than its page: a sync
+        # committed in between. Flask's read that follows sees the real one.
+        reads.append(reader)
+        instant, version = real(reader)
+        return (instant, "another state") if len(reads) == 1 else (instant, version)
+
+    with mock.patch.object(live, "pin_instant", side_effect=raced):
+        response = client.get("/patients?limit=2", headers=READER)
+    assert len(reads) == 2  # the fast path's, then Flask's
     assert response.status_code == 200
     assert flask_dispatches.call_count == 1  # Flask read it again
     assert [item["externalId"] for item in response.get_json()] == ["p0", "p1"]
+    assert "Link" in response.headers
 
 
 def test_an_unexpected_error_in_the_fast_path_is_logged_and_flask_answers(

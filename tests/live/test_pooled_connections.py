@@ -146,9 +146,10 @@ def test_a_cache_hit_is_one_statement_outside_a_transaction(
     assert statement_log.seen[0][1] is True  # autocommit: no BEGIN, no ROLLBACK
 
 
-def test_a_cache_miss_checks_the_version_again_after_its_page(
+def test_a_cache_miss_through_flask_checks_the_version_again_after_its_page(
     pooled_app: Flask, statement_log: StatementLog
 ) -> None:
+    pooled_app.config["READ_FAST_PATH"] = False  # read at the first GET
     client = pooled_app.test_client()
     sync(client, "patients", [patient_record("p1")])
     statement_log.seen.clear()
@@ -159,6 +160,20 @@ def test_a_cache_miss_checks_the_version_again_after_its_page(
     assert all(autocommit for _, autocommit, *_ in statement_log.seen)
 
 
+def test_a_fast_first_page_reads_its_version_in_its_own_statement(
+    pooled_app: Flask, statement_log: StatementLog
+) -> None:
+    client = pooled_app.test_client()
+    sync(client, "patients", [patient_record("p1")])
+    statement_log.seen.clear()
+    assert client.get("/patients?limit=5").status_code == 200
+    statements = [statement for statement, *_ in statement_log.seen]
+    assert len(statements) == 2  # the version for the cache, then the page with its own
+    assert "data_version" in statements[0]
+    assert "FROM patients" in statements[1] and "data_version" in statements[1]
+    assert all(autocommit for _, autocommit, *_ in statement_log.seen)
+
+
 @pytest.mark.parametrize("fast_path", [False, True], ids=["flask", "fast-path"])
 def test_a_page_that_a_commit_races_is_read_again_in_one_read_only_snapshot(
     pooled_app: Flask, statement_log: StatementLog, fast_path: bool
@@ -166,8 +181,8 @@ def test_a_page_that_a_commit_races_is_read_again_in_one_read_only_snapshot(
     """The page and the version it reports (its ETag) are one state of the data.
 
     Through Flask the raced page is read again in one REPEATABLE READ snapshot;
-    the fast first page (app/api/fast_pages.py) leaves a raced page to Flask, whose
-    own read is not raced here, so it is one state by its unchanged version.
+    the fast first page (app/api/fast_pages.py) reads the page and its version
+    in one statement, so a commit before it is in both, and nothing is read again.
     """
     pooled_app.config["READ_FAST_PATH"] = fast_path  # read at the first GET
     client = pooled_app.test_client()
@@ -197,9 +212,9 @@ def test_a_page_that_a_commit_races_is_read_again_in_one_read_only_snapshot(
     assert [p["firstName"] for p in during.get_json()] == ["Zed"]
     again = [mode for statement, *mode in statement_log.seen if "FROM patients" in statement]
     if fast_path:
-        assert len(again) == 2  # the raced page, then Flask's
+        assert len(again) == 1  # the page carries its own version: not read again
         versions = [s for s, *_ in statement_log.seen if "FROM data_version" in s]
-        assert len(versions) == 4  # before and after each page: Flask's two agree
+        assert len(versions) == 2  # the cache's look, then the page's own
     else:
         assert again[-1] == [False, ISOLATION_LEVEL_REPEATABLE_READ, True]
     after = client.get("/patients", headers={"If-None-Match": during.headers["ETag"]})
