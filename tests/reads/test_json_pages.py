@@ -30,6 +30,7 @@ BOUNDS = [
     (Decimal("25.005"), Decimal("90.5")),
     (Decimal(10_000), None),  # no patient: an empty page
 ]
+HALF = Decimal("0.5")
 PIN = Pin("a version", datetime(2026, 1, 2, tzinfo=UTC))
 
 
@@ -40,7 +41,7 @@ def seeded(client: FlaskClient) -> None:
     sync(
         client,
         "payments",
-        [payment_record(f"m{i}", f"p{i % 25}", Decimal(i % 30) + Decimal("0.5")) for i in range(90)],
+        [payment_record(f"m{i}", f"p{i % 25}", Decimal(i % 30) + HALF) for i in range(90)],
     )
 
 
@@ -62,7 +63,11 @@ def both_pages(
 @pytest.mark.parametrize("bounds", BOUNDS)
 @pytest.mark.parametrize("sort", sorted(PATIENT_SORTS))
 def test_a_page_written_whole_is_the_page_its_rows_make(
-    seeded: None, app_ctx: None, bounds: tuple[Decimal | None, Decimal | None], sort: str, limit: int
+    seeded: None,
+    app_ctx: None,
+    bounds: tuple[Decimal | None, Decimal | None],
+    sort: str,
+    limit: int,
 ) -> None:
     whole, rows = both_pages(bounds, sort, limit)
     assert (whole.body, whole.next_cursor) == rows
