@@ -15,11 +15,13 @@ line and the latency metric. So its answers are Flask's, byte for byte
 a GET of exactly ``/patients`` on PostgreSQL without replicas or
 TRUSTED_HOSTS, asking for JSON, with no If-None-Match, no cursor and no
 ``as_of``, its arguments each given once and valid, a known token, and the
-budget not spent. A miss is read in one statement with the data version it
+budget not spent. A page is read in one statement with the data version it
 shows (paging.read_json_page: one snapshot, SPEC §3), PostgreSQL joining its
-rows into the page. Anything else is left to Flask as it came, and nothing
-has happened yet but, once the token is known, the budget's charge: Flask is
-told of it (app/web/rate_limits.py CHARGED), so no request is counted twice.
+rows into it; a page the cache holds is answered once one statement has
+confirmed its version is still the current one. Anything else is left to
+Flask as it came, and nothing has happened yet but, once the token is known,
+the budget's charge: Flask is told of it (app/web/rate_limits.py CHARGED), so
+no request is counted twice.
 
 READ_FAST_PATH=false turns it off.
 """
@@ -29,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +40,7 @@ import sqlalchemy as sa
 from flask import Flask, Request
 
 from app.api.args import PatientListArgsSchema
-from app.api.cache import CachedResponse, read_cache, read_key, replay_headers
+from app.api.cache import CachedResponse, ResponseCache, read_cache, read_key, replay_headers
 from app.api.csv_export import JSON_MIMETYPE, prefers_csv
 from app.api.pagination import json_listing, next_link, next_page_url
 from app.db.dialect import dialect_of
@@ -80,6 +82,9 @@ class PatientPagesFastPath:
         self._next = wsgi_app
         self._schema = PatientListArgsSchema()
         self._on: bool | None = None  # decided at the first request, once the app is built
+        # The newest data version this layer has read: where a cached page is likely
+        # to be. Only a guess of which statement to send first, never what is answered.
+        self._newest: str | None = None
         self._engine: sa.Engine
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -170,16 +175,17 @@ class PatientPagesFastPath:
         On a pooled connection of its own, outside a transaction, as Flask's
         session reads: the same statements through SQLAlchemy Core, without
         the app context and the session. A miss is read in one statement with
-        the data version it shows, and kept under that version, so a sync
-        committed since the version was looked up needs no second read.
+        the data version it shows, and kept under that version. So a page the
+        cache does not hold under the newest version seen costs that one
+        statement; one it does costs one statement to confirm the version.
         """
         connection_without_transaction(connection)
-        version = live.data_version(connection)
-        if version is None:
-            return None
+
+        def key_of(version: str) -> tuple[Any, ...]:
+            return read_key(version, ENDPOINT, request.root_url, (), arguments)
+
         cache = read_cache(self._flask)
-        key = read_key(version, ENDPOINT, request.root_url, (), arguments)
-        entry = cache.get(key) if cache.enabled else None
+        version, entry = self._cached(connection, cache, key_of)
         if entry is None:
             try:
                 version, entry = _first_page(connection, request, arguments)
@@ -187,15 +193,39 @@ class PatientPagesFastPath:
                 return None  # a sync committed before the page's pin was read: Flask reads it
             if version is None:
                 return None
-            key = read_key(version, ENDPOINT, request.root_url, (), arguments)
+            self._newest = version
             if cache.enabled:
-                cache.put(key, entry)
-        headers = replay_headers(entry, key)
+                cache.put(key_of(version), entry)
+        assert version is not None
+        headers = replay_headers(entry, key_of(version))
         headers += [("Content-Length", str(len(entry.body))), _VARY]
         position = position_of(version)
         if position is not None:
             headers.append((POSITION_HEADER, position))
         return headers, entry.body
+
+    def _cached(
+        self,
+        connection: sa.Connection,
+        cache: ResponseCache,
+        key_of: Callable[[str], tuple[Any, ...]],
+    ) -> tuple[str | None, CachedResponse | None]:
+        """The page the cache holds for the current data version, and that version; (None,
+        None) when it holds none under the newest version seen (no statement is sent then)."""
+        version = self._newest
+        if not cache.enabled or version is None:
+            return None, None
+        entry = cache.get(key_of(version))
+        if entry is None:
+            return None, None
+        current = live.data_version(connection)
+        if current == version:
+            return version, entry
+        if current is None:
+            return None, None  # the row is gone: the page's own statement finds none either
+        self._newest = current
+        entry = cache.get(key_of(current))
+        return (current, entry) if entry is not None else (None, None)
 
 
 def _principal(app: Flask, request: Request) -> Principal | None:

@@ -61,15 +61,15 @@ def test_read_runs_one_statement_when_cached(
 
 @pytest.mark.postgresql_only
 @pytest.mark.parametrize("url", FIRST_PAGES_OF_PATIENTS)
-def test_a_first_page_of_patients_runs_two_statements_uncached(
+def test_a_first_page_of_patients_runs_one_statement_uncached(
     client: FlaskClient, seeded: None, query_recorder: QueryRecorder, url: str
 ) -> None:
     with query_recorder:
         response = client.get(url)
     assert response.status_code == 200
-    # Read in front of Flask (app/api/fast_pages.py): the data version for the
-    # cache, then the page in one statement with the version it shows (SPEC §3).
-    assert len(query_recorder.statements) == 2, query_recorder.statements
+    # Read in front of Flask (app/api/fast_pages.py): the page in one statement
+    # with the data version it shows (SPEC §3), which keys it in the cache.
+    assert len(query_recorder.statements) == 1, query_recorder.statements
 
 
 @pytest.mark.parametrize("app_config", [{"READ_CACHE_SIZE": 0, "READ_FAST_PATH": False}])
@@ -94,8 +94,8 @@ def test_a_first_page_of_patients_pins_without_a_statement_once_its_data_version
     # The first page with a next page also reads the instant that names its data (its pin).
     with query_recorder:
         assert "Link" in client.get("/patients?limit=10").headers
-    assert len(query_recorder.statements) == 3, query_recorder.statements
-    # Until the data changes, that instant is known: the data version, then the page.
+    assert len(query_recorder.statements) == 2, query_recorder.statements
+    # Until the data changes, that instant is known: the page is all.
     with query_recorder:
         assert "Link" in client.get("/patients?limit=10&payment_min=1").headers
-    assert len(query_recorder.statements) == 2, query_recorder.statements
+    assert len(query_recorder.statements) == 1, query_recorder.statements

@@ -22,6 +22,7 @@ from werkzeug.test import Client, TestResponse
 
 from app.extensions import db
 from app.models import DataVersion
+from tests.support.databases import QueryRecorder
 from tests.support.helpers import get_all, patient_record, payment_record, sync
 
 pytestmark = pytest.mark.postgresql_only
@@ -255,25 +256,42 @@ def test_a_read_the_fast_path_charged_and_left_to_flask_is_charged_once(
     assert statuses == [200, 200, 429]
 
 
-def test_a_sync_committed_after_the_version_was_looked_up_shows_in_the_page_and_its_etag(
-    client: FlaskClient, flask_only: Client, seeded: None, flask_dispatches: mock.MagicMock
+CACHED = {
+    "API_READ_TOKENS": (READ_TOKEN,),
+    "API_WRITE_TOKENS": (WRITE_TOKEN,),
+    "RATELIMIT_READ": "1000 per minute",
+}
+
+
+@pytest.mark.parametrize("app_config", [CACHED])
+def test_a_cached_first_page_is_answered_after_one_statement_confirms_its_version(
+    client: FlaskClient,
+    seeded: None,
+    flask_dispatches: mock.MagicMock,
+    query_recorder: QueryRecorder,
 ) -> None:
-    from app.reads import live
-
-    real = live.data_version
-    reads: list[object] = []
-
-    def before_the_sync(reader: Any) -> str | None:
-        # The version the cache was asked with names the state before a sync; the
-        # page's own statement reads the state after it, and its version with it.
-        reads.append(reader)
-        return "the state before a sync" if len(reads) == 1 else real(reader)
-
-    with mock.patch.object(live, "data_version", side_effect=before_the_sync):
-        response = client.get("/patients?limit=2", headers=READER)
-    assert len(reads) == 1  # the page needed no second look at the version
+    first = client.get("/patients?limit=2", headers=READER)
+    with query_recorder:
+        again = client.get("/patients?limit=2", headers=READER)
     assert flask_dispatches.call_count == 0
-    assert answer(response) == answer(flask_only.get("/patients?limit=2", headers=READER))
+    assert answer(again) == answer(first)
+    assert len(query_recorder.statements) == 1
+    assert "data_version" in query_recorder.statements[0]
+
+
+@pytest.mark.parametrize("app_config", [CACHED])
+def test_a_cached_first_page_a_sync_replaced_is_read_again(
+    client: FlaskClient, seeded: None, flask_dispatches: mock.MagicMock
+) -> None:
+    before = client.get("/patients?limit=2", headers=READER)
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {WRITE_TOKEN}"
+    sync(client, "patients", [patient_record("p0", firstName="Zed")])
+    del client.environ_base["HTTP_AUTHORIZATION"]
+    dispatched = flask_dispatches.call_count
+    after = client.get("/patients?limit=2", headers=READER)
+    assert flask_dispatches.call_count == dispatched  # the fast path answered it
+    assert [item["firstName"] for item in after.get_json()] == ["Zed"]
+    assert after.headers["ETag"] != before.headers["ETag"]
 
 
 def test_a_sync_committed_before_the_pin_was_read_leaves_the_page_to_flask(

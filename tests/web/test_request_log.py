@@ -34,6 +34,14 @@ class LogCapture:
         return self.stream.getvalue()
 
     @property
+    def text_without_times(self) -> str:
+        """Everything logged so far, but each line's time and duration: a duration of
+        12.503 ms or a time of 10:00:07.251 must not read as an amount that leaked."""
+        times = ("ts", "duration_ms")
+        lines = [{k: v for k, v in line.items() if k not in times} for line in self.lines]
+        return "\n".join(json.dumps(line) for line in lines)
+
+    @property
     def lines(self) -> list[dict[str, Any]]:
         """Every line so far, parsed (each must be one JSON object)."""
         return [json.loads(line) for line in self.text.splitlines()]
@@ -100,7 +108,7 @@ def test_each_request_logs_one_json_line_with_id_method_path_status_duration(
 
 def test_the_query_string_is_not_logged(client: FlaskClient, logs: LogCapture) -> None:
     client.get("/patients?payment_min=4321.09&payment_max=9876.54")
-    assert "4321.09" not in logs.text
+    assert "4321.09" not in logs.text_without_times
     assert "payment_min" not in logs.text
 
 
@@ -179,6 +187,6 @@ def test_logs_never_contain_names_dates_of_birth_or_amounts(
     leaked = [
         value
         for value in (*SECRET_NAMES, *SECRET_DATES, *SECRET_AMOUNTS, "43683.09")
-        if value in logs.text
+        if value in logs.text_without_times
     ]
     assert leaked == []
