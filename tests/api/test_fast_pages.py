@@ -165,6 +165,24 @@ def test_behind_a_trusted_proxy_a_first_page_links_where_flasks_does(
     assert answer(fast) == answer(flask_behind_proxy.get("/patients?limit=2", headers=forwarded))
 
 
+def test_each_host_and_root_gets_links_to_itself(
+    client: FlaskClient, flask_only: Client, seeded: None, flask_dispatches: mock.MagicMock
+) -> None:
+    for base_url in [
+        "http://a.example",
+        "http://b.example:8080",
+        "http://a.example/pp",
+        "https://a.example",
+        "http://a.example",
+    ]:
+        dispatched = flask_dispatches.call_count
+        fast = client.get("/patients?limit=2", headers=READER, base_url=base_url)
+        assert flask_dispatches.call_count == dispatched  # the fast path answered it
+        assert fast.headers["Link"].startswith(f"<{base_url}/patients?")
+        flask = flask_only.get("/patients?limit=2", headers=READER, base_url=base_url)
+        assert answer(fast) == answer(flask)
+
+
 @pytest.mark.parametrize("app_config", [{"READ_CACHE_SIZE": 256}])
 def test_the_fast_path_and_flask_share_the_read_cache(
     client: FlaskClient, flask_only: Client, seeded: None, flask_dispatches: mock.MagicMock
