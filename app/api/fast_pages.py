@@ -70,8 +70,8 @@ ENDPOINT = "patients.list_patients"
 _ARGUMENTS = frozenset(
     {"payment_min", "payment_max", "payments_min", "payments_max", "limit", "sort"}
 )
-_VARY = ("Vary", "Accept")
-_URLS_KEPT = 64  # app/api/csv_export.py: the listing is negotiated on Accept
+_VARY = ("Vary", "Accept")  # app/api/csv_export.py: the listing is negotiated on Accept
+_URLS_KEPT = 64  # root and base URLs kept (PatientPagesFastPath._urls_of)
 
 
 class PatientPagesFastPath:

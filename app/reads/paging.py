@@ -279,7 +279,8 @@ def read_json_page(
     connection: sa.Connection,
 ) -> JsonPage:
     """The first page of a reused listing whose rows' JSON is its last column
-    (api.pagination.json_listing), in one statement that also reads the data version.
+    (api.pagination.json_listing), in one statement that also reads the data version
+    (PostgreSQL only, as the rows' JSON is).
 
     One statement is one snapshot, so the page is the state its version names
     without a second look at the version; and PostgreSQL joins the rows into
