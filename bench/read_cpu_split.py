@@ -8,8 +8,9 @@ with ``make bench``'s settings, this tree and bench/read_floor.py's floor in
 turns, and drives each with the floor's 20,000 varied range URLs (wrk, 8
 connections), every page a cache miss. Around each run it reads the CPU time
 of every gunicorn and PostgreSQL process from /proc and prints requests/s and
-CPU milliseconds per request for each group. wrk's own CPU is not counted (it
-has exited when the second reading is taken); the same for both.
+CPU milliseconds per request for each group, and how unevenly the gunicorn
+processes shared the work (the busiest one's share). wrk's own CPU is not
+counted (it has exited when the second reading is taken); the same for both.
 """
 
 from __future__ import annotations
@@ -52,8 +53,15 @@ def measure(base_url: str, seconds: int) -> dict[str, float]:
     after = cpu_by_group()
     requests = result["rps"] * seconds
     figures = {"rps": result["rps"], "gunicorn": 0.0, "postgres": 0.0}
+    workers = []
     for pid, (group, cpu) in after.items():
-        figures[group] += (cpu - before.get(pid, (group, 0.0))[1]) / requests * 1000
+        spent = cpu - before.get(pid, (group, 0.0))[1]
+        figures[group] += spent / requests * 1000
+        if group == "gunicorn":
+            workers.append(spent)
+    # wrk's keep-alive connections stay with the worker that accepted them: a
+    # busy worker's GIL caps a run whose connections landed unevenly.
+    figures["busiest worker's share"] = max(workers) / sum(workers)
     return figures
 
 
@@ -75,13 +83,19 @@ def main() -> None:
         with read_floor.serving(read_ab.FLOOR_PORT, environment) as base_url:
             rounds["floor"].append(measure(base_url, options.seconds))
         print(f"round {round_ + 1}: {rounds['service'][-1]} / floor {rounds['floor'][-1]}")
-    print("| uncached page, under gunicorn | req/s | gunicorn CPU ms/req | PostgreSQL CPU ms/req |")
-    print("|---|---|---|---|")
+    print(
+        "| uncached page, under gunicorn | req/s | gunicorn CPU ms/req | PostgreSQL CPU ms/req"
+        " | busiest worker's share of the gunicorn CPU |"
+    )
+    print("|---|---|---|---|---|")
     for name, figures in rounds.items():
-        rps, workers, database = (
+        rps, workers, database, busiest = (
             statistics.median(f[column] for f in figures) for column in figures[0]
         )
-        print(f"| {name}, median of {len(figures)} | {rps:.0f} | {workers:.3f} | {database:.3f} |")
+        print(
+            f"| {name}, median of {len(figures)} | {rps:.0f} | {workers:.3f} | {database:.3f}"
+            f" | {busiest:.2f} |"
+        )
     ratios = [s["rps"] / f["rps"] for s, f in zip(rounds["service"], rounds["floor"], strict=True)]
     print(f"service/floor req/s by round: {', '.join(f'{r:.2f}' for r in ratios)}")
 
