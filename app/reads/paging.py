@@ -50,9 +50,14 @@ class SortKey:
     name: str
     columns: tuple[KeyColumn, ...]
 
-    def order_by(self) -> list[sa.ColumnElement[Any]]:
-        """ORDER BY clauses for this key."""
-        return [key.column.desc() if key.descending else key.column.asc() for key in self.columns]
+    def order_by(self, over: Any = None) -> list[sa.ColumnElement[Any]]:
+        """ORDER BY clauses for this key; of the same-named columns of ``over`` (a
+        subquery's ``.c``, say) instead of the key's own, if given."""
+        ordered = []
+        for key in self.columns:
+            column = key.column if over is None else over[key.name]
+            ordered.append(column.desc() if key.descending else column.asc())
+        return ordered
 
     def after(self, values: list[Any]) -> sa.ColumnElement[bool]:
         """Rows strictly after ``values`` in this order.
@@ -302,16 +307,11 @@ def _json_page_statement(query: sa.Select[Any], key: SortKey) -> sa.Select[Any]:
     rows' JSON joined in order, how many rows were read (one more than a full page has),
     and the sort key's values in the page's last row (bind parameter page_limit)."""
     page = _page_statement(query, key, False).subquery("page")
-    order = [
-        page.c[column.name].desc() if column.descending else page.c[column.name].asc()
-        for column in key.columns
-    ]
-    numbered = sa.select(page, sa.func.row_number().over(order_by=order).label("n")).subquery(
-        "numbered"
-    )
+    row_number = sa.func.row_number().over(order_by=key.order_by(page.c))
+    numbered = sa.select(page, row_number.label("n")).subquery("numbered")
     position = numbered.c.n
     last = sa.bindparam(_PAGE_LIMIT, type_=sa.BigInteger())
-    row_json = list(numbered.c)[-2]  # the listing's last column, before n
+    row_json = numbered.c[list(page.c)[-1].name]  # the listing's last column
     joined = sa.func.string_agg(row_json, aggregate_order_by(sa.literal_column("','"), position))
     return sa.select(
         live.DATA_VERSION.scalar_subquery().label("page_version"),

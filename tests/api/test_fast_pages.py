@@ -312,6 +312,29 @@ def test_a_cached_first_page_a_sync_replaced_is_read_again(
     assert after.headers["ETag"] != before.headers["ETag"]
 
 
+@pytest.mark.parametrize("app_config", [CACHED])
+def test_after_a_sync_a_page_flask_cached_under_the_new_version_is_answered_from_the_cache(
+    client: FlaskClient,
+    flask_only: Client,
+    seeded: None,
+    flask_dispatches: mock.MagicMock,
+    query_recorder: QueryRecorder,
+) -> None:
+    client.get("/patients?limit=2", headers=READER)  # kept under the version before the sync
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {WRITE_TOKEN}"
+    sync(client, "patients", [patient_record("p0", firstName="Zed")])
+    del client.environ_base["HTTP_AUTHORIZATION"]
+    flask = flask_only.get("/patients?limit=2", headers=READER)  # kept under the new one
+    dispatched = flask_dispatches.call_count
+    with query_recorder:
+        fast = client.get("/patients?limit=2", headers=READER)
+    assert flask_dispatches.call_count == dispatched
+    assert answer(fast) == answer(flask)
+    # The version, found changed; the page then came from the cache, not a statement.
+    assert len(query_recorder.statements) == 1
+    assert "data_version" in query_recorder.statements[0]
+
+
 def test_a_sync_committed_before_the_pin_was_read_leaves_the_page_to_flask(
     client: FlaskClient, seeded: None, flask_dispatches: mock.MagicMock
 ) -> None:
