@@ -12,6 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.snapshot import (
     CHUNK_SIZE,
@@ -21,6 +23,7 @@ from app.snapshot import (
     iter_snapshot,
     reader,
 )
+from app.snapshot.decoder import DECODER
 from app.sync.entities import ENTITIES
 from app.sync.records import validate_snapshot
 
@@ -241,6 +244,92 @@ def test_iter_snapshot_results_do_not_depend_on_chunk_boundaries(
     assert read_all(io.BytesIO(body), max_record_bytes=40) == [
         expected_for(json.loads(text, parse_float=Decimal), text, 40) for text in texts
     ]
+
+
+# Any JSON value, numbers exact; what an element of a snapshot may be.
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.decimals(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["externalId", "a", "}", ",]"]), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+WHITESPACE = st.text(alphabet=" \t\n\r", max_size=3)
+
+
+def as_text(value: Any) -> str:
+    """``value`` as JSON text, Decimals written exactly."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ",".join(as_text(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{as_text(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value, ensure_ascii=False)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    values=st.lists(JSON_VALUES, max_size=12),
+    spaces=st.lists(WHITESPACE, min_size=26, max_size=26),
+    chunk_size=st.sampled_from([1, 2, 7, 64, CHUNK_SIZE]),
+    limit=st.sampled_from([8, 40, LIMIT]),
+)
+def test_iter_snapshot_yields_each_element_as_the_standard_decoder_reads_it(
+    values: list[Any], spaces: list[str], chunk_size: int, limit: int
+) -> None:
+    texts = [as_text(value) for value in values]
+    body = spaces[0] + "[" + spaces[1]
+    body += "".join(
+        text + (spaces[2 * i + 2] + "," + spaces[2 * i + 3] if i < len(texts) - 1 else "")
+        for i, text in enumerate(texts)
+    )
+    body += spaces[-1] + "]" + spaces[-2]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reader, "CHUNK_SIZE", chunk_size)
+        read = read_all(io.BytesIO(body.encode()), max_record_bytes=limit)
+    # Which externalId an oversized element yields is the skipper's (tests above).
+    assert [sized(element) for element in read] == [
+        sized(expected_for(DECODER.decode(text), text, limit)) for text in texts
+    ]
+
+
+def sized(element: Any) -> Any:
+    """``element``, or the size and limit of an OversizedRecord."""
+    return (element.size, element.limit) if isinstance(element, OversizedRecord) else element
+
+
+# A body of elements in which one character is replaced: valid or not, the reader agrees
+# with the standard decoder on whether it is a snapshot.
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    values=st.lists(JSON_VALUES, min_size=1, max_size=8),
+    where=st.floats(min_value=0, max_value=1, exclude_max=True),
+    character=st.sampled_from(list('[]{},:" 0a\\')),
+    chunk_size=st.sampled_from([3, 64, CHUNK_SIZE]),
+)
+def test_iter_snapshot_refuses_a_body_whenever_the_standard_decoder_does(
+    values: list[Any], where: float, character: str, chunk_size: int
+) -> None:
+    text = "[" + ", ".join(as_text(value) for value in values) + "]"
+    at = int(where * len(text))
+    body = text[:at] + character + text[at + 1 :]
+    try:
+        whole = DECODER.decode(body)
+    except (ValueError, RecursionError):
+        whole = SnapshotError
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reader, "CHUNK_SIZE", chunk_size)
+        if not isinstance(whole, list):
+            with pytest.raises(SnapshotError):
+                read_all(io.BytesIO(body.encode()))
+        else:
+            assert read_all(io.BytesIO(body.encode())) == whole
 
 
 # --------------------------------------------------------------------------- syntax errors
