@@ -164,19 +164,19 @@ def _apply(
     """Settle the cross-record rules, plan, keep what is replaced, then apply each rule."""
     target, fields = entity.target, entity.merged
     rejected, errors = merge.reject_duplicates(connection, stage, settings.max_errors)
-    merge.build_plan(connection, entity, stage, plan)
+    planned = merge.build_plan(connection, entity, stage, plan)
     if entity.reject_in_plan is not None:
         more, more_errors = entity.reject_in_plan(connection, plan, settings.max_errors)
         rejected, errors = rejected + more, errors + more_errors
     live = merge.count_live(connection, target)
-    # Counted from the plan alone: when nothing is absent (a resend) the
-    # anti-join over the whole table (the soft delete) is skipped, and when
-    # nothing matches (an initial load) so are the statements over matches.
-    present, matched = merge.count_matched(connection, plan)
+    # Counted without a join: when nothing is absent (a resend) the anti-join
+    # over the whole table (the soft delete) is skipped, and when nothing
+    # matches (an initial load) so are the statements over matches.
+    present, matched = merge.count_matched(connection, stage, plan, planned)
     absent = live - present
     if matched:
         merge.keep_superseded_versions(connection, entity, plan, stamp)
-    deleted = merge.soft_delete_absent(connection, entity, plan, stamp) if absent else 0
+    deleted = merge.soft_delete_absent(connection, entity, stage, stamp) if absent else 0
     # Checked after the fact: a refusal rolls the whole transaction back anyway,
     # and the delete's own row count saves a second anti-join.
     _guard_mass_delete(live, deleted, settings, force)

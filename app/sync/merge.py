@@ -1,10 +1,12 @@
 """Set-based statements that apply a staged snapshot, one per merge rule (SPEC §2).
 
 The stage is first joined once with the stored rows into a *plan*: per
-element, its stored row (if any), whether that row is soft-deleted, and
-whether any field differs. Every rule is then one statement over the plan,
-joined to the target by primary key. Functions return the number of rows
-they wrote and never commit: the engine owns the transaction.
+element that has something to do, its stored row (if any), whether that
+row is soft-deleted, and whether any field differs. Every rule that writes
+is then one statement over the plan, joined to the target by primary key;
+the soft delete, which needs every element, reads the stage. Functions
+return the number of rows they wrote and never commit: the engine owns the
+transaction.
 """
 
 from __future__ import annotations
@@ -102,11 +104,15 @@ def reject_duplicates(
     return rejected, errors
 
 
-def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan: sa.Table) -> None:
-    """Fill ``plan``: every staged element joined once with its stored row.
+def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan: sa.Table) -> int:
+    """Fill ``plan`` with the staged elements that have something to do; return how many.
 
-    The entity says what else joins in and which of its elements are valid
-    (``Entity.plan_source``); ``changed`` is whether any written field differs.
+    Each is joined once with its stored row. The entity says what else joins
+    in and which of its elements are valid (``Entity.plan_source``);
+    ``changed`` is whether any written field differs. A valid element that
+    matches a live row and changes nothing (most of a daily snapshot, all of
+    a resend) is left out: no rule writes it, so the plan is not written
+    and read again for it. What it counts for is ``count_matched``'s.
     """
     target = entity.target
     drawn = entity.plan_source(stage, target)
@@ -120,24 +126,39 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan:
         "target_deleted": target.c.deleted.is_not(None),
         "changed": sa.and_(target.c.id.is_not(None), differs),
     }
-    rows = sa.select(*(values[name].label(name) for name in values)).select_from(drawn.source)
-    connection.execute(sa.insert(plan).from_select(list(values), rows))
-    # Statistics for hash joins, or (SQLite) the index the soft delete's anti-join needs.
+    something_to_do = sa.or_(
+        sa.not_(drawn.valid), target.c.id.is_(None), target.c.deleted.is_not(None), differs
+    )
+    rows = (
+        sa.select(*(values[name].label(name) for name in values))
+        .select_from(drawn.source)
+        .where(something_to_do)
+    )
+    planned = connection.execute(sa.insert(plan).from_select(list(values), rows)).rowcount
+    # Statistics for hash joins, or (SQLite) an index for the joins by target row.
     dialect_of(connection).ready_for_joins(connection, plan, "target_id")
+    return planned
 
 
-def count_matched(connection: sa.Connection, plan: sa.Table) -> tuple[int, int]:
+def count_matched(
+    connection: sa.Connection, stage: sa.Table, plan: sa.Table, planned: int
+) -> tuple[int, int]:
     """Live rows the upload holds (valid or not), and its elements that match a stored row.
 
     Live minus the first is what rule 3 deletes; when the second is 0 (an
-    initial load) no rule but the insert has anything to do.
+    initial load) no rule but the insert has anything to do. ``planned``:
+    the plan's rows (``build_plan``). Each staged element the plan left out
+    is valid and matches a live row of its own: no other element has its
+    externalId (a duplicate is invalid, so planned), so each adds one to
+    both counts, and what the plan holds adds the rest.
     """
+    left_out = (connection.scalar(sa.select(sa.func.count()).select_from(stage)) or 0) - planned
     query = sa.select(
         sa.func.count(sa.distinct(plan.c.target_id)).filter(sa.not_(plan.c.target_deleted)),
         sa.func.count(plan.c.target_id),
     )
     present, matched = connection.execute(query).one()
-    return present or 0, matched or 0
+    return left_out + (present or 0), left_out + (matched or 0)
 
 
 def keep_superseded_versions(
@@ -191,24 +212,27 @@ def _insert_versions(connection: sa.Connection, entity: Entity, rows: sa.Select[
     ).rowcount
 
 
-def _absent_and_live(target: sa.Table, plan: sa.Table) -> sa.ColumnElement[bool]:
+def _absent_and_live(target: sa.Table, stage: sa.Table) -> sa.ColumnElement[bool]:
     """Live rows whose externalId the upload does not hold (rejected ones count as held)."""
-    return sa.and_(target.c.deleted.is_(None), ~sa.exists().where(plan.c.target_id == target.c.id))
+    return sa.and_(
+        target.c.deleted.is_(None),
+        ~sa.exists().where(stage.c.external_id == target.c.external_id),
+    )
 
 
 def soft_delete_absent(
-    connection: sa.Connection, entity: Entity, plan: sa.Table, stamp: SyncStamp
+    connection: sa.Connection, entity: Entity, stage: sa.Table, stamp: SyncStamp
 ) -> int:
     """Rule 3: a live row whose externalId is absent from the upload is soft-deleted.
 
-    Rejected records are in the plan too (valid = false), so their rows count
+    Rejected records are in the stage too (valid = false), so their rows count
     as present and stay as they are (rule 5). Each deleted row's live version
     is kept (SPEC §5). Where the database can (PostgreSQL), one statement
     does both, so the anti-join over the whole table runs once; else two.
     """
     return dialect_of(connection).soft_delete(
-        in_one_statement=lambda: _delete_keeping_versions(connection, entity, plan, stamp),
-        in_two=lambda: _keep_versions_then_delete(connection, entity, plan, stamp),
+        in_one_statement=lambda: _delete_keeping_versions(connection, entity, stage, stamp),
+        in_two=lambda: _keep_versions_then_delete(connection, entity, stage, stamp),
     )
 
 
@@ -218,28 +242,28 @@ def _stamped(stamp: SyncStamp) -> dict[str, object]:
 
 
 def _keep_versions_then_delete(
-    connection: sa.Connection, entity: Entity, plan: sa.Table, stamp: SyncStamp
+    connection: sa.Connection, entity: Entity, stage: sa.Table, stamp: SyncStamp
 ) -> int:
     """The soft delete as two statements: copy the absent rows' versions, then delete them."""
     target = entity.target
     kept = _as_versions(entity, stamp, target, target.c.updated, target.c.sync_id).where(
-        _absent_and_live(target, plan)
+        _absent_and_live(target, stage)
     )
     _insert_versions(connection, entity, kept)
     return connection.execute(
-        sa.update(target).where(_absent_and_live(target, plan)).values(_stamped(stamp))
+        sa.update(target).where(_absent_and_live(target, stage)).values(_stamped(stamp))
     ).rowcount
 
 
 def _delete_keeping_versions(
-    connection: sa.Connection, entity: Entity, plan: sa.Table, stamp: SyncStamp
+    connection: sa.Connection, entity: Entity, stage: sa.Table, stamp: SyncStamp
 ) -> int:
     """The soft delete as one statement: the UPDATE returns the rows it deleted, with the
     ``updated`` and ``sync_id`` they had, into the versions' INSERT."""
     target = entity.target
     before = (
         sa.select(target.c.id, target.c.updated, target.c.sync_id)
-        .where(_absent_and_live(target, plan))
+        .where(_absent_and_live(target, stage))
         .subquery("before")
     )
     gone = (

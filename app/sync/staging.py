@@ -58,7 +58,7 @@ _TABLES: dict[str, SyncTables] = {}
 
 
 def sync_tables(entity: Entity) -> SyncTables:
-    """The entity's stage (one row per staged element) and plan (each joined with its row)."""
+    """The entity's stage (one row per staged element) and plan (those with something to do)."""
     if entity.name not in _TABLES:
         _TABLES[entity.name] = (
             _table(f"sync_stage_{entity.name}", entity.staged),

@@ -523,3 +523,63 @@ def test_a_sync_runs_with_the_configured_work_mem(client: FlaskClient) -> None:
     with mock.patch.object(merge, "build_plan", watching):
         sync(client, "payments", [payment_record("m1", "p1")])
     assert seen == ["200MB"]
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+def test_sync_deletes_exactly_the_absent_rows_whatever_the_other_elements_do(
+    client: FlaskClient,
+) -> None:
+    sync(client, "patients", [patient_record("p1")])
+    names = ("same", "changed", "twice", "rejected", "restored", "absent")
+    sync(client, "payments", [payment_record(name, "p1", "1.00") for name in names])
+    without_restored = [payment_record(name, "p1", "1.00") for name in names if name != "restored"]
+    assert sync(client, "payments", without_restored)["deleted"] == 1
+    report = sync(
+        client,
+        "payments",
+        [
+            payment_record("same", "p1", "1.00"),
+            payment_record("changed", "p1", "2.00"),
+            payment_record("twice", "p1", "1.00"),
+            payment_record("twice", "p1", "1.00"),
+            payment_record("rejected", "p1", "abc"),
+            payment_record("restored", "p1", "1.00"),
+            payment_record("new", "p1", "1.00"),
+        ],
+    )
+    counts = {name: report[name] for name in (*REPORT_OUTCOMES, "deleted")}
+    assert counts == {
+        "created": 1,
+        "updated": 1,
+        "restored": 1,
+        "unchanged": 1,
+        "rejected": 3,
+        "deleted": 1,
+    }
+    assert stored_payments(client).keys() == {
+        "same",
+        "changed",
+        "twice",
+        "rejected",
+        "restored",
+        "new",
+    }
+
+
+def test_a_resend_plans_no_rows(client: FlaskClient) -> None:
+    planned: list[int] = []
+    build_plan = merge.build_plan
+
+    def watching(*args: Any, **kwargs: Any) -> int:
+        planned.append(build_plan(*args, **kwargs))
+        return planned[-1]
+
+    sync(client, "patients", [patient_record("p1")])
+    records = [payment_record(f"m{n}", "p1", f"{n}.00") for n in range(1, 6)]
+    with mock.patch.object(merge, "build_plan", watching):
+        first = sync(client, "payments", records)
+        again = sync(client, "payments", records)
+    assert (first["created"], again["unchanged"], again["deleted"]) == (5, 5, 0)
+    assert planned == [5, 0]
