@@ -112,7 +112,7 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan:
     ``changed`` is whether any written field differs. A valid element that
     matches a live row and changes nothing (most of a daily snapshot, all of
     a resend) is left out: no rule writes it, so the plan is not written
-    and read again for it. What it counts for is ``count_matched``'s.
+    and read again for it; ``count_matched`` counts it from the stage's size.
     """
     target = entity.target
     drawn = entity.plan_source(stage, target)
