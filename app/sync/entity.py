@@ -68,15 +68,6 @@ class Entity:
     after_merge: Callable[[sa.Connection, sa.Table, datetime, bool], None] | None = None
 
     @property
-    def superseded(self) -> tuple[str, ...]:
-        """The stored row's columns its version keeps (SPEC §5), besides its id and externalId.
-
-        The plan carries each as ``old_<name>`` (see merge.build_plan), so a
-        version is written from the plan alone.
-        """
-        return (*self.merged, "deleted", "updated", "sync_id")
-
-    @property
     def staged_names(self) -> tuple[str, ...]:
         """The names of the staged fields, in order."""
         return tuple(name for name, _ in self.staged)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -127,7 +126,6 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan:
         "target_deleted": target.c.deleted.is_not(None),
         "changed": sa.and_(target.c.id.is_not(None), differs),
     }
-    values |= {f"old_{name}": target.c[name] for name in entity.superseded}
     something_to_do = sa.or_(
         sa.not_(drawn.valid), target.c.id.is_(None), target.c.deleted.is_not(None), differs
     )
@@ -169,8 +167,7 @@ def keep_superseded_versions(
     """SPEC §5: copy every row an update or a restore will replace into the entity's versions.
 
     Run before those rules write: the rows they are about to change, as they
-    stand, each ending now, from the copy of them the plan holds (no join
-    with the target). Created and unchanged rows replace nothing, so an
+    stand, each ending now. Created and unchanged rows replace nothing, so an
     initial load or a resend copies nothing; the statement runs only if the
     plan has rows to copy. Rows the soft delete replaces are kept by
     ``soft_delete_absent``.
@@ -178,8 +175,12 @@ def keep_superseded_versions(
     rewrites = sa.and_(plan.c.valid, sa.or_(plan.c.changed, plan.c.target_deleted))
     if not connection.scalar(sa.select(sa.exists().where(rewrites))):
         return 0
-    stored = {name: plan.c[f"old_{name}"] for name in entity.superseded}
-    rows = _versions(entity, stamp, plan.c.target_id, plan.c.external_id, stored).where(rewrites)
+    target = entity.target
+    rows = (
+        _as_versions(entity, stamp, target, target.c.updated, target.c.sync_id)
+        .join_from(target, plan, plan.c.target_id == target.c.id)
+        .where(rewrites)
+    )
     return _insert_versions(connection, entity, rows)
 
 
@@ -191,28 +192,14 @@ def _as_versions(
     made_by: sa.ColumnElement[int],
 ) -> sa.Select[tuple]:
     """Rows of the target (or of a RETURNING) as the versions they become, ending now."""
-    stored = {name: rows.c[name] for name in (*entity.merged, "deleted")}
-    stored |= {"updated": valid_from, "sync_id": made_by}
-    return _versions(entity, stamp, rows.c.id, rows.c.external_id, stored)
-
-
-def _versions(
-    entity: Entity,
-    stamp: SyncStamp,
-    record_id: sa.ColumnElement[int],
-    external_id: sa.ColumnElement[str],
-    stored: dict[str, sa.ColumnElement[Any]],
-) -> sa.Select[tuple]:
-    """Stored rows as the versions they become, ending now: ``stored`` names each of the
-    columns ``Entity.superseded`` lists as it stood."""
     return sa.select(
-        record_id.label("record_id"),
-        external_id.label("external_id"),
-        *(stored[name].label(name) for name in entity.merged),
-        stored["deleted"].label("deleted"),
-        stored["updated"].label("valid_from"),
+        rows.c.id.label("record_id"),
+        rows.c.external_id,
+        *(rows.c[name] for name in entity.merged),
+        rows.c.deleted,
+        valid_from.label("valid_from"),
         sa.literal(stamp.at, UTCDateTime()).label("valid_to"),
-        stored["sync_id"].label("sync_id"),
+        made_by.label("sync_id"),
         sa.literal(stamp.sync_id).label("ended_by"),
     )
 

@@ -58,8 +58,8 @@ def plan_source(stage: sa.Table, target: sa.Table) -> PlanSource:
     """Each staged payment with its stored row and its live patient (rule 7).
 
     A payment whose patientId matches no live patient becomes invalid here
-    and is flagged ``unknown_patient``. The stored row's values, which the
-    totals deltas need, are every plan's (``old_amount``, ``old_patient_id``).
+    and is flagged ``unknown_patient``; the stored row's values come along,
+    which the totals deltas need.
     """
     live_patient = sa.and_(
         PATIENTS.c.external_id == stage.c.patient_external_id, PATIENTS.c.deleted.is_(None)
@@ -75,6 +75,8 @@ def plan_source(stage: sa.Table, target: sa.Table) -> PlanSource:
             "patient_id": PATIENTS.c.id,
             "patient_external_id": stage.c.patient_external_id,
             "unknown_patient": sa.and_(stage.c.valid, PATIENTS.c.id.is_(None)),
+            "old_patient_id": target.c.patient_id,
+            "old_amount": target.c.amount,
         },
     )
 
@@ -187,6 +189,8 @@ PAYMENTS_ENTITY = Entity(
         ("patient_id", sa.Integer),
         ("patient_external_id", sa.Text),
         ("unknown_patient", sa.Boolean),
+        ("old_patient_id", sa.Integer),
+        ("old_amount", Money(12, 2)),
     ),
     plan_source=plan_source,
     reject_in_plan=reject_unknown_patients,

@@ -62,17 +62,9 @@ def sync_tables(entity: Entity) -> SyncTables:
     if entity.name not in _TABLES:
         _TABLES[entity.name] = (
             _table(f"sync_stage_{entity.name}", entity.staged),
-            _table(
-                f"sync_plan_{entity.name}",
-                (*entity.plan_columns, *_superseded_columns(entity), *_PLAN_COLUMNS),
-            ),
+            _table(f"sync_plan_{entity.name}", (*entity.plan_columns, *_PLAN_COLUMNS)),
         )
     return _TABLES[entity.name]
-
-
-def _superseded_columns(entity: Entity) -> tuple[ColumnSpec, ...]:
-    """The plan's copy of what a version keeps of the stored row: ``old_<name>``, its type."""
-    return tuple((f"old_{name}", entity.target.c[name].type) for name in entity.superseded)
 
 
 @contextmanager
