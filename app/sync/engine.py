@@ -97,7 +97,9 @@ def run_sync(
                 with temporary_plan(connection, described) as plan:
                     stage = sink.load(connection)
                     say(f"{entity}: staged")
-                    outcome = _apply(connection, described, stage, plan, stamp, settings, force)
+                    outcome = _apply(
+                        connection, described, stage, sink.staged, plan, stamp, settings, force
+                    )
                 say(f"{entity}: merged")
                 if changes is not None:
                     changes.rollback()
@@ -156,12 +158,16 @@ def _apply(
     connection: sa.Connection,
     entity: Entity,
     stage: sa.Table,
+    staged: int,
     plan: sa.Table,
     stamp: merge.SyncStamp,
     settings: SyncSettings,
     force: bool,
 ) -> MergeOutcome:
-    """Settle the cross-record rules, plan, keep what is replaced, then apply each rule."""
+    """Settle the cross-record rules, plan, keep what is replaced, then apply each rule.
+
+    ``staged``: how many rows ``stage`` holds.
+    """
     target, fields = entity.target, entity.merged
     rejected, errors = merge.reject_duplicates(connection, stage, settings.max_errors)
     planned = merge.build_plan(connection, entity, stage, plan)
@@ -172,7 +178,7 @@ def _apply(
     # Counted without a join: when nothing is absent (a resend) the anti-join
     # over the whole table (the soft delete) is skipped, and when nothing
     # matches (an initial load) so are the statements over matches.
-    present, matched = merge.count_matched(connection, stage, plan, planned)
+    present, matched = merge.count_matched(connection, plan, staged, planned)
     absent = live - present
     if matched:
         merge.keep_superseded_versions(connection, entity, plan, stamp)

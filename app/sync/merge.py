@@ -127,7 +127,7 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan:
         "changed": sa.and_(target.c.id.is_not(None), differs),
     }
     something_to_do = sa.or_(
-        sa.not_(drawn.valid), target.c.id.is_(None), target.c.deleted.is_not(None), differs
+        sa.not_(values["valid"]), values["target_id"].is_(None), values["target_deleted"], differs
     )
     rows = (
         sa.select(*(values[name].label(name) for name in values))
@@ -141,18 +141,19 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan:
 
 
 def count_matched(
-    connection: sa.Connection, stage: sa.Table, plan: sa.Table, planned: int
+    connection: sa.Connection, plan: sa.Table, staged: int, planned: int
 ) -> tuple[int, int]:
     """Live rows the upload holds (valid or not), and its elements that match a stored row.
 
     Live minus the first is what rule 3 deletes; when the second is 0 (an
-    initial load) no rule but the insert has anything to do. ``planned``:
-    the plan's rows (``build_plan``). Each staged element the plan left out
-    is valid and matches a live row of its own: no other element has its
-    externalId (a duplicate is invalid, so planned), so each adds one to
-    both counts, and what the plan holds adds the rest.
+    initial load) no rule but the insert has anything to do. ``staged``: the
+    stage's rows (its sink counted them); ``planned``: the plan's
+    (``build_plan``). Each staged element the plan left out is valid and
+    matches a live row of its own: no other element has its externalId (a
+    duplicate is invalid, so planned), so each adds one to both counts, and
+    what the plan holds adds the rest.
     """
-    left_out = (connection.scalar(sa.select(sa.func.count()).select_from(stage)) or 0) - planned
+    left_out = staged - planned
     query = sa.select(
         sa.func.count(sa.distinct(plan.c.target_id)).filter(sa.not_(plan.c.target_deleted)),
         sa.func.count(plan.c.target_id),

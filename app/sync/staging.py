@@ -123,6 +123,7 @@ class CopyStream:
         self._stage = sync_tables(entity)[0]
         self._stage.create(connection)
         self._lines: list[str] = []
+        self.staged = 0  # rows handed to the COPY
         self._blanks = f"\t{NULL}" * len(entity.staged)
         self._format = entity.copy_line
         self._chunks = _Chunks()
@@ -147,8 +148,7 @@ class CopyStream:
             line = f"{index}\t{copy_text(external_id)}\tt\t{self._format(fields)}\n"
         self._lines.append(line)
         if len(self._lines) >= _COPY_CHUNK_ROWS:
-            self._hand_over("".join(self._lines))
-            self._lines.clear()
+            self._hand_over_lines()
 
     def finish(self, connection: sa.Connection) -> None:
         """End the COPY once validation is done, and ready the stage for the plan's join.
@@ -156,8 +156,7 @@ class CopyStream:
         Before the sync's lock: the connection is free again for its statements.
         """
         if self._lines:
-            self._hand_over("".join(self._lines))
-            self._lines.clear()
+            self._hand_over_lines()
         self._hand_over(None)
         self._thread.join()
         if self._error is not None:
@@ -173,6 +172,12 @@ class CopyStream:
         if self._thread.is_alive():
             self._hand_over(_Aborted("the upload was refused"))
             self._thread.join()
+
+    def _hand_over_lines(self) -> None:
+        """Queue the lines added since the last chunk as one chunk, and count them."""
+        self.staged += len(self._lines)
+        self._hand_over("".join(self._lines))
+        self._lines.clear()
 
     def _hand_over(self, item: str | _Aborted | None) -> None:
         """Queue ``item`` for the COPY; raises the COPY's error if it has failed."""
@@ -202,6 +207,7 @@ class RowBuffer:
     def __init__(self, connection: sa.Connection, entity: Entity) -> None:
         self.entity = entity
         self._rows: list[dict[str, Any]] = []
+        self.staged = 0  # rows the stage receives
         self._columns = ("idx", "external_id", "valid", *entity.staged_names)
         self._blanks = (None,) * len(entity.staged)
 
@@ -212,6 +218,7 @@ class RowBuffer:
         """Keep one element for the stage."""
         row = (index, external_id, valid, *(self._blanks if fields is None else fields))
         self._rows.append(dict(zip(self._columns, row, strict=True)))
+        self.staged += 1
 
     def load(self, connection: sa.Connection) -> sa.Table:
         """Create the stage, insert the rows, ready it for the plan's join, and return it.
