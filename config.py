@@ -90,6 +90,12 @@ def as_tokens(name: str, env: Mapping[str, str]) -> tuple[str, ...]:
     return tokens
 
 
+def _default_parse_processes() -> int:
+    """Two processes to decode uploads where this process may use two cores or more; else none."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 2 if (cores or 1) >= 2 else 0
+
+
 def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Build the Flask config mapping from the environment."""
     env = os.environ if env is None else env
@@ -138,6 +144,11 @@ def load_config(instance_path: str, env: Mapping[str, str] | None = None) -> dic
         # load), builds the table's indexes and keys once instead of row by row; 0: never.
         "SYNC_BULK_LOAD_MIN_ROWS": as_number(
             "SYNC_BULK_LOAD_MIN_ROWS", 10000, env, kind=int, minimum=0
+        ),
+        # Processes that decode and validate a large upload while the sync's own process
+        # reads it and feeds the stage's COPY (PostgreSQL); 0: none, all in one process.
+        "SYNC_PARSE_PROCESSES": as_number(
+            "SYNC_PARSE_PROCESSES", _default_parse_processes(), env, kind=int, minimum=0
         ),
         # `flask syncs worker` (SPEC §2, asynchronous syncs): how often an idle worker, or
         # one waiting for the worker lock, looks again.

@@ -15,7 +15,7 @@ from flask.cli import AppGroup
 from app.events import position
 from app.extensions import db
 from app.instants import InvalidInstant, parse_instant
-from app.snapshot import SnapshotError, iter_snapshot
+from app.snapshot import SnapshotBody, SnapshotError
 from app.sync import SyncRefused, SyncSettings, run_sync
 from app.sync.prune import prune
 
@@ -35,7 +35,7 @@ def _sync_command(entity: str) -> click.Command:
 
         progress(f"reading {getattr(file, 'name', '-')}")
         try:
-            records = iter_snapshot(
+            records = SnapshotBody(
                 file, max_record_bytes=current_app.config["SYNC_MAX_RECORD_BYTES"]
             )
             report = run_sync(

@@ -15,7 +15,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from app.errors import APIError
 from app.extensions import db
-from app.snapshot import GunzipReader, SnapshotError, SnapshotTooLarge, iter_snapshot
+from app.snapshot import GunzipReader, SnapshotBody, SnapshotError, SnapshotTooLarge
 from app.sync import SyncRefused, SyncReport, SyncSettings, queue, run_sync
 from app.web import metrics
 
@@ -97,7 +97,7 @@ def sync_from_request(entity: str, *, dry_run: bool, force: bool) -> dict[str, A
     started = time.perf_counter()
     outcome, report = "failed", None
     try:
-        records = iter_snapshot(
+        records = SnapshotBody(
             _request_stream(), max_record_bytes=current_app.config["SYNC_MAX_RECORD_BYTES"]
         )
         report = run_sync(

@@ -20,12 +20,13 @@ its SnapshotNotAnArray the same way, without being read into memory.
 
 from app.snapshot.errors import SnapshotError, SnapshotTooLarge
 from app.snapshot.gunzip import GunzipReader
-from app.snapshot.reader import CHUNK_SIZE, OversizedRecord, iter_snapshot
+from app.snapshot.reader import CHUNK_SIZE, OversizedRecord, SnapshotBody, iter_snapshot
 
 __all__ = [
     "CHUNK_SIZE",
     "GunzipReader",
     "OversizedRecord",
+    "SnapshotBody",
     "SnapshotError",
     "SnapshotTooLarge",
     "iter_snapshot",

@@ -18,7 +18,7 @@ CHUNK_SIZE = 1 << 20
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # What separates two array elements: a comma, with any whitespace around it.
-_SEPARATOR = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
+SEPARATOR = re.compile(r"[ \t\n\r]*,[ \t\n\r]*")
 # The end of a number that is not whole yet: "1." of "1.5", "1e" or "1e+" of "1e+5".
 _UNFINISHED_NUMBER = re.compile(r"(?:\.|[eE][+-]?)\Z")
 
@@ -38,6 +38,21 @@ class OversizedRecord:
     limit: int = DEFAULT_MAX_RECORD_BYTES
 
 
+@dataclass(frozen=True)
+class SnapshotBody:
+    """A snapshot upload not read yet: iterating it reads its elements (``iter_snapshot``).
+
+    A sync may read it as blocks instead (app/snapshot/blocks.py), which is
+    why the body, not only its elements, reaches the sync.
+    """
+
+    stream: BinaryIO
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter_snapshot(self.stream, max_record_bytes=self.max_record_bytes)
+
+
 def iter_snapshot(
     stream: BinaryIO, *, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 ) -> Iterator[Any]:
@@ -48,11 +63,23 @@ def iter_snapshot(
     anything that is not JSON, and SnapshotNotAnArray for JSON that is not
     an array.
     """
-    reader = TextReader(stream, max_record_bytes)
+    yield from read_array(TextReader(stream, max_record_bytes))
+
+
+def read_array(reader: TextReader) -> Iterator[Any]:
+    """Yield the elements of the array that starts at the reader's cursor (iter_snapshot)."""
     reader.skip_whitespace()
     if reader.peek() != "[":
         _classify_non_array(reader)
     reader.pos += 1
+    yield from read_elements(reader)
+
+
+def read_elements(reader: TextReader) -> Iterator[Any]:
+    """Yield the array's elements from the cursor, just past "[" or at an element, to the end.
+
+    The body must end with the array's "]" and whitespace.
+    """
     reader.skip_whitespace()
     if reader.peek() == "]":
         reader.pos += 1
@@ -132,7 +159,7 @@ class TextReader:
         the limit, a syntax error, the closing "]") goes to the general path
         below, which decides it exactly as for any element.
         """
-        scan, separator, limit = DECODER.scan_once, _SEPARATOR.match, self.limit
+        scan, separator, limit = DECODER.scan_once, SEPARATOR.match, self.limit
         while True:
             buffer, pos = self.buffer, self.pos
             buffer_end = len(buffer)

@@ -32,8 +32,9 @@ from app.sync.entities import ENTITIES
 from app.sync.entity import Entity
 from app.sync.errors import MassDeleteRefused
 from app.sync.lock import sync_lock
+from app.sync.parallel_parse import validate_upload
 from app.sync.queue import Claimed
-from app.sync.records import ValidationSummary, validate_snapshot
+from app.sync.records import ValidationSummary
 from app.sync.report import MergeCounts, RecordError, SyncReport, SyncSettings
 from app.sync.staging import drop_stage, stage_sink, temporary_plan
 
@@ -71,7 +72,9 @@ def run_sync(
     say = _timed(progress)
     try:
         with stage_sink(session.connection(), described) as sink:
-            summary = validate_snapshot(described, records, sink, settings.max_errors)
+            summary = validate_upload(
+                described, records, sink, settings.max_errors, settings.parse_processes
+            )
             connection = session.connection()
             sink.finish(connection)
             say(f"{entity}: {summary.received} records read, {summary.rejected} invalid")

@@ -46,19 +46,21 @@ class ValidationSummary:
 
 
 def validate_snapshot(
-    entity: Entity, records: Iterable[Any], sink: StageSink, max_errors: int
+    entity: Entity, records: Iterable[Any], sink: StageSink, max_errors: int, start: int = 0
 ) -> ValidationSummary:
     """Validate every element of ``records`` into ``sink``: the entity's fast path, else its schema.
 
     An OversizedRecord (an element the reader skipped for its size) is
     rejected like any invalid record, its externalId protecting the stored row.
+    ``start``: the index of the first element (the upload's rest, after
+    blocks validated elsewhere); ``received`` counts from the upload's start.
     """
     schema = entity.schema
     columns = entity.staged_names
     fast_path = entity.fast_path
     summary = ValidationSummary()
-    index = -1
-    for index, record in enumerate(records):
+    index = start - 1
+    for index, record in enumerate(records, start):
         accepted = fast_path(record)
         if accepted is not None:
             sink.add(index, accepted[0], True, accepted[1:])

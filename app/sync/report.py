@@ -39,6 +39,9 @@ class SyncSettings:
     # Rule 1's INSERT defers the table's indexes and keys (app/db/deferred_indexes.py)
     # when it creates at least this many rows and more than the table holds; 0: never.
     bulk_load_min_rows: int
+    # Processes that decode and validate a large upload's blocks (app/sync/parallel_parse.py);
+    # 0: the sync's own process does it all.
+    parse_processes: int
 
     @classmethod
     def from_config(cls, config: Any) -> SyncSettings:
@@ -50,6 +53,7 @@ class SyncSettings:
             max_errors=config["SYNC_MAX_ERRORS"],
             work_mem=config["SYNC_WORK_MEM"],
             bulk_load_min_rows=config["SYNC_BULK_LOAD_MIN_ROWS"],
+            parse_processes=config["SYNC_PARSE_PROCESSES"],
         )
 
 

@@ -108,6 +108,20 @@ class _Chunks:
         return item or ""
 
 
+class StageText:
+    """Elements as the stage's COPY text, without their index: the one place its format lives."""
+
+    def __init__(self, entity: Entity) -> None:
+        self._blanks = f"\t{NULL}" * len(entity.staged)
+        self._format = entity.copy_line
+
+    def body(self, external_id: str, valid: bool, fields: Fields | None) -> str:
+        """One element's line after its index and tab, its newline included."""
+        if fields is None:
+            return f"{copy_text(external_id)}\tf{self._blanks}\n"
+        return f"{copy_text(external_id)}\tt\t{self._format(fields)}\n"
+
+
 class CopyStream:
     """A sink whose rows go into the stage by a COPY while validation goes on (PostgreSQL).
 
@@ -124,8 +138,7 @@ class CopyStream:
         self._stage.create(connection)
         self._lines: list[str] = []
         self.staged = 0  # rows handed to the COPY
-        self._blanks = f"\t{NULL}" * len(entity.staged)
-        self._format = entity.copy_line
+        self._body = StageText(entity).body
         self._chunks = _Chunks()
         self._error: BaseException | None = None
         columns = ", ".join(["idx", "external_id", "valid", *entity.staged_names])
@@ -142,13 +155,16 @@ class CopyStream:
 
     def add(self, index: int, external_id: str, valid: bool, fields: Fields | None) -> None:
         """Stage one element as a line of COPY text."""
-        if fields is None:
-            line = f"{index}\t{copy_text(external_id)}\tf{self._blanks}\n"
-        else:
-            line = f"{index}\t{copy_text(external_id)}\tt\t{self._format(fields)}\n"
-        self._lines.append(line)
+        self._lines.append(f"{index}\t{self._body(external_id, valid, fields)}")
         if len(self._lines) >= _COPY_CHUNK_ROWS:
             self._hand_over_lines()
+
+    def add_text(self, text: str, rows: int) -> None:
+        """Stage ``rows`` elements already written as COPY text (``StageText``, index first)."""
+        if self._lines:
+            self._hand_over_lines()
+        self.staged += rows
+        self._hand_over(text)
 
     def finish(self, connection: sa.Connection) -> None:
         """End the COPY once validation is done, and ready the stage for the plan's join.

@@ -33,7 +33,7 @@ from sqlalchemy import orm
 
 from app.db.dialect import dialect_of
 from app.loops import Backoff, StopFlag, first_line
-from app.snapshot import SnapshotError, SnapshotTooLarge, iter_snapshot
+from app.snapshot import SnapshotBody, SnapshotError, SnapshotTooLarge
 from app.sync import queue
 from app.sync.engine import run_sync
 from app.sync.errors import MassDeleteRefused, SyncInProgress
@@ -151,7 +151,7 @@ class Worker:
                     report = run_sync(
                         session,
                         claimed.entity,
-                        iter_snapshot(
+                        SnapshotBody(
                             open_upload(upload, claimed.sync_id, self._settings.max_content_length),
                             max_record_bytes=self._settings.max_record_bytes,
                         ),
