@@ -38,7 +38,7 @@ from app.sync.staging import StageText
 
 log = logging.getLogger(__name__)
 
-BLOCK_CHARS = 1 << 20
+BLOCK_CHARS = 1 << 18
 # Blocks sent ahead per process: one being worked on, one waiting, so none idles.
 _AHEAD_PER_PROCESS = 2
 
