@@ -23,6 +23,9 @@ Fields = tuple[Any, ...]
 # (column name, SQLAlchemy type) of a column of a stage or plan table.
 ColumnSpec = tuple[str, Any]
 Rejections = tuple[int, list[RecordError]]
+# The longest element an Entity.plain_block reads: within the smallest record
+# limit SYNC_MAX_RECORD_BYTES allows, so the reader never skips one as oversized.
+PLAIN_ELEMENT_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,10 @@ class Entity:
     plan_columns: tuple[ColumnSpec, ...]
     # The plan's rows, from the stage and the target (see merge.build_plan).
     plan_source: Callable[[sa.Table, sa.Table], PlanSource]
+    # (elements, their stage lines after the index) of a block of an upload whose every
+    # element has the entity's plainest valid form, read without decoding; else None
+    # (app/sync/parallel_parse.py). Its elements are at most PLAIN_ELEMENT_CHARS long.
+    plain_block: Callable[[str], tuple[int, str] | None] | None = None
     # Records the plan shows to be invalid, beyond duplicates: (count, first errors).
     reject_in_plan: Callable[[sa.Connection, sa.Table, int], Rejections] | None = None
     # What else the merge changes once the rules are applied (with the sync time, and

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from app.snapshot.blocks import BlockReader, decode_block
 from app.snapshot.reader import SnapshotBody
 from app.sync.entities import ENTITIES
-from app.sync.entity import Entity, Fields
+from app.sync.entity import PLAIN_ELEMENT_CHARS, Entity, Fields
 from app.sync.records import StageSink, ValidationSummary, validate_snapshot
 from app.sync.report import RecordError
 from app.sync.staging import StageText
@@ -209,6 +209,11 @@ class _Bodies:
 
 def _validate_block(entity: str, text: str, limit: int, max_errors: int) -> _Validated | None:
     """In a parse process: the block decoded and validated, or None if it is not whole elements."""
+    plain = ENTITIES[entity].plain_block
+    if plain is not None and limit >= PLAIN_ELEMENT_CHARS:
+        read = plain(text)
+        if read is not None:
+            return _Validated(read[0], read[1], None, 0, [])
     elements = decode_block(text, limit)
     if elements is None:
         return None

@@ -7,9 +7,11 @@ paymentsCount): both are this entity's own steps of the merge.
 
 from __future__ import annotations
 
+import re
 from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal
+from itertools import permutations
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,6 +54,58 @@ def copy_line(fields: Fields) -> str:
     """The staged fields of one payment as COPY text."""
     patient_external_id, amount = fields
     return f"{copy_text(patient_external_id)}\t{amount}"
+
+
+# A payment in its plainest form, as JSON text: an object of exactly externalId,
+# patientId and amount, in any order, with a little whitespace. Each id is 1 to 255
+# printable ASCII characters other than '"' and '\\' (so JSON reads it as written,
+# fast_external_id takes it, and copy_text leaves it as is); the amount is a number with
+# exactly two decimals under 10^10 (so it is stored as written). Possessive quantifiers:
+# what each may take never starts what follows it. An element is at most 758 characters
+# (2 braces, 31 of names, 3 colons, 2 commas, 2 * 257 + 14 of values, 12 * 16 of
+# whitespace), within PLAIN_ELEMENT_CHARS.
+_WS = r"[ \t\n\r]{0,16}+"
+_PLAIN_VALUES = {
+    "externalId": r'"([ !#-\[\]-~]{1,255}+)"',
+    "patientId": r'"([ !#-\[\]-~]{1,255}+)"',
+    "amount": r"(-?(?:0|[1-9][0-9]{0,9}+)\.[0-9]{2})",
+}
+_FIELDS = ("externalId", "patientId", "amount")
+
+
+def _plain_shape(order: tuple[str, ...]) -> tuple[re.Pattern[str], tuple[int, ...]]:
+    """The pattern of a plain payment with its keys in ``order``, followed by a comma.
+
+    And where the externalId, patientId and amount are among its groups.
+    """
+    pairs = f"{_WS},{_WS}".join(f'"{key}"{_WS}:{_WS}{_PLAIN_VALUES[key]}' for key in order)
+    pattern = re.compile(rf"\{{{_WS}{pairs}{_WS}\}}{_WS},{_WS}")
+    return pattern, tuple(order.index(field) for field in _FIELDS)
+
+
+_PLAIN_SHAPES = [_plain_shape(order) for order in permutations(_FIELDS)]
+# StageText.body of a valid payment (tests/sync/test_parallel_parse.py holds them equal).
+_PLAIN_LINE = "{}\tt\t{}\t{}\n"
+
+
+def plain_block(text: str) -> tuple[int, str] | None:
+    """(elements, stage lines) of ``text`` if it is nothing but plain payments, each then a comma.
+
+    Without decoding: one pattern (the first element's key order) splits the
+    whole block, in C. A block with anything else in it is None: its
+    elements are decoded and validated one by one as any others.
+    """
+    shape = next((shape for shape in _PLAIN_SHAPES if shape[0].match(text) is not None), None)
+    if shape is None:
+        return None
+    pattern, (external_id, patient_id, amount) = shape
+    parts = pattern.split(text)
+    # [text before the first match, its 3 groups, text before the next, ...]: all between empty.
+    if any(parts[0::4]):
+        return None
+    ids = parts[1 + external_id :: 4]
+    patients, amounts = parts[1 + patient_id :: 4], parts[1 + amount :: 4]
+    return len(ids), "".join(map(_PLAIN_LINE.format, ids, patients, amounts))
 
 
 def plan_source(stage: sa.Table, target: sa.Table) -> PlanSource:
@@ -193,6 +247,7 @@ PAYMENTS_ENTITY = Entity(
         ("old_amount", Money(12, 2)),
     ),
     plan_source=plan_source,
+    plain_block=plain_block,
     reject_in_plan=reject_unknown_patients,
     after_merge=update_totals,
 )

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from app.snapshot import SnapshotBody, SnapshotError, iter_snapshot, reader
 from app.snapshot.blocks import BlockReader, decode_block
-from app.sync import parallel_parse
+from app.sync import parallel_parse, payments
 from app.sync.entities import ENTITIES
+from app.sync.entity import PLAIN_ELEMENT_CHARS
 from app.sync.parallel_parse import validate_upload
-from app.sync.records import ValidationSummary
+from app.sync.records import ValidationSummary, validate_snapshot
 from app.sync.staging import StageText
 from tests.support.helpers import get_all, patient_record, payment_record, sync
 
@@ -253,3 +254,98 @@ def test_a_sync_in_blocks_reports_and_stores_what_a_sync_in_one_process_does(
     assert len(stored) == 495
     assert stored["m499"] == Decimal("499.99")
     assert stored['m41", {"'] == 2
+
+
+# --------------------------------------------------------------------------- plain payments
+
+
+def decoded_block(text: str) -> tuple[int, str, Any, int] | None:
+    """(elements, stage lines, indexes, rejected) of a block as decoding and validation read it."""
+    elements = decode_block(text, 1 << 20)
+    if elements is None:
+        return None
+    sink = parallel_parse._Bodies(ENTITIES["payments"])
+    summary = validate_snapshot(ENTITIES["payments"], elements, sink, max_errors=10)
+    return len(elements), "".join(sink.bodies), sink.indexes, summary.rejected
+
+
+# Ids as JSON text: plain ones, and ones that only look plain or are not valid at all.
+PLAIN_IDS = st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=126, exclude_characters='"\\'),
+    min_size=1,
+    max_size=4,
+).map(json.dumps)
+ODD_IDS = st.sampled_from(
+    [
+        *('"\\u0041"', '"a\\"b"', '"\\u00e9"', '"é"', '"a\\/b"', '"a\\\\b"', '"tab\\t"', '"\x7f"'),
+        *(json.dumps("x" * 255), json.dumps("x" * 256), '""', "7", "-0", "true", "null"),
+    ]
+)
+# Mostly plain, so that most blocks are plain but for one value.
+IDS = st.one_of(PLAIN_IDS, PLAIN_IDS, PLAIN_IDS, ODD_IDS)
+AMOUNTS = st.one_of(
+    st.decimals(min_value=-(10**10), max_value=10**10, places=2).map(str),
+    st.decimals(min_value=-(10**10), max_value=10**10, places=2).map(str),
+    st.sampled_from(
+        [
+            *("43.72", "-0.00", "0.00", "0.5", "1", "1.000", "1e2", "1.00e0", "12.3456"),
+            *("9999999999.99", "10000000000.00", "-9999999999.99", "00.12", '"12.00"', "null"),
+            "-.50",
+        ]
+    ),
+)
+KEYS = st.permutations(["externalId", "patientId", "amount"])
+SPACE = st.sampled_from(["", " ", "\n  ", "\r\n\t", " " * 16, " " * 17])
+
+
+@st.composite
+def payment_texts(draw: st.DrawFn, keys: list[str]) -> str:
+    """A payment-like element as JSON text: plain or nearly so, valid or not."""
+    values = {"externalId": draw(IDS), "patientId": draw(IDS)}
+    values["amount"] = draw(AMOUNTS)
+    names = keys if draw(st.integers(0, 9)) else draw(st.permutations(keys))
+    # One spacing for the element, mostly: each run of more than 16 characters makes it odd.
+    pad = draw(SPACE)
+    space = st.just(pad) if draw(st.integers(0, 9)) else SPACE
+    pairs = [f'"{k}"{draw(space)}:{draw(space)}{values[k]}' for k in names]
+    if draw(st.integers(0, 9)) == 0:
+        pairs.append('"note": 1')
+    return "{" + draw(space) + f"{draw(space)},{draw(space)}".join(pairs) + draw(space) + "}"
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), keys=KEYS)
+def test_a_plain_block_reads_as_decoding_and_validation_read_it(data: Any, keys: list[str]) -> None:
+    elements = data.draw(st.lists(payment_texts(keys), min_size=1, max_size=4))
+    text = "".join(element + data.draw(SPACE) + "," + data.draw(SPACE) for element in elements)
+    plain = payments.plain_block(text)
+    if plain is not None:
+        assert decoded_block(text) == (*plain, None, 0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"externalId":"M000000001","patientId":"P00031752","amount":21.29},\n',
+        '{\n  "amount": 4.46,\n  "patientId": "5",\n  "externalId": "501"\n}, ',
+    ],
+    ids=["bench", "samples"],
+)
+def test_the_uploads_of_the_bench_and_the_samples_are_read_plainly(text: str) -> None:
+    assert payments.plain_block(text * 3) == decoded_block(text * 3)[:2]  # type: ignore[index]
+
+
+def test_the_longest_plain_payment_is_within_the_smallest_record_limit() -> None:
+    space = " " * 16
+    pairs = [
+        f'"{k}"{space}:{space}{v}'
+        for k, v in (
+            ("externalId", json.dumps("x" * 255)),
+            ("patientId", json.dumps("y" * 255)),
+            ("amount", "-9999999999.99"),
+        )
+    ]
+    element = "{" + space + f"{space},{space}".join(pairs) + space + "}"
+    assert payments.plain_block(element + ",") is not None
+    assert payments.plain_block(element + " ,") is not None
+    assert len(element) <= PLAIN_ELEMENT_CHARS
