@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from app.snapshot.blocks import BlockReader, decode_block
 from app.snapshot.reader import SnapshotBody
@@ -65,11 +65,10 @@ def validate_upload(
     ``block_chars``: the blocks' size (default BLOCK_CHARS); a body of
     about one block or less is validated here.
     """
-    add_text = getattr(sink, "add_text", None)
-    if not isinstance(records, SnapshotBody) or processes < 1 or add_text is None:
+    if not isinstance(records, SnapshotBody) or processes < 1 or not hasattr(sink, "add_text"):
         return validate_snapshot(entity, records, sink, max_errors)
     size = BLOCK_CHARS if block_chars is None else block_chars
-    return _validate_in_blocks(entity, records, sink, max_errors, processes, size)
+    return _validate_in_blocks(entity, records, cast(TextSink, sink), max_errors, processes, size)
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ class _Validated:
 def _validate_in_blocks(
     entity: Entity,
     body: SnapshotBody,
-    sink: Any,
+    sink: TextSink,
     max_errors: int,
     processes: int,
     block_chars: int,
@@ -108,7 +107,7 @@ def _validate_in_blocks(
 def _stage_blocks(
     entity: Entity,
     blocks: BlockReader,
-    sink: Any,
+    sink: TextSink,
     summary: ValidationSummary,
     max_errors: int,
     processes: int,
@@ -144,7 +143,7 @@ def _stage_blocks(
 
 
 def _stage(
-    validated: _Validated, first: int, sink: Any, summary: ValidationSummary, max_errors: int
+    validated: _Validated, first: int, sink: TextSink, summary: ValidationSummary, max_errors: int
 ) -> int:
     """Stage one block's elements, numbered from ``first``; the index after its last."""
     lines = validated.bodies.split("\n")
