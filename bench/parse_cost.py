@@ -22,7 +22,7 @@ from app.snapshot import GunzipReader, iter_snapshot
 from app.sync.entity import Entity
 from app.sync.payments import PAYMENTS_ENTITY, fast_payment
 from app.sync.records import validate_snapshot
-from app.sync.staging import NULL, CopyStream
+from app.sync.staging import CopyStream, StageText
 
 DEFAULT_SNAPSHOT = Path("bench/data/default/day2/payments.json.gz")
 
@@ -61,8 +61,7 @@ class _CopyWithoutDatabase(CopyStream):
         self.entity = entity
         self._lines = []
         self.staged = 0
-        self._blanks = f"\t{NULL}" * len(entity.staged)
-        self._format = entity.copy_line
+        self._body = StageText(entity).body
 
     def _hand_over(self, item: object) -> None:
         """Drop the chunk."""

@@ -94,14 +94,10 @@ def _validate_in_blocks(
 ) -> ValidationSummary:
     blocks = BlockReader(body.stream, body.max_record_bytes, block_chars)
     summary = ValidationSummary()
-    received, unread = 0, []
-    if blocks.open():
-        received, unread = _stage_blocks(entity, blocks, sink, summary, max_errors, processes)
-    rest = validate_snapshot(entity, blocks.rest(unread), sink, max_errors, start=received)
-    summary.received = rest.received
-    summary.rejected += rest.rejected
-    summary.errors.extend(rest.errors[: max_errors - len(summary.errors)])
-    return summary
+    unread = (
+        _stage_blocks(entity, blocks, sink, summary, max_errors, processes) if blocks.open() else []
+    )
+    return validate_snapshot(entity, blocks.rest(unread), sink, max_errors, summary)
 
 
 def _stage_blocks(
@@ -111,16 +107,16 @@ def _stage_blocks(
     summary: ValidationSummary,
     max_errors: int,
     processes: int,
-) -> tuple[int, list[str]]:
+) -> list[str]:
     """Stage the blocks the pool validates, in order, while they are whole elements.
 
-    Returns how many elements were staged, and the blocks taken but not
+    ``summary`` counts the elements staged. Returns the blocks taken but not
     staged (from the first that was not whole elements), which the reader
     reads again.
     """
     pool = _pool(processes)
     pending: deque[tuple[str, Future[_Validated | None] | None]] = deque()
-    received, more = 0, True
+    more = True
     try:
         while True:
             while more and len(pending) < processes * _AHEAD_PER_PROCESS:
@@ -130,12 +126,12 @@ def _stage_blocks(
                     job = _submit(pool, entity.name, block, blocks.limit, max_errors)
                     pending.append((block, job))
             if not pending:
-                return received, []
+                return []
             block, job = pending.popleft()
             validated = None if job is None else _outcome(pool, job)
             if validated is None:
-                return received, [block, *(text for text, _ in pending)]
-            received = _stage(validated, received, sink, summary, max_errors)
+                return [block, *(text for text, _ in pending)]
+            _stage(validated, sink, summary, max_errors)
     finally:
         for _, job in pending:
             if job is not None:
@@ -143,9 +139,10 @@ def _stage_blocks(
 
 
 def _stage(
-    validated: _Validated, first: int, sink: TextSink, summary: ValidationSummary, max_errors: int
-) -> int:
-    """Stage one block's elements, numbered from ``first``; the index after its last."""
+    validated: _Validated, sink: TextSink, summary: ValidationSummary, max_errors: int
+) -> None:
+    """Stage one block's elements, numbered on from the ``summary``'s, and count them in it."""
+    first = summary.received
     lines = validated.bodies.split("\n")
     lines.pop()  # after the last newline
     indexes: Iterable[int] = (
@@ -161,7 +158,7 @@ def _stage(
     summary.rejected += validated.rejected
     for error in validated.errors[: max_errors - len(summary.errors)]:
         summary.errors.append(RecordError(first + error.index, error.external_id, error.messages))
-    return first + validated.elements
+    summary.received += validated.elements
 
 
 def _submit(
@@ -203,21 +200,21 @@ class _Bodies:
             self.indexes = list(range(len(self.bodies)))
         if self.indexes is not None:
             self.indexes.append(index)
-        self.bodies.append(self._body(external_id, valid, fields))
+        self.bodies.append(self._body(external_id, fields))
 
 
 def _validate_block(entity: str, text: str, limit: int, max_errors: int) -> _Validated | None:
     """In a parse process: the block decoded and validated, or None if it is not whole elements."""
-    plain = ENTITIES[entity].plain_block
-    if plain is not None and limit >= PLAIN_ELEMENT_CHARS:
-        read = plain(text)
+    described = ENTITIES[entity]
+    if described.plain_block is not None and limit >= PLAIN_ELEMENT_CHARS:
+        read = described.plain_block(text)
         if read is not None:
             return _Validated(read[0], read[1], None, 0, [])
     elements = decode_block(text, limit)
     if elements is None:
         return None
-    sink = _Bodies(ENTITIES[entity])
-    summary = validate_snapshot(ENTITIES[entity], elements, sink, max_errors)
+    sink = _Bodies(described)
+    summary = validate_snapshot(described, elements, sink, max_errors)
     return _Validated(
         len(elements), "".join(sink.bodies), sink.indexes, summary.rejected, summary.errors
     )

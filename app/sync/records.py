@@ -46,21 +46,25 @@ class ValidationSummary:
 
 
 def validate_snapshot(
-    entity: Entity, records: Iterable[Any], sink: StageSink, max_errors: int, start: int = 0
+    entity: Entity,
+    records: Iterable[Any],
+    sink: StageSink,
+    max_errors: int,
+    summary: ValidationSummary | None = None,
 ) -> ValidationSummary:
     """Validate every element of ``records`` into ``sink``: the entity's fast path, else its schema.
 
     An OversizedRecord (an element the reader skipped for its size) is
     rejected like any invalid record, its externalId protecting the stored row.
-    ``start``: the index of the first element (the upload's rest, after
-    blocks validated elsewhere); ``received`` counts from the upload's start.
+    ``summary``: what validating the upload's first ``received`` elements
+    found (blocks validated elsewhere); the rest goes on from it.
     """
     schema = entity.schema
     columns = entity.staged_names
     fast_path = entity.fast_path
-    summary = ValidationSummary()
-    index = start - 1
-    for index, record in enumerate(records, start):
+    summary = ValidationSummary() if summary is None else summary
+    index = summary.received - 1
+    for index, record in enumerate(records, summary.received):
         accepted = fast_path(record)
         if accepted is not None:
             sink.add(index, accepted[0], True, accepted[1:])

@@ -115,8 +115,11 @@ class StageText:
         self._blanks = f"\t{NULL}" * len(entity.staged)
         self._format = entity.copy_line
 
-    def body(self, external_id: str, valid: bool, fields: Fields | None) -> str:
-        """One element's line after its index and tab, its newline included."""
+    def body(self, external_id: str, fields: Fields | None) -> str:
+        """One element's line after its index and tab, its newline included.
+
+        ``fields`` is None for a rejected element, which stages only its externalId.
+        """
         if fields is None:
             return f"{copy_text(external_id)}\tf{self._blanks}\n"
         return f"{copy_text(external_id)}\tt\t{self._format(fields)}\n"
@@ -155,7 +158,7 @@ class CopyStream:
 
     def add(self, index: int, external_id: str, valid: bool, fields: Fields | None) -> None:
         """Stage one element as a line of COPY text."""
-        self._lines.append(f"{index}\t{self._body(external_id, valid, fields)}")
+        self._lines.append(f"{index}\t{self._body(external_id, fields)}")
         if len(self._lines) >= _COPY_CHUNK_ROWS:
             self._hand_over_lines()
 

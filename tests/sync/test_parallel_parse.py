@@ -128,7 +128,7 @@ class TextCollector:
         self.blocks = 0
 
     def add(self, index: int, external_id: str, valid: bool, fields: Any) -> None:
-        self.parts.append(f"{index}\t{self._body(external_id, valid, fields)}")
+        self.parts.append(f"{index}\t{self._body(external_id, fields)}")
 
     def add_text(self, text: str, rows: int) -> None:
         assert text.count("\n") == rows

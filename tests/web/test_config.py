@@ -102,6 +102,8 @@ def test_development_without_tokens_is_accepted(tmp_path: Path) -> None:
         ("SYNC_WORK_MEM", "lots"),
         ("SYNC_WORK_MEM", "1GB'; DROP TABLE payments; --"),
         ("SYNC_WORK_MEM", "0MB"),
+        ("SYNC_PARSE_PROCESSES", "-1"),
+        ("SYNC_PARSE_PROCESSES", "two"),
     ],
 )
 def test_bad_values_are_refused_at_startup(name: str, value: str, tmp_path: Path) -> None:
@@ -197,6 +199,15 @@ def test_production_without_a_secret_key_exits_with_one_clear_line(tmp_path: Pat
 def test_sync_work_mem_defaults_to_128mb_and_takes_larger_sizes(tmp_path: Path) -> None:
     assert config_from({}, tmp_path)["SYNC_WORK_MEM"] == "128MB"
     assert config_from({"SYNC_WORK_MEM": "1GB"}, tmp_path)["SYNC_WORK_MEM"] == "1GB"
+
+
+@pytest.mark.parametrize(("cores", "processes"), [(1, 0), (2, 2), (16, 2)])
+def test_sync_parse_processes_default_to_two_where_there_are_two_cores(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cores: int, processes: int
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert config_from({}, tmp_path)["SYNC_PARSE_PROCESSES"] == processes
+    assert config_from({"SYNC_PARSE_PROCESSES": "0"}, tmp_path)["SYNC_PARSE_PROCESSES"] == 0
 
 
 def test_replica_urls_are_comma_separated_postgresql_urls(tmp_path: Path) -> None:
