@@ -107,6 +107,15 @@ class Dialect(ABC):
         """
 
     @abstractmethod
+    def reserve_ids(self, connection: sa.Connection, table: sa.Table, count: int) -> int | None:
+        """The first of ``count`` consecutive new ids of ``table``, taken from its sequence
+        so that nothing else is given them; None where the insert must draw its ids itself.
+
+        Only under the sync lock (app/sync/lock.py): syncs are the tables' only
+        writers, so no other insert draws from the sequence meanwhile.
+        """
+
+    @abstractmethod
     def soft_delete(self, in_one_statement: Callable[[], int], in_two: Callable[[], int]) -> int:
         """Run the soft delete that keeps each deleted row's version; return the rows deleted.
 
@@ -201,6 +210,15 @@ class PostgreSQL(Dialect):
     ) -> AbstractContextManager[bool]:
         return indexes_deferred(connection, table.name)
 
+    def reserve_ids(self, connection: sa.Connection, table: sa.Table, count: int) -> int | None:
+        # nextval then setval in one statement: the range is the sequence's next
+        # ``count`` values, and a rollback leaves it spent, as nextval would.
+        sequence = sa.func.pg_get_serial_sequence(table.name, "id")
+        last = connection.scalar(
+            sa.select(sa.func.setval(sequence, sa.func.nextval(sequence) + (count - 1)))
+        )
+        return last - count + 1
+
     def soft_delete(self, in_one_statement: Callable[[], int], in_two: Callable[[], int]) -> int:
         return in_one_statement()
 
@@ -283,6 +301,10 @@ class SQLite(Dialect):
     ) -> AbstractContextManager[bool]:
         # The embedded database's loads are small; its indexes stay as they are.
         return nullcontext(False)
+
+    def reserve_ids(self, connection: sa.Connection, table: sa.Table, count: int) -> int | None:
+        """None: SQLite's INSERT gives each row the next id itself."""
+        return None
 
     def soft_delete(self, in_one_statement: Callable[[], int], in_two: Callable[[], int]) -> int:
         # No data-modifying WITH: RETURNING cannot feed another statement.

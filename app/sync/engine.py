@@ -196,7 +196,7 @@ def _apply(
     # how the sync's changes find the rows it created.
     created_after = merge.last_id(connection, target)
     with merge.new_rows_in_bulk(connection, target, plan, settings.bulk_load_min_rows) as in_bulk:
-        created = merge.insert_new(connection, target, plan, fields, stamp)
+        created = merge.insert_new(connection, target, plan, fields, stamp, in_bulk)
     created_ids = (created_after, merge.last_id(connection, target) if created else created_after)
     counts = MergeCounts(deleted=deleted, updated=updated, restored=restored, created=created)
     if (

@@ -170,3 +170,39 @@ def test_a_table_a_reader_holds_is_loaded_row_by_row_without_waiting_for_it(
     assert report["created"] == 4
     assert rebuilt(before, schema(app)) == set()
     assert client.get("/patients/p1").get_json()["paymentsTotal"] == Decimal("12.50")
+
+
+def stored_ids(app: Flask, table: str) -> dict[str, int]:
+    """externalId → id of every row of ``table``."""
+    with app.app_context():
+        rows = db.session.execute(sa.text(f"SELECT external_id, id FROM {table}")).all()
+    return dict(rows)
+
+
+@pytest.mark.postgresql_only
+def test_a_load_in_bulk_numbers_its_rows_in_upload_order(app: Flask, client: FlaskClient) -> None:
+    sync(client, "patients", PATIENTS)
+    sync(client, "payments", PAYMENTS)
+
+    ids = stored_ids(app, "payments")
+    assert sorted(ids, key=ids.__getitem__) == ["m1", "m2", "m3", "m5"]
+    # Each takes the id its index gives: the rejected m4 leaves its id unused.
+    assert [ids[key] - ids["m1"] for key in ("m2", "m3", "m5")] == [1, 2, 4]
+
+
+@pytest.mark.postgresql_only
+def test_a_load_in_bulk_takes_ids_above_the_tables_and_below_the_next_rows(
+    app: Flask, client: FlaskClient
+) -> None:
+    sync(client, "patients", PATIENTS)
+    sync(client, "payments", PAYMENTS[:1])
+    # Three new rows beside one stored: in bulk.
+    in_bulk = sync(client, "payments", PAYMENTS)
+    # One new row beside four: row by row, its id from the sequence.
+    after = sync(client, "payments", [*PAYMENTS, payment_record("m6", "p2", "3.00")])
+
+    ids = stored_ids(app, "payments")
+    assert ids["m1"] < ids["m2"] < ids["m3"] < ids["m5"] < ids["m6"]
+    for report, created in ((in_bulk, ["m2", "m3", "m5"]), (after, ["m6"])):
+        changes = get_all(client, f"/syncs/{report['syncId']}/changes")
+        assert [(c["externalId"], c["op"]) for c in changes] == [(k, "created") for k in created]
