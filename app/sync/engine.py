@@ -171,8 +171,72 @@ def _apply(
 
     ``staged``: how many rows ``stage`` holds.
     """
+    if merge.loads_an_empty_table(connection, entity.target, staged, settings.bulk_load_min_rows):
+        outcome = _apply_to_an_empty_table(
+            connection, entity, stage, staged, plan, stamp, settings, force
+        )
+        if outcome is not None:
+            return outcome
+    duplicates = merge.reject_duplicates(connection, stage, settings.max_errors)
+    return _apply_rules(connection, entity, stage, staged, plan, stamp, settings, force, duplicates)
+
+
+class _Duplicated(Exception):
+    """An externalId occurs twice in an upload applied as if none did."""
+
+
+_UNIQUE_IDS_ASSUMED = "unique_ids_assumed"
+
+
+def _apply_to_an_empty_table(
+    connection: sa.Connection,
+    entity: Entity,
+    stage: sa.Table,
+    staged: int,
+    plan: sa.Table,
+    stamp: merge.SyncStamp,
+    settings: SyncSettings,
+    force: bool,
+) -> MergeOutcome | None:
+    """The rules applied without rule 6's count of every externalId first: None if it
+    finds a duplicate, with nothing changed.
+
+    Into an empty table every valid element is inserted, so the table's own
+    unique index on externalId finds two valid elements that share one (when
+    the index is built again after a load in bulk, or at the second insert);
+    an element rejected for another reason that shares its externalId is
+    looked for among the few rejected. Either rolls back to a savepoint, and
+    the caller applies the upload as usual: a duplicate costs an initial load
+    twice its time, and saves every other one the count (0.8 s of a million).
+    """
+    connection.exec_driver_sql(f"SAVEPOINT {_UNIQUE_IDS_ASSUMED}")
+    try:
+        outcome = _apply_rules(
+            connection, entity, stage, staged, plan, stamp, settings, force, (0, [])
+        )
+        if merge.rejected_share_an_id(connection, stage, plan):
+            raise _Duplicated
+    except (sa.exc.IntegrityError, _Duplicated):
+        connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_UNIQUE_IDS_ASSUMED}")
+        outcome = None
+    connection.exec_driver_sql(f"RELEASE SAVEPOINT {_UNIQUE_IDS_ASSUMED}")
+    return outcome
+
+
+def _apply_rules(
+    connection: sa.Connection,
+    entity: Entity,
+    stage: sa.Table,
+    staged: int,
+    plan: sa.Table,
+    stamp: merge.SyncStamp,
+    settings: SyncSettings,
+    force: bool,
+    duplicates: tuple[int, list[RecordError]],
+) -> MergeOutcome:
+    """``_apply`` once rule 6 is settled: ``duplicates``, what it rejected."""
     target, fields = entity.target, entity.merged
-    rejected, errors = merge.reject_duplicates(connection, stage, settings.max_errors)
+    rejected, errors = duplicates
     planned = merge.build_plan(connection, entity, stage, plan)
     if entity.reject_in_plan is not None:
         more, more_errors = entity.reject_in_plan(connection, plan, settings.max_errors)

@@ -104,6 +104,27 @@ def reject_duplicates(
     return rejected, errors
 
 
+def loads_an_empty_table(
+    connection: sa.Connection, target: sa.Table, staged: int, min_rows: int
+) -> bool:
+    """Whether ``staged`` rows, at least ``min_rows`` (0: never), go into a table with none
+    (an initial load): then rule 6 can be checked after the fact (app/sync/engine.py)."""
+    if not min_rows or staged < min_rows:
+        return False
+    return connection.scalar(sa.select(sa.literal(1)).select_from(target).limit(1)) is None
+
+
+def rejected_share_an_id(connection: sa.Connection, stage: sa.Table, plan: sa.Table) -> bool:
+    """Whether an element the plan rejects shares its externalId with another element.
+
+    What rule 6 needs beyond the target's unique index when every valid
+    element of the upload was inserted: the rejected ones were not.
+    """
+    other = stage.alias("other")
+    shared = sa.exists().where(other.c.external_id == plan.c.external_id, other.c.idx != plan.c.idx)
+    return bool(connection.scalar(sa.select(sa.exists().where(sa.not_(plan.c.valid), shared))))
+
+
 def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan: sa.Table) -> int:
     """Fill ``plan`` with the staged elements that have something to do; return how many.
 

@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app.extensions import db
+from app.sync import merge
 from tests.support.helpers import get_all, patient_record, payment_record, sync
 
 PATIENTS = [patient_record(f"p{n}", firstName=f"Zoë{n}") for n in range(1, 4)]
@@ -206,3 +207,88 @@ def test_a_load_in_bulk_takes_ids_above_the_tables_and_below_the_next_rows(
     for report, created in ((in_bulk, ["m2", "m3", "m5"]), (after, ["m6"])):
         changes = get_all(client, f"/syncs/{report['syncId']}/changes")
         assert [(c["externalId"], c["op"]) for c in changes] == [(k, "created") for k in created]
+
+
+# Rule 6 in a load into an empty table: checked after the fact (app/sync/engine.py).
+# Each upload, and the indexes of the two occurrences of m1 in it.
+DUPLICATED_UPLOADS = {
+    "both valid": ([PAYMENTS[0], PAYMENTS[1], payment_record("m1", "p2", "3.00")], [0, 2]),
+    "one with a bad amount": ([PAYMENTS[0], PAYMENTS[1], payment_record("m1", "p1", "x")], [0, 2]),
+    "one with an unknown patient": ([PAYMENTS[0], PAYMENTS[1], payment_record("m1", "p9")], [0, 2]),
+    "both invalid": (
+        [PAYMENTS[1], payment_record("m1", "p9"), payment_record("m1", "p1", "x")],
+        [1, 2],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("upload", "duplicates"), DUPLICATED_UPLOADS.values(), ids=DUPLICATED_UPLOADS.keys()
+)
+def test_a_load_into_an_empty_table_rejects_every_occurrence_of_a_duplicate(
+    client: FlaskClient, upload: list[dict[str, Any]], duplicates: list[int]
+) -> None:
+    sync(client, "patients", PATIENTS)
+
+    report = sync(client, "payments", upload)
+
+    assert (report["created"], report["rejected"]) == (1, 2)
+    assert [error["index"] for error in report["errors"]] == duplicates
+    assert all("externalId" in error["messages"] for error in report["errors"])
+    assert [p["externalId"] for p in get_all(client, "/payments")] == ["m2"]
+    assert client.get("/patients/p1").get_json()["paymentsTotal"] == Decimal("2.50")
+
+
+def test_a_duplicated_upload_into_an_empty_table_leaves_nothing_of_the_first_attempt(
+    app: Flask, client: FlaskClient
+) -> None:
+    sync(client, "patients", PATIENTS)
+    report = sync(client, "payments", DUPLICATED_UPLOADS["both valid"][0])
+
+    changes = get_all(client, f"/syncs/{report['syncId']}/changes")
+    assert [(c["externalId"], c["op"]) for c in changes] == [("m2", "created")]
+    assert list(stored_ids(app, "payments")) == ["m2"]
+    with app.app_context():
+        versions = db.session.scalar(sa.text("SELECT count(*) FROM payment_versions"))
+    assert versions == 0
+
+
+def test_an_initial_load_without_duplicates_does_not_count_every_external_id(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync(client, "patients", PATIENTS)
+
+    def counted(*args: Any) -> None:
+        raise AssertionError("rule 6 counted every externalId of an initial load")
+
+    monkeypatch.setattr(merge, "reject_duplicates", counted)
+    report = sync(client, "payments", PAYMENTS)
+
+    assert (report["created"], report["rejected"]) == (4, 1)
+
+
+@pytest.mark.postgresql_only
+def test_a_duplicate_is_rejected_when_a_reader_keeps_the_load_row_by_row(
+    app: Flask, client: FlaskClient, postgres_url: str
+) -> None:
+    sync(client, "patients", PATIENTS)
+    reader = sa.create_engine(postgres_url)
+    try:
+        with reader.connect() as connection, connection.begin():
+            connection.execute(sa.text("LOCK TABLE payments IN ACCESS SHARE MODE"))
+            report = sync(client, "payments", DUPLICATED_UPLOADS["both valid"][0])
+    finally:
+        reader.dispose()
+
+    assert (report["created"], report["rejected"]) == (1, 2)
+    assert list(stored_ids(app, "payments")) == ["m2"]
+
+
+def test_a_patients_load_into_an_empty_table_rejects_every_occurrence_of_a_duplicate(
+    client: FlaskClient,
+) -> None:
+    report = sync(client, "patients", [*PATIENTS, patient_record("p1", firstName="Ann")])
+
+    assert (report["created"], report["rejected"]) == (2, 2)
+    assert [error["index"] for error in report["errors"]] == [0, 3]
+    assert [p["externalId"] for p in get_all(client, "/patients")] == ["p2", "p3"]
