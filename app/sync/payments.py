@@ -29,6 +29,15 @@ from app.sync.staging import copy_text
 
 PATIENTS = Patient.__table__
 PAYMENTS = Payment.__table__
+# Each patient's total and count moved by one payments sync (``refresh_payment_totals``).
+_SUMS = sa.Table(
+    "sync_payment_sums",
+    sa.MetaData(),
+    sa.Column("patient_id", sa.Integer, nullable=False),
+    sa.Column("total", Money(None, 2), nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    prefixes=["TEMPORARY"],
+)
 
 
 def fast_payment(record: Any) -> Fields | None:
@@ -194,17 +203,25 @@ def refresh_payment_totals(connection: sa.Connection, plan: sa.Table, now: datet
         )
         .group_by(deltas.c.patient_id)
         .having(sa.or_(sa.func.sum(deltas.c.amount) != 0, sa.func.sum(deltas.c.n) != 0))
-        .subquery()
     )
+    # Kept as a table the planner has statistics for: it then joins the sums
+    # to the patients by hash, in the table's order, where the estimate of a
+    # subquery (200 rows) had it look up each of 100,000 patients by key:
+    # 0.5 s against 1.0 s.
+    _SUMS.create(connection)
+    connection.execute(sa.insert(_SUMS).from_select(["patient_id", "total", "n"], sums))
+    dialect_of(connection).ready_for_joins(connection, _SUMS, "patient_id")
     statement = (
         sa.update(PATIENTS)
-        .where(PATIENTS.c.id == sums.c.patient_id)
+        .where(PATIENTS.c.id == _SUMS.c.patient_id)
         .values(
-            payments_total=PATIENTS.c.payments_total + sums.c.total,
-            payments_count=PATIENTS.c.payments_count + sums.c.n,
+            payments_total=PATIENTS.c.payments_total + _SUMS.c.total,
+            payments_count=PATIENTS.c.payments_count + _SUMS.c.n,
         )
     )
-    return connection.execute(statement).rowcount
+    moved = connection.execute(statement).rowcount
+    _SUMS.drop(connection)
+    return moved
 
 
 def update_totals(
