@@ -245,7 +245,8 @@ def _apply_rules(
     # Counted without a join: when nothing is absent (a resend) the anti-join
     # over the whole table (the soft delete) is skipped, and when nothing
     # matches (an initial load) so are the statements over matches.
-    present, matched = merge.count_matched(connection, plan, staged, planned)
+    counted = merge.count_plan(connection, plan, staged, planned)
+    present, matched = counted.present, counted.matched
     absent = live - present
     if matched:
         merge.keep_superseded_versions(connection, entity, plan, stamp)
@@ -259,8 +260,15 @@ def _apply_rules(
     # id it gives is above the highest id visible before it, and the range is
     # how the sync's changes find the rows it created.
     created_after = merge.last_id(connection, target)
-    with merge.new_rows_in_bulk(connection, target, plan, settings.bulk_load_min_rows) as in_bulk:
-        created = merge.insert_new(connection, target, plan, fields, stamp, in_bulk)
+    with merge.new_rows_in_bulk(
+        connection, target, counted.new, settings.bulk_load_min_rows
+    ) as in_bulk:
+        numbered = counted.new_indexes if in_bulk else None
+        created = (
+            merge.insert_new(connection, target, plan, fields, stamp, numbered)
+            if counted.new
+            else 0
+        )
     created_ids = (created_after, merge.last_id(connection, target) if created else created_after)
     counts = MergeCounts(deleted=deleted, updated=updated, restored=restored, created=created)
     if (

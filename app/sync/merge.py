@@ -133,7 +133,7 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan:
     ``changed`` is whether any written field differs. A valid element that
     matches a live row and changes nothing (most of a daily snapshot, all of
     a resend) is left out: no rule writes it, so the plan is not written
-    and read again for it; ``count_matched`` counts it from the stage's size.
+    and read again for it; ``count_plan`` counts it from the stage's size.
     """
     target = entity.target
     drawn = entity.plan_source(stage, target)
@@ -161,12 +161,20 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan:
     return planned
 
 
-def count_matched(
-    connection: sa.Connection, plan: sa.Table, staged: int, planned: int
-) -> tuple[int, int]:
-    """Live rows the upload holds (valid or not), and its elements that match a stored row.
+@dataclass(frozen=True)
+class PlanCounts:
+    """What the rules will find in a plan, counted in one pass over it (``count_plan``)."""
 
-    Live minus the first is what rule 3 deletes; when the second is 0 (an
+    present: int  # live rows the upload holds, valid or not
+    matched: int  # elements that match a stored row
+    new: int  # valid elements that match none: rule 1 creates them
+    new_indexes: tuple[int, int] | None  # the first and last upload index of those
+
+
+def count_plan(connection: sa.Connection, plan: sa.Table, staged: int, planned: int) -> PlanCounts:
+    """Count, in one pass, what every rule needs to know of the plan.
+
+    Live minus ``present`` is what rule 3 deletes; when ``matched`` is 0 (an
     initial load) no rule but the insert has anything to do. ``staged``: the
     stage's rows (its sink counted them); ``planned``: the plan's
     (``build_plan``). Each staged element the plan left out is valid and
@@ -174,13 +182,22 @@ def count_matched(
     duplicate is invalid, so planned), so each adds one to both counts, and
     what the plan holds adds the rest.
     """
-    left_out = staged - planned
+    new = sa.and_(plan.c.valid, plan.c.target_id.is_(None))
     query = sa.select(
         sa.func.count(sa.distinct(plan.c.target_id)).filter(sa.not_(plan.c.target_deleted)),
         sa.func.count(plan.c.target_id),
+        sa.func.count().filter(new),
+        sa.func.min(plan.c.idx).filter(new),
+        sa.func.max(plan.c.idx).filter(new),
     )
-    present, matched = connection.execute(query).one()
-    return left_out + (present or 0), left_out + (matched or 0)
+    present, matched, created, first, last = connection.execute(query).one()
+    left_out = staged - planned
+    return PlanCounts(
+        present=left_out + (present or 0),
+        matched=left_out + (matched or 0),
+        new=created or 0,
+        new_indexes=None if first is None else (first, last),
+    )
 
 
 def keep_superseded_versions(
@@ -351,10 +368,10 @@ def restore_deleted(
 
 
 def new_rows_in_bulk(
-    connection: sa.Connection, target: sa.Table, plan: sa.Table, min_rows: int
+    connection: sa.Connection, target: sa.Table, creating: int, min_rows: int
 ) -> AbstractContextManager[bool]:
     """Where rule 1's INSERT runs: with the target's indexes and keys deferred when it
-    creates at least ``min_rows`` rows (0: never) and more than the table holds.
+    creates ``creating`` rows, at least ``min_rows`` (0: never) and more than the table holds.
 
     An initial load, where building each index once by a sort is several times
     cheaper than entering a million rows one by one. The readers of the table
@@ -363,8 +380,6 @@ def new_rows_in_bulk(
     """
     if not min_rows:
         return nullcontext(False)
-    new = sa.and_(plan.c.valid, plan.c.target_id.is_(None))
-    creating = connection.scalar(sa.select(sa.func.count()).where(new)) or 0
     if creating < min_rows:
         return nullcontext(False)
     # Counted no further than ``creating``: a large table is not scanned to learn it is large.
@@ -380,39 +395,28 @@ def insert_new(
     plan: sa.Table,
     fields: tuple[str, ...],
     stamp: SyncStamp,
-    in_bulk: bool = False,
+    numbered: tuple[int, int] | None = None,
 ) -> int:
     """Rule 1: a valid record with an unknown externalId is inserted, created = updated = now.
 
-    Ids follow the upload's order. ``in_bulk`` (inside ``new_rows_in_bulk``,
-    which found this sync creating most of the table): the ids are reserved
-    as one range and each row takes the one its index in the upload gives,
-    so a million rows are written without sorting them first; the range
-    spans the upload's indexes, whose gaps (rejected elements) are few there.
+    Ids follow the upload's order. ``numbered``, the first and last upload
+    index of the rows (a load in bulk, ``new_rows_in_bulk``): the ids are
+    reserved as one range and each row takes the one its index gives, so a
+    million rows are written without sorting them first; the range spans the
+    upload's indexes, whose gaps (rejected elements) are few there.
     """
     new = sa.and_(plan.c.valid, plan.c.target_id.is_(None))
     at = sa.literal(stamp.at, UTCDateTime())
     columns = ["external_id", *fields, "created", "updated", "sync_id"]
     values = [plan.c.external_id, *(plan.c[name] for name in fields), at, at]
     values.append(sa.literal(stamp.sync_id))
-    first = _reserved_ids(connection, target, plan, new) if in_bulk else None
-    if first is None:
+    first_id = None
+    if numbered is not None:
+        first, last = numbered
+        first_id = dialect_of(connection).reserve_ids(connection, target, last - first + 1)
+    if first_id is None:
         rows = sa.select(*values).where(new).order_by(plan.c.idx)
     else:
-        first_id, first_idx = first
-        rows = sa.select(first_id - first_idx + plan.c.idx, *values).where(new)
+        rows = sa.select(first_id - first + plan.c.idx, *values).where(new)
         columns.insert(0, "id")
     return connection.execute(sa.insert(target).from_select(columns, rows)).rowcount
-
-
-def _reserved_ids(
-    connection: sa.Connection, target: sa.Table, plan: sa.Table, new: sa.ColumnElement[bool]
-) -> tuple[int, int] | None:
-    """(first id, first index): the new rows' ids reserved for their span of upload indexes."""
-    low, high = connection.execute(
-        sa.select(sa.func.min(plan.c.idx), sa.func.max(plan.c.idx)).where(new)
-    ).one()
-    if low is None:
-        return None
-    first_id = dialect_of(connection).reserve_ids(connection, target, high - low + 1)
-    return None if first_id is None else (first_id, low)
