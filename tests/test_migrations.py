@@ -83,7 +83,7 @@ def test_upgrade_leaves_room_for_hot_updates(empty_database_url: str) -> None:
         )
         db.session.remove()
         db.engine.dispose()
-    assert options == {"patients": ["fillfactor=90"], "payments": ["fillfactor=85"]}
+    assert options == {"patients": ["fillfactor=50"], "payments": ["fillfactor=85"]}
 
 
 def test_upgrade_finds_what_syncs_recorded_before_it_created(empty_database_url: str) -> None:

@@ -41,14 +41,19 @@ class _Definitions:
 
 
 @contextmanager
-def indexes_deferred(connection: sa.Connection, table: str) -> Iterator[bool]:
+def indexes_deferred(
+    connection: sa.Connection, table: str, columns: tuple[str, ...] = ()
+) -> Iterator[bool]:
     """Inside, ``table`` has only its primary key and checks: yields True; rebuilt at exit.
 
-    Yields False, having changed nothing, when the table's lock is not free
-    within ``LOCK_WAIT``. Each index build sorts in the transaction's
-    maintenance_work_mem (a sync sets it: merge.tune_transaction).
+    With ``columns``, only the indexes and constraints on one of them are
+    dropped: an UPDATE of those columns alone is then HOT where its page has
+    room, and enters no index at all. Yields False, having changed nothing,
+    when the table's lock is not free within ``LOCK_WAIT``. Each index build
+    sorts in the transaction's maintenance_work_mem (a sync sets it:
+    merge.tune_transaction).
     """
-    definitions = _definitions(connection, table)
+    definitions = _definitions(connection, table, columns)
     if not (definitions.constraints or definitions.indexes):
         yield False
         return
@@ -62,7 +67,14 @@ def indexes_deferred(connection: sa.Connection, table: str) -> Iterator[bool]:
         connection.exec_driver_sql(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
 
 
-def _definitions(connection: sa.Connection, table: str) -> _Definitions:
+def _definitions(connection: sa.Connection, table: str, columns: tuple[str, ...]) -> _Definitions:
+    # A key on none of ``columns`` is left out, when there are any.
+    on_columns = (
+        "(cardinality(CAST(:columns AS text[])) = 0 OR EXISTS (SELECT 1 FROM pg_attribute a"
+        " WHERE a.attrelid = CAST(:table AS regclass) AND a.attname = ANY(CAST(:columns AS text[]))"
+        " AND a.attnum = ANY({keys})))"
+    )
+    parameters = {"table": table, "columns": list(columns)}
     constraints = connection.execute(
         sa.text(
             "SELECT c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c"
@@ -70,9 +82,10 @@ def _definitions(connection: sa.Connection, table: str) -> _Definitions:
             # A unique constraint another table's foreign key refers to stays.
             " AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f'"
             " AND f.confrelid = c.conrelid AND f.conindid = c.conindid)"
+            f" AND {on_columns.format(keys='c.conkey')}"
             " ORDER BY c.contype DESC, c.conname"  # 'u' before 'f': a key may need its index
         ),
-        {"table": table},
+        parameters,
     ).all()
     indexes = connection.execute(
         sa.text(
@@ -80,9 +93,10 @@ def _definitions(connection: sa.Connection, table: str) -> _Definitions:
             " JOIN pg_class index ON index.oid = i.indexrelid"
             " WHERE i.indrelid = CAST(:table AS regclass)"
             " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)"
+            f" AND {on_columns.format(keys='i.indkey')}"
             " ORDER BY index.relname"
         ),
-        {"table": table},
+        parameters,
     ).all()
     return _Definitions([tuple(row) for row in constraints], [tuple(row) for row in indexes])
 

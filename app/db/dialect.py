@@ -98,9 +98,10 @@ class Dialect(ABC):
 
     @abstractmethod
     def indexes_deferred(
-        self, connection: sa.Connection, table: sa.Table
+        self, connection: sa.Connection, table: sa.Table, columns: tuple[str, ...] = ()
     ) -> AbstractContextManager[bool]:
-        """Where many rows go into ``table`` unindexed, its indexes and keys built at exit.
+        """Where many rows go into ``table`` unindexed, its indexes and keys built at exit;
+        with ``columns``, only those on one of them.
 
         Yields whether it did so (app/db/deferred_indexes.py); where it did not,
         the rows inside are indexed and checked one by one as usual.
@@ -206,9 +207,9 @@ class PostgreSQL(Dialect):
         self.refresh_statistics(connection, table)
 
     def indexes_deferred(
-        self, connection: sa.Connection, table: sa.Table
+        self, connection: sa.Connection, table: sa.Table, columns: tuple[str, ...] = ()
     ) -> AbstractContextManager[bool]:
-        return indexes_deferred(connection, table.name)
+        return indexes_deferred(connection, table.name, columns)
 
     def reserve_ids(self, connection: sa.Connection, table: sa.Table, count: int) -> int | None:
         # nextval then setval in one statement: the range is the sequence's next
@@ -297,7 +298,7 @@ class SQLite(Dialect):
         connection.execute(sa.text(f"CREATE INDEX ix_{table.name} ON {table.name} ({column})"))
 
     def indexes_deferred(
-        self, connection: sa.Connection, table: sa.Table
+        self, connection: sa.Connection, table: sa.Table, columns: tuple[str, ...] = ()
     ) -> AbstractContextManager[bool]:
         # The embedded database's loads are small; its indexes stay as they are.
         return nullcontext(False)
