@@ -29,7 +29,7 @@ from app.models import SyncRun
 from app.sync import merge, queue
 from app.sync.clock import sync_time
 from app.sync.entities import ENTITIES
-from app.sync.entity import Entity
+from app.sync.entity import Entity, Rejections
 from app.sync.errors import MassDeleteRefused
 from app.sync.lock import sync_lock
 from app.sync.parallel_parse import validate_upload
@@ -171,14 +171,17 @@ def _apply(
 
     ``staged``: how many rows ``stage`` holds.
     """
-    if merge.loads_an_empty_table(connection, entity.target, staged, settings.bulk_load_min_rows):
-        outcome = _apply_to_an_empty_table(
-            connection, entity, stage, staged, plan, stamp, settings, force
+
+    def apply_rules(duplicates: Rejections) -> MergeOutcome:
+        return _apply_rules(
+            connection, entity, stage, staged, plan, stamp, settings, force, duplicates
         )
+
+    if merge.loads_an_empty_table(connection, entity.target, staged, settings.bulk_load_min_rows):
+        outcome = _unless_duplicated(connection, stage, plan, apply_rules)
         if outcome is not None:
             return outcome
-    duplicates = merge.reject_duplicates(connection, stage, settings.max_errors)
-    return _apply_rules(connection, entity, stage, staged, plan, stamp, settings, force, duplicates)
+    return apply_rules(merge.reject_duplicates(connection, stage, settings.max_errors))
 
 
 class _Duplicated(Exception):
@@ -188,18 +191,14 @@ class _Duplicated(Exception):
 _UNIQUE_IDS_ASSUMED = "unique_ids_assumed"
 
 
-def _apply_to_an_empty_table(
+def _unless_duplicated(
     connection: sa.Connection,
-    entity: Entity,
     stage: sa.Table,
-    staged: int,
     plan: sa.Table,
-    stamp: merge.SyncStamp,
-    settings: SyncSettings,
-    force: bool,
+    apply_rules: Callable[[Rejections], MergeOutcome],
 ) -> MergeOutcome | None:
-    """The rules applied without rule 6's count of every externalId first: None if it
-    finds a duplicate, with nothing changed.
+    """The rules applied to an empty table without rule 6's count of every externalId
+    first: None if it finds a duplicate, with nothing changed.
 
     Into an empty table every valid element is inserted, so the table's own
     unique index on externalId finds two valid elements that share one (when
@@ -211,9 +210,7 @@ def _apply_to_an_empty_table(
     """
     connection.exec_driver_sql(f"SAVEPOINT {_UNIQUE_IDS_ASSUMED}")
     try:
-        outcome = _apply_rules(
-            connection, entity, stage, staged, plan, stamp, settings, force, (0, [])
-        )
+        outcome = apply_rules((0, []))
         if merge.rejected_share_an_id(connection, stage, plan):
             raise _Duplicated
     except (sa.exc.IntegrityError, _Duplicated):
@@ -232,7 +229,7 @@ def _apply_rules(
     stamp: merge.SyncStamp,
     settings: SyncSettings,
     force: bool,
-    duplicates: tuple[int, list[RecordError]],
+    duplicates: Rejections,
 ) -> MergeOutcome:
     """``_apply`` once rule 6 is settled: ``duplicates``, what it rejected."""
     target, fields = entity.target, entity.merged

@@ -161,6 +161,11 @@ def build_plan(connection: sa.Connection, entity: Entity, stage: sa.Table, plan:
     return planned
 
 
+def _new(plan: sa.Table) -> sa.ColumnElement[bool]:
+    """The plan's rows rule 1 creates: valid, and matching no stored row."""
+    return sa.and_(plan.c.valid, plan.c.target_id.is_(None))
+
+
 @dataclass(frozen=True)
 class PlanCounts:
     """What the rules will find in a plan, counted in one pass over it (``count_plan``)."""
@@ -182,7 +187,7 @@ def count_plan(connection: sa.Connection, plan: sa.Table, staged: int, planned: 
     duplicate is invalid, so planned), so each adds one to both counts, and
     what the plan holds adds the rest.
     """
-    new = sa.and_(plan.c.valid, plan.c.target_id.is_(None))
+    new = _new(plan)
     query = sa.select(
         sa.func.count(sa.distinct(plan.c.target_id)).filter(sa.not_(plan.c.target_deleted)),
         sa.func.count(plan.c.target_id),
@@ -405,18 +410,22 @@ def insert_new(
     million rows are written without sorting them first; the range spans the
     upload's indexes, whose gaps (rejected elements) are few there.
     """
-    new = sa.and_(plan.c.valid, plan.c.target_id.is_(None))
     at = sa.literal(stamp.at, UTCDateTime())
     columns = ["external_id", *fields, "created", "updated", "sync_id"]
-    values = [plan.c.external_id, *(plan.c[name] for name in fields), at, at]
-    values.append(sa.literal(stamp.sync_id))
+    values = [
+        plan.c.external_id,
+        *(plan.c[name] for name in fields),
+        at,
+        at,
+        sa.literal(stamp.sync_id),
+    ]
     first_id = None
     if numbered is not None:
         first, last = numbered
         first_id = dialect_of(connection).reserve_ids(connection, target, last - first + 1)
     if first_id is None:
-        rows = sa.select(*values).where(new).order_by(plan.c.idx)
+        rows = sa.select(*values).where(_new(plan)).order_by(plan.c.idx)
     else:
-        rows = sa.select(first_id - first + plan.c.idx, *values).where(new)
+        rows = sa.select(first_id - first + plan.c.idx, *values).where(_new(plan))
         columns.insert(0, "id")
     return connection.execute(sa.insert(target).from_select(columns, rows)).rowcount

@@ -29,7 +29,7 @@ from app.sync.staging import copy_text
 
 PATIENTS = Patient.__table__
 PAYMENTS = Payment.__table__
-_TOTALS = ("payments_total", "payments_count")
+_TOTALS = (PATIENTS.c.payments_total.name, PATIENTS.c.payments_count.name)
 # Each patient's total and count moved by one payments sync (``refresh_payment_totals``).
 _SUMS = sa.Table(
     "sync_payment_sums",
